@@ -1,0 +1,45 @@
+# lit configuration shared by every lit folder (dialects, models, compiler, codegen, tools).
+# Each area is run by its own CTest entry: `lit -sv test/<area> --param mm_site_config=...`.
+import os
+import shutil
+import subprocess
+
+import lit.formats
+import lit.util
+
+config.name = "mmc"
+config.test_format = lit.formats.ShTest(True)
+config.suffixes = [".mlir", ".test"]
+config.excludes = ["inputs", "Inputs", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py.in"]
+config.test_source_root = os.path.dirname(__file__)
+
+site = lit_config.params.get("mm_site_config")
+if site is None:
+    lit_config.fatal("run lit through ctest, or pass --param mm_site_config=BUILD/test/lit.site.cfg.py")
+exec(open(site).read(), {"config": config})
+config.test_exec_root = os.path.join(config.mm_obj_root, "test")
+
+path = os.pathsep.join([config.mm_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", os.environ["PATH"])])
+config.environment["PATH"] = path
+for var in ("HOME", "TMPDIR", "CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH"):
+    if var in os.environ:
+        config.environment[var] = os.environ[var]
+
+config.substitutions.append(("%inputs", os.path.join(config.mm_src_root, "test", "inputs")))
+config.substitutions.append(("%src", config.mm_src_root))
+config.substitutions.append(("%python", "python3"))
+
+if config.mm_has_nvrtc:
+    config.available_features.add("nvrtc")
+if config.mm_has_compiler:
+    config.available_features.add("compiler")
+
+# A CUDA device is present when nvidia-smi lists one (never on CI).
+smi = shutil.which("nvidia-smi")
+if smi:
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20).stdout
+        if "GPU" in out:
+            config.available_features.add("cuda-device")
+    except Exception:
+        pass
