@@ -1,0 +1,32 @@
+//===- Compile.h - the `mmc compile` pipeline as a library -----*- C++ -*-===//
+//
+// MODEL_DIR -> moe IR -> fused moe IR -> exec IR -> CUDA -> cubins -> plan. Every phase can be
+// printed (--emit). The tool main (tools/mmc) only parses flags and calls compileCommand.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mm::compiler {
+
+enum class EmitKind { Moe, MoeFused, Exec, Cuda, Plan };
+
+struct CompileOptions {
+  std::string modelDir;
+  std::string output = "-";              // plan path for EmitKind::Plan; "-" = stdout for IR
+  std::vector<std::string> targets;      // e.g. {"sm_121", "sm_90"}
+  int64_t maxSeqLen = 4096;
+  int64_t maxBatch = 16;
+  std::string kvCacheDtype = "bf16";     // bf16 | fp8
+  EmitKind emit = EmitKind::Plan;
+  bool stats = false;                    // print op/launch counts per program to stderr
+};
+
+// Runs the pipeline; prints diagnostics to stderr. Returns the process exit code of
+// design.md section 6: 0 success, 1 bad input, 3 internal error.
+int compileCommand(const CompileOptions &opts);
+
+} // namespace mm::compiler

@@ -1,0 +1,1 @@
+# Graph builder library (owner fills in: MMMiniMaxM2Builder from Builder.cpp)
