@@ -1,0 +1,209 @@
+// RUN: mm-opt %s -split-input-file -verify-diagnostics
+
+// Tests that an unknown load-time transform is rejected.
+// expected-error @+1 {{unknown transform 'shuffle'}}
+exec.weight @w {category = "other", dtype = "f16", shape = array<i64: 4>, sources = ["a"], transform = "shuffle"}
+
+// -----
+
+// Tests that an unknown weight dtype is rejected.
+// expected-error @+1 {{unknown dtype 'f64'}}
+exec.weight @w {category = "other", dtype = "f64", shape = array<i64: 4>, sources = ["a"], transform = "copy"}
+
+// -----
+
+// Tests that a weight needs a source tensor.
+// expected-error @+1 {{needs at least one source tensor}}
+exec.weight @w {category = "other", dtype = "f16", shape = array<i64: 4>, sources = [], transform = "copy"}
+
+// -----
+
+// Tests that weight shapes are positive.
+// expected-error @+1 {{shape dims must be positive, got 0}}
+exec.weight @w {category = "other", dtype = "f16", shape = array<i64: 0>, sources = ["a"], transform = "copy"}
+
+// -----
+
+// Tests that copy takes exactly one source.
+// expected-error @+1 {{transform 'copy' takes 1 source, got 2}}
+exec.weight @w {category = "other", dtype = "f16", shape = array<i64: 4>, sources = ["a", "b"], transform = "copy"}
+
+// -----
+
+// Tests that stack_experts_w13 takes w1/w3 pairs.
+// expected-error @+1 {{takes w1/w3 source pairs, got 3}}
+exec.weight @w {category = "experts", dtype = "i32", shape = array<i64: 4>, sources = ["a", "b", "c"], transform = "stack_experts_w13"}
+
+// -----
+
+// Tests that kernel kinds are upper-case identifiers.
+// expected-error @+1 {{kernel kind must be an upper-case identifier, got 'gemm'}}
+exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "gemm", params = {}, smem = 0 : i64}
+
+// -----
+
+// Tests that kernel params are numbers.
+// expected-error @+1 {{param 'K' must be an integer or a float}}
+exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "GEMM_W4", params = {K = "big"}, smem = 0 : i64}
+
+// -----
+
+// Tests that a block has three dims.
+// expected-error @+1 {{block must have 3 dims, got 2}}
+exec.kernel @k {block = array<i64: 32, 1>, kind = "GEMM_W4", params = {}, smem = 0 : i64}
+
+// -----
+
+// Tests that block dims are positive.
+// expected-error @+1 {{block dims must be positive, got 0}}
+exec.kernel @k {block = array<i64: 32, 0, 1>, kind = "GEMM_W4", params = {}, smem = 0 : i64}
+
+// -----
+
+// Tests the 1024-thread block limit.
+// expected-error @+1 {{block has 2048 threads, the limit is 1024}}
+exec.kernel @k {block = array<i64: 1024, 2, 1>, kind = "GEMM_W4", params = {}, smem = 0 : i64}
+
+// -----
+
+// Tests the 99 KiB shared-memory limit of sm_121.
+// expected-error @+1 {{dynamic shared memory 102400 bytes is outside [0, 101376]}}
+exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "GEMM_W4", params = {}, smem = 102400 : i64}
+
+// -----
+
+// Tests that max_tokens is positive.
+// expected-error @+1 {{max_tokens must be positive, got 0}}
+exec.program @p {max_tokens = 0 : i64} {
+}
+
+// -----
+
+// Tests that buffer sizes are positive.
+exec.program @p {max_tokens = 1 : i64} {
+  // expected-error @+1 {{size must be positive, got 0}}
+  exec.buffer @b {size = 0 : i64}
+}
+
+// -----
+
+// Tests that buffer offsets are not negative.
+exec.program @p {max_tokens = 1 : i64} {
+  // expected-error @+1 {{offset must be >= 0, got -4}}
+  exec.buffer @b {offset = -4 : i64, size = 4 : i64}
+}
+
+// -----
+
+exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem = 0 : i64}
+// Tests that only buffers and launches live in a program.
+exec.program @p {max_tokens = 1 : i64} {
+  // expected-error @+1 {{is not allowed in an exec.program}}
+  exec.kernel @k2 {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem = 0 : i64}
+}
+
+// -----
+
+// Tests that a launch names an exec.kernel.
+exec.program @p {max_tokens = 1 : i64} {
+  // expected-error @+1 {{kernel 'missing' is not an exec.kernel of the module}}
+  exec.launch @missing grid [#exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>] operands []
+}
+
+// -----
+
+exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem = 0 : i64}
+// Tests that a grid has three formulas.
+exec.program @p {max_tokens = 1 : i64} {
+  // expected-error @+1 {{grid must have 3 formulas, got 1}}
+  exec.launch @k grid [#exec.dim<"", 0, 1, 1>] operands []
+}
+
+// -----
+
+exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem = 0 : i64}
+// Tests that grid entries are #exec.dim.
+exec.program @p {max_tokens = 1 : i64} {
+  // expected-error @+1 {{grid entries must be #exec.dim}}
+  exec.launch @k grid [1, 2, 3] operands []
+}
+
+// -----
+
+exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem = 0 : i64}
+// Tests the 16-operand limit of the kernel ABI.
+exec.program @p {max_tokens = 1 : i64} {
+  // expected-error @+1 {{has 17 operands, the limit is 16}}
+  exec.launch @k grid [#exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>]
+      operands [#exec.none, #exec.none, #exec.none, #exec.none, #exec.none, #exec.none, #exec.none, #exec.none,
+                #exec.none, #exec.none, #exec.none, #exec.none, #exec.none, #exec.none, #exec.none, #exec.none, #exec.none]
+}
+
+// -----
+
+exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem = 0 : i64}
+// Tests that buffer operands are declared by the program.
+exec.program @p {max_tokens = 1 : i64} {
+  // expected-error @+1 {{operand names buffer 'x' which the program does not declare}}
+  exec.launch @k grid [#exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>] operands [#exec.buf<"x">]
+}
+
+// -----
+
+exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem = 0 : i64}
+// Tests that weight operands are declared by the module.
+exec.program @p {max_tokens = 1 : i64} {
+  // expected-error @+1 {{operand names weight 'w' which the module does not declare}}
+  exec.launch @k grid [#exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>] operands [#exec.weight<"w">]
+}
+
+// -----
+
+exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem = 0 : i64}
+// Tests that operands are exec operand attributes.
+exec.program @p {max_tokens = 1 : i64} {
+  // expected-error @+1 {{is not an exec operand attribute}}
+  exec.launch @k grid [#exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>] operands [7]
+}
+
+// -----
+
+// Tests that grid divisors are positive.
+// expected-error @+1 {{grid formula divisor must be positive, got 0}}
+exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {g = #exec.dim<"T", 1, 0, 0>}, smem = 0 : i64}
+
+// -----
+
+// Tests that constant grid formulas have no multiplier.
+// expected-error @+1 {{constant grid formula must have mul 0, got 2}}
+exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {g = #exec.dim<"", 2, 0, 1>}, smem = 0 : i64}
+
+// -----
+
+// Tests that grid formulas name a known dynamic dim.
+// expected-error @+1 {{unknown dynamic dim 'Q'}}
+exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {g = #exec.dim<"Q", 1, 0, 1>}, smem = 0 : i64}
+
+// -----
+
+// Tests that grid multipliers are not negative.
+// expected-error @+1 {{grid formula multiplier must be >= 0, got -1}}
+exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {g = #exec.dim<"T", -1, 0, 1>}, smem = 0 : i64}
+
+// -----
+
+// Tests that runtime inputs are known.
+// expected-error @+1 {{unknown runtime input 'cookies'}}
+exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {g = #exec.input<"cookies">}, smem = 0 : i64}
+
+// -----
+
+// Tests that KV layers are not negative.
+// expected-error @+1 {{KV layer must be >= 0, got -1}}
+exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {g = #exec.kv<-1, "k">}, smem = 0 : i64}
+
+// -----
+
+// Tests that KV pools are known.
+// expected-error @+1 {{unknown KV pool 'q'}}
+exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {g = #exec.kv<0, "q">}, smem = 0 : i64}
