@@ -1,0 +1,162 @@
+//===- Attention.cpp - projections, q/k norm + RoPE + KV write, attention ---===//
+//
+// qkv = dequant_gemm(x, [q, k, v])          -> GEMM_W4 over the N-concatenated weight
+// qk_norm -> rope -> kv_append              -> QK_NORM_ROPE_KV (one launch, at the kv_append)
+// attention                                 -> ATTENTION over the paged cache
+//
+//===----------------------------------------------------------------------===//
+#include "compiler/lowering/Lowering.h"
+
+#include "mlir/IR/BuiltinTypes.h"
+
+#include "codegen/kernels/abi.h"
+
+using namespace mlir;
+using namespace mm;
+
+namespace mm::compiler::lowering {
+
+static int64_t width(Value v) { return cast<ShapedType>(v.getType()).getShape().back(); }
+
+static int64_t kvDtypeCode(moe::KVCacheType cache) {
+  return cache.getDtype().isBF16() ? MM_DT_BF16 : MM_DT_FP8E4M3;
+}
+
+LogicalResult lowerDequantGemm(Lowering &l, moe::DequantGemmOp op) {
+  SmallVector<FlatSymbolRefAttr> syms;
+  for (Attribute a : op.getWeights())
+    syms.push_back(cast<FlatSymbolRefAttr>(a));
+  if (syms.size() != 1 && syms.size() != 3)
+    return op.emitOpError() << "lowers one weight or a merged q|k|v triple, got " << syms.size();
+  auto w = l.linearWeights(syms, op);
+  auto x = l.bufferOf(op.getInput(), op);
+  if (failed(w) || failed(x))
+    return failure();
+  // The bandwidth kernel serves decode up to 16 rows; prefill uses the mma.sync tiles.
+  int64_t variant = l.isDecode() && l.maxTokens() <= 16 ? 0 : 1;
+  auto k = l.kernel("GEMM_W4",
+                    {l.p("K", w->k), l.p("N", w->n), l.p("G", w->group), l.p("OUT", MM_DT_BF16),
+                     l.p("VARIANT", variant), l.p("MDIM", 0)},
+                    op);
+  if (failed(k))
+    return failure();
+  bool qkv = syms.size() == 3;
+  std::string y = l.newBuffer(qkv ? "qkv" : "proj", l.maxTokens() * w->n * 2);
+  l.launch(*k, {l.buf(*x), l.weight(w->qweight), l.weight(w->scales), l.buf(y)}, op,
+           qkv ? "qkv" : "proj");
+  // q, k and v are column ranges of one buffer; only QK_NORM_ROPE_KV reads them (checked there).
+  for (Value r : op.getResults())
+    l.bind(r, y);
+  return success();
+}
+
+LogicalResult lowerLinear(Lowering &l, moe::LinearOp op) {
+  auto w = l.denseWeight(op.getWeightAttr(), false, op);
+  auto wdt = l.denseDtype(op.getWeightAttr(), op);
+  auto x = l.bufferOf(op.getInput(), op);
+  if (failed(w) || failed(wdt) || failed(x))
+    return failure();
+  bool f32 = cast<ShapedType>(op.getResult().getType()).getElementType().isF32();
+  int64_t n = width(op.getResult());
+  auto k = l.kernel("GEMM_DENSE",
+                    {l.p("K", width(op.getInput())), l.p("N", n), l.p("WDT", *wdt),
+                     l.p("OUT", f32 ? MM_DT_F32 : MM_DT_BF16), l.p("MDIM", 0)},
+                    op);
+  if (failed(k))
+    return failure();
+  std::string y = l.newBuffer("linear", l.maxTokens() * n * (f32 ? 4 : 2));
+  l.launch(*k, {l.buf(*x), l.weight(*w), l.buf(y)}, op, "linear");
+  l.bind(op.getResult(), y);
+  return success();
+}
+
+LogicalResult lowerKVAppend(Lowering &l, moe::KVAppendOp op) {
+  auto rope = op.getK().getDefiningOp<moe::RopeOp>();
+  auto norm = rope ? rope.getQ().getDefiningOp<moe::QKNormOp>() : nullptr;
+  auto gemm = norm ? norm.getQ().getDefiningOp<moe::DequantGemmOp>() : nullptr;
+  if (!rope || !norm || !gemm || gemm.getNumResults() != 3 ||
+      rope.getK() != norm.getKOut() || norm.getQ() != gemm.getResult(0) ||
+      norm.getK() != gemm.getResult(1) || op.getV() != gemm.getResult(2))
+    return op.emitOpError()
+           << "expects k = rope(qk_norm(q, k)) and v from one merged q|k|v dequant_gemm "
+              "(run mm-moe-fuse: moe-fuse-dequant-gemm and moe-merge-qkv)";
+  for (Value q : {gemm.getResult(0), gemm.getResult(1)})
+    for (Operation *user : q.getUsers())
+      if (user != norm)
+        return user->emitOpError() << "reads a column range of the merged q|k|v projection; "
+                                      "only qk_norm may";
+  auto qkv = l.bufferOf(gemm.getResult(0), op);
+  auto qn = l.denseWeight(norm.getQWeightAttr(), false, op);
+  auto kn = l.denseWeight(norm.getKWeightAttr(), false, op);
+  auto wdt = l.denseDtype(norm.getQWeightAttr(), op);
+  if (failed(qkv) || failed(qn) || failed(kn) || failed(wdt))
+    return failure();
+  auto cache = cast<moe::KVCacheType>(op.getCache().getType());
+  int64_t d = rope.getHeadDim(), kvdt = kvDtypeCode(cache);
+  int64_t layer = op.getLayer();
+  auto k = l.kernel("QK_NORM_ROPE_KV",
+                    {l.p("NQ", width(norm.getQ()) / d), l.p("NKV", width(norm.getK()) / d),
+                     l.p("D", d), l.p("DR", rope.getRotaryDim()),
+                     l.pf("THETA", rope.getTheta().convertToDouble()),
+                     l.pf("EPS", norm.getEps().convertToDouble()), l.p("WDT", *wdt),
+                     l.p("KVDT", kvdt), l.p("BLOCK", l.options().kvBlockSize),
+                     l.p("MAX_BLOCKS", l.maxBlocksPerSeq())},
+                    op);
+  if (failed(k))
+    return failure();
+  bool fp8 = kvdt == MM_DT_FP8E4M3;
+  std::string q = l.newBuffer("q", l.maxTokens() * width(norm.getQ()) * 2);
+  l.launch(*k,
+           {l.buf(*qkv), l.weight(*qn), l.weight(*kn), l.input("positions"),
+            l.input("seq_slots"), l.input("block_tables"), l.kv(layer, "k"), l.kv(layer, "v"),
+            fp8 ? l.kv(layer, "k_scale") : l.none(), fp8 ? l.kv(layer, "v_scale") : l.none(),
+            l.buf(q)},
+           op, "qk_norm_rope_kv");
+  l.bind(rope.getQOut(), q);
+  return success();
+}
+
+LogicalResult lowerAttention(Lowering &l, moe::AttentionOp op) {
+  auto q = l.bufferOf(op.getQ(), op);
+  if (failed(q))
+    return failure();
+  auto cache = cast<moe::KVCacheType>(op.getCache().getType());
+  int64_t nq = op.getNumHeads(), d = cache.getHeadDim(), kvdt = kvDtypeCode(cache);
+  int64_t layer = op.getLayer();
+  bool decode = l.isDecode();
+  // Decode splits each sequence's context over SPLITS blocks so a batch of one still fills the
+  // GPU, then a second launch (VARIANT 2) merges the partial softmaxes; prefill has enough
+  // (token, head) work already.
+  int64_t splits = decode ? 8 : 1;
+  auto params = [&](int64_t variant) {
+    return SmallVector<NamedAttribute>{
+        l.p("NQ", nq),         l.p("NKV", cache.getKvHeads()),
+        l.p("D", d),           l.p("KVDT", kvdt),
+        l.p("BLOCK", l.options().kvBlockSize), l.p("MAX_BLOCKS", l.maxBlocksPerSeq()),
+        l.p("VARIANT", variant), l.p("SPLITS", splits)};
+  };
+  auto k = l.kernel("ATTENTION", params(decode ? 1 : 0), op);
+  if (failed(k))
+    return failure();
+  Attribute partial = l.none();
+  if (splits > 1) // [T, NQ, SPLITS, D + 2] f32: unnormalized output, running max and sum
+    partial = l.buf(l.newBuffer("attn_partial", l.maxTokens() * nq * splits * (d + 2) * 4));
+  bool fp8 = kvdt == MM_DT_FP8E4M3;
+  std::string o = l.newBuffer("attn", l.maxTokens() * nq * d * 2);
+  SmallVector<Attribute> operands{
+      l.buf(*q),       l.input("positions"), l.input("seq_slots"),
+      l.input("block_tables"), l.kv(layer, "k"), l.kv(layer, "v"),
+      fp8 ? l.kv(layer, "k_scale") : l.none(), fp8 ? l.kv(layer, "v_scale") : l.none(),
+      partial,         l.buf(o)};
+  l.launch(*k, operands, op, "attention");
+  if (splits > 1) {
+    auto combine = l.kernel("ATTENTION", params(2), op);
+    if (failed(combine))
+      return failure();
+    l.launch(*combine, operands, op, "attention_combine");
+  }
+  l.bind(op.getResult(), o);
+  return success();
+}
+
+} // namespace mm::compiler::lowering

@@ -1,0 +1,300 @@
+//===- Lowering.cpp - shared state of the moe -> exec lowering --------------===//
+#include "compiler/lowering/Lowering.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringExtras.h"
+#include "mlir/IR/BuiltinTypes.h"
+
+#include "codegen/kernels/abi.h"
+
+using namespace mlir;
+using namespace mm;
+
+namespace mm::compiler::lowering {
+
+Lowering::Lowering(ModuleOp src, ModuleOp dst, const LoweringOptions &opts)
+    : src(src), dst(dst), opts(opts), ctx(dst.getContext()), b(dst.getContext()),
+      programBuilder(dst.getContext()) {
+  b.setInsertionPointToEnd(dst.getBody());
+}
+
+moe::WeightOp Lowering::lookupWeight(FlatSymbolRefAttr sym) const {
+  return dyn_cast_or_null<moe::WeightOp>(SymbolTable::lookupSymbolIn(src, sym.getAttr()));
+}
+
+std::string Lowering::tensorName(moe::WeightOp w, int64_t expert) const {
+  std::string name = w.getTensor().str();
+  size_t at = name.find("{E}");
+  if (at != std::string::npos)
+    name.replace(at, 3, std::to_string(expert));
+  return name;
+}
+
+FailureOr<std::string> Lowering::declareWeight(const std::string &name, StringRef dtype,
+                                               ArrayRef<int64_t> shape, StringRef transform,
+                                               ArrayRef<std::string> sources,
+                                               StringRef category) {
+  if (declaredWeights.count(name))
+    return name;
+  OpBuilder::InsertionGuard guard(b);
+  // Weights and kernels go before the first program so the module reads top-down.
+  if (program)
+    b.setInsertionPoint(program);
+  SmallVector<StringRef> srcRefs(sources.begin(), sources.end());
+  exec::WeightOp::create(b, dst.getLoc(), b.getStringAttr(name), b.getStringAttr(dtype),
+                         b.getDenseI64ArrayAttr(shape), b.getStringAttr(transform),
+                         b.getStrArrayAttr(srcRefs), b.getStringAttr(category));
+  declaredWeights[name] = true;
+  return name;
+}
+
+FailureOr<int64_t> Lowering::denseDtype(FlatSymbolRefAttr sym, Operation *user) {
+  moe::WeightOp w = lookupWeight(sym);
+  auto type = w ? dyn_cast<moe::DenseWeightType>(w.getWeightType()) : nullptr;
+  if (!type)
+    return user->emitOpError() << "weight " << sym << " is not a 16-bit dense weight";
+  if (type.getElementType().isBF16())
+    return int64_t{MM_DT_BF16};
+  if (type.getElementType().isF16())
+    return int64_t{MM_DT_F16};
+  if (type.getElementType().isF32())
+    return int64_t{MM_DT_F32};
+  return user->emitOpError() << "weight " << sym << " has element type "
+                             << type.getElementType() << ", expected bf16, f16 or f32";
+}
+
+static StringRef dtypeName(Type t) {
+  if (t.isBF16()) return "bf16";
+  if (t.isF16()) return "f16";
+  if (t.isF32()) return "f32";
+  return "";
+}
+
+static StringRef categoryOf(StringRef sym) {
+  if (sym.contains("expert")) return "experts";
+  if (sym.contains("embed") || sym.contains("lm_head")) return "embeddings";
+  if (sym.contains("proj") || sym.contains("q_norm") || sym.contains("k_norm"))
+    return "attention";
+  return "other";
+}
+
+FailureOr<std::string> Lowering::denseWeight(FlatSymbolRefAttr sym, bool upcastF32,
+                                             Operation *user) {
+  moe::WeightOp w = lookupWeight(sym);
+  auto type = w ? dyn_cast<moe::DenseWeightType>(w.getWeightType()) : nullptr;
+  if (!type)
+    return user->emitOpError() << "weight " << sym << " is not a 16-bit dense weight";
+  StringRef dt = upcastF32 ? "f32" : dtypeName(type.getElementType());
+  if (dt.empty())
+    return user->emitOpError() << "weight " << sym << " has unsupported element type "
+                               << type.getElementType();
+  std::string name = sym.getValue().str() + (upcastF32 ? ".f32" : "");
+  return declareWeight(name, dt, type.getShape(), upcastF32 ? "upcast_f32" : "copy",
+                       {w.getTensor().str()}, categoryOf(sym.getValue()));
+}
+
+FailureOr<QuantWeights> Lowering::linearWeights(ArrayRef<FlatSymbolRefAttr> syms,
+                                                Operation *user) {
+  QuantWeights q;
+  std::string base;
+  std::vector<std::string> qw, sc, qz;
+  for (FlatSymbolRefAttr sym : syms) {
+    moe::WeightOp w = lookupWeight(sym);
+    auto type = w ? dyn_cast<moe::QWeightType>(w.getWeightType()) : nullptr;
+    if (!type || type.isPerExpert())
+      return user->emitOpError() << "weight " << sym << " is not a quantized linear";
+    if (!type.getScaleType().isF16())
+      return user->emitOpError() << "weight " << sym << " has " << type.getScaleType()
+                                 << " scales; the kernels take f16 scales";
+    if (q.k && (q.k != type.getK() || q.group != type.getGroupSize()))
+      return user->emitOpError() << "concatenated weights disagree on K or group size";
+    q.k = type.getK();
+    q.group = type.getGroupSize();
+    q.n += type.getN();
+    std::string t = w.getTensor().str();
+    qw.push_back(t + ".qweight");
+    sc.push_back(t + ".scales");
+    qz.push_back(t + ".qzeros");
+    StringRef s = sym.getValue();
+    // l0.q_proj + l0.k_proj + l0.v_proj -> l0.qkv
+    base = syms.size() == 3 && s.ends_with("q_proj") ? s.drop_back(6).str() + "qkv"
+           : base.empty()                            ? s.str()
+                                                     : base;
+  }
+  StringRef transform = syms.size() == 1 ? "copy" : "concat_n";
+  StringRef cat = categoryOf(syms.front().getValue());
+  auto qn = declareWeight(base + ".qweight", "i32", {q.k / 8, q.n}, transform, qw, cat);
+  auto sn = declareWeight(base + ".scales", "f16", {q.k / q.group, q.n}, transform, sc, cat);
+  auto zn = declareWeight(base + ".qzeros", "i32", {q.k / q.group, q.n / 8}, "check_zeros", qz,
+                          cat);
+  if (failed(qn) || failed(sn) || failed(zn))
+    return failure();
+  q.qweight = *qn;
+  q.scales = *sn;
+  return q;
+}
+
+FailureOr<QuantWeights> Lowering::expertWeights(FlatSymbolRefAttr w1, FlatSymbolRefAttr w3,
+                                                Operation *user) {
+  SmallVector<FlatSymbolRefAttr> syms{w1};
+  if (w3)
+    syms.push_back(w3);
+  SmallVector<moe::WeightOp> ops;
+  moe::QWeightType type;
+  for (FlatSymbolRefAttr sym : syms) {
+    moe::WeightOp w = lookupWeight(sym);
+    auto t = w ? dyn_cast<moe::QWeightType>(w.getWeightType()) : nullptr;
+    if (!t || !t.isPerExpert())
+      return user->emitOpError() << "weight " << sym << " is not a per-expert quantized linear";
+    if (!t.getScaleType().isF16())
+      return user->emitOpError() << "weight " << sym << " has " << t.getScaleType()
+                                 << " scales; the kernels take f16 scales";
+    if (type && (type.getK() != t.getK() || type.getN() != t.getN() ||
+                 type.getExperts() != t.getExperts()))
+      return user->emitOpError() << "expert weights " << w1 << " and " << w3
+                                 << " disagree on shape";
+    type = t;
+    ops.push_back(w);
+  }
+  int64_t e = type.getExperts(), k = type.getK(), n = type.getN() * syms.size();
+  int64_t g = type.getGroupSize();
+  std::vector<std::string> qw, sc, qz;
+  for (int64_t x = 0; x < e; ++x)
+    for (moe::WeightOp w : ops) {
+      std::string t = tensorName(w, x);
+      qw.push_back(t + ".qweight");
+      sc.push_back(t + ".scales");
+      qz.push_back(t + ".qzeros");
+    }
+  // l0.expert_w1 (+ w3) -> l0.expert_w13
+  std::string base = w1.getValue().str() + (w3 ? "3" : "");
+  StringRef transform = w3 ? "stack_experts_w13" : "stack_experts";
+  auto qn = declareWeight(base + ".qweight", "i32", {e, k / 8, n}, transform, qw, "experts");
+  auto sn = declareWeight(base + ".scales", "f16", {e, k / g, n}, transform, sc, "experts");
+  auto zn = declareWeight(base + ".qzeros", "i32", {e, k / g, n / 8}, "check_zeros", qz,
+                          "experts");
+  if (failed(qn) || failed(sn) || failed(zn))
+    return failure();
+  return QuantWeights{*qn, *sn, k, n, g};
+}
+
+FailureOr<FlatSymbolRefAttr> Lowering::kernel(StringRef kind, ArrayRef<NamedAttribute> params,
+                                              Operation *user) {
+  DictionaryAttr dict = DictionaryAttr::get(ctx, params);
+  std::string key;
+  llvm::raw_string_ostream os(key);
+  os << kind << dict;
+  auto it = kernelsByKey.find(key);
+  if (it != kernelsByKey.end())
+    return it->second;
+  auto geom = kernelGeometry(ctx, kind, dict, user->getLoc());
+  if (failed(geom))
+    return failure();
+  std::string name = llvm::StringRef(kind).lower() + "_" + std::to_string(kindCounts[kind]++);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    if (program)
+      b.setInsertionPoint(program);
+    exec::KernelOp::create(b, user->getLoc(), b.getStringAttr(name), b.getStringAttr(kind), dict,
+                           b.getDenseI64ArrayAttr(geom->block),
+                           b.getI64IntegerAttr(geom->smem));
+  }
+  auto sym = FlatSymbolRefAttr::get(ctx, name);
+  kernelsByKey[key] = sym;
+  geometries[name] = *geom;
+  return sym;
+}
+
+const Geometry &Lowering::geometry(FlatSymbolRefAttr kernel) const {
+  return geometries.find(kernel.getValue())->second;
+}
+
+void Lowering::launch(FlatSymbolRefAttr kernel, ArrayRef<Attribute> operands, Operation *srcOp,
+                      StringRef note) {
+  const Geometry &g = geometry(kernel);
+  SmallVector<Attribute> grid(g.grid.begin(), g.grid.end());
+  int64_t layer = layerOf(srcOp);
+  exec::LaunchOp::create(programBuilder, srcOp->getLoc(), kernel, programBuilder.getArrayAttr(grid),
+                         programBuilder.getArrayAttr(operands),
+                         layer >= 0 ? programBuilder.getI64IntegerAttr(layer) : IntegerAttr(),
+                         programBuilder.getStringAttr(note));
+}
+
+void Lowering::beginProgram(StringRef name, int64_t maxTokens, bool isDecode) {
+  b.setInsertionPointToEnd(dst.getBody());
+  program = exec::ProgramOp::create(b, dst.getLoc(), b.getStringAttr(name),
+                                    b.getI64IntegerAttr(maxTokens), IntegerAttr());
+  program.getBody().emplaceBlock();
+  programBuilder.setInsertionPointToEnd(&program.getBody().front());
+  decode = isDecode;
+  tokens = maxTokens;
+  buffers.clear();
+  bufferNames.clear();
+}
+
+std::string Lowering::newBuffer(StringRef hint, int64_t bytes) {
+  std::string name = hint.str();
+  int64_t &count = bufferNames[hint];
+  if (count++ > 0)
+    name += "." + std::to_string(count - 1);
+  // Buffers are declared at the top of the program, launches follow in order.
+  OpBuilder::InsertionGuard guard(programBuilder);
+  Block &body = program.getBody().front();
+  auto firstLaunch = llvm::find_if(body, [](Operation &op) { return isa<exec::LaunchOp>(op); });
+  if (firstLaunch != body.end())
+    programBuilder.setInsertionPoint(&*firstLaunch);
+  exec::BufferOp::create(programBuilder, program.getLoc(), programBuilder.getStringAttr(name),
+                         programBuilder.getI64IntegerAttr(bytes), IntegerAttr());
+  return name;
+}
+
+FailureOr<std::string> Lowering::bufferOf(Value v, Operation *user) {
+  auto it = buffers.find(v);
+  if (it == buffers.end())
+    return user->emitOpError() << "operand has no exec buffer: its producer was not lowered "
+                                  "(is the module fused with mm-moe-fuse?)";
+  return it->second;
+}
+
+Attribute Lowering::buf(StringRef name) { return exec::BufAttr::get(ctx, name); }
+Attribute Lowering::weight(StringRef name) { return exec::WeightRefAttr::get(ctx, name); }
+Attribute Lowering::input(StringRef name) { return exec::InputAttr::get(ctx, name); }
+Attribute Lowering::kv(int64_t layer, StringRef pool) { return exec::KvAttr::get(ctx, layer, pool); }
+Attribute Lowering::none() { return exec::NoneAttr::get(ctx); }
+
+NamedAttribute Lowering::p(StringRef name, int64_t v) {
+  return NamedAttribute(StringAttr::get(ctx, name),
+                        IntegerAttr::get(IntegerType::get(ctx, 64), v));
+}
+NamedAttribute Lowering::pf(StringRef name, double v) {
+  return NamedAttribute(StringAttr::get(ctx, name), FloatAttr::get(Float64Type::get(ctx), v));
+}
+
+int64_t Lowering::layerOf(Operation *op) {
+  Location loc = op->getLoc();
+  while (true) {
+    if (auto name = dyn_cast<NameLoc>(loc)) {
+      StringRef s = name.getName().getValue();
+      if (s.consume_front("model.layers.")) {
+        int64_t layer;
+        if (!s.getAsInteger(10, layer))
+          return layer;
+      }
+      loc = name.getChildLoc();
+      continue;
+    }
+    if (auto fused = dyn_cast<FusedLoc>(loc)) {
+      for (Location inner : fused.getLocations()) {
+        if (auto name = dyn_cast<NameLoc>(inner)) {
+          StringRef s = name.getName().getValue();
+          int64_t layer;
+          if (s.consume_front("model.layers.") && !s.getAsInteger(10, layer))
+            return layer;
+        }
+      }
+    }
+    return -1;
+  }
+}
+
+} // namespace mm::compiler::lowering

@@ -1,0 +1,31 @@
+//===- MoEToExec.h - fused moe IR -> exec IR --------------------*- C++ -*-===//
+//
+// Lowers the fused moe module (after mm-moe-fuse) to the launch-level exec dialect: weights
+// become device weights with load-time transforms, each program becomes an ordered list of
+// kernel launches over arena buffers (docs/kernels.md gives every kind's operands), identical
+// kernel specializations are declared once. Run exec-plan-memory afterwards.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "mlir/Support/LLVM.h"
+
+namespace mm::compiler {
+
+struct LoweringOptions {
+  int64_t maxBatch = 16;          // decode: most sequences per call (dim T of decode)
+  int64_t maxPrefillTokens = 512; // prefill: chunk length (dim T of prefill)
+  int64_t maxSeqLen = 4096;       // KV capacity per sequence
+  int64_t kvBlockSize = 16;       // tokens per KV page
+};
+
+// Returns a new module holding the exec IR; diagnostics point at the moe op that failed.
+mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> lowerMoEToExec(mlir::ModuleOp moe,
+                                                                   const LoweringOptions &opts);
+
+} // namespace mm::compiler

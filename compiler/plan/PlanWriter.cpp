@@ -1,0 +1,257 @@
+//===- PlanWriter.cpp - exec IR + cubins -> plan flatbuffer -----------------===//
+#include "compiler/plan/PlanWriter.h"
+
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringRef.h"
+#include "mlir/IR/BuiltinAttributes.h"
+
+#include "dialects/exec/ir/ExecOps.h"
+#include "runtime/schemas/plan_generated.h"
+
+using namespace mlir;
+namespace fb = flatbuffers;
+namespace pl = mm::plan;
+
+namespace mm::compiler {
+namespace {
+
+std::optional<pl::DType> planDtype(StringRef s) {
+  if (s == "bf16") return pl::DType::BF16;
+  if (s == "f16") return pl::DType::F16;
+  if (s == "f32") return pl::DType::F32;
+  if (s == "i32") return pl::DType::I32;
+  if (s == "fp8") return pl::DType::FP8_E4M3;
+  return std::nullopt;
+}
+
+pl::DType planDtype(mm::DType dt) {
+  switch (dt) {
+  case mm::DType::BF16: return pl::DType::BF16;
+  case mm::DType::F16: return pl::DType::F16;
+  case mm::DType::F32: return pl::DType::F32;
+  case mm::DType::I32: return pl::DType::I32;
+  case mm::DType::I64: return pl::DType::I64;
+  case mm::DType::F8_E4M3: return pl::DType::FP8_E4M3;
+  default: return pl::DType::U8;
+  }
+}
+
+size_t planDtypeSize(pl::DType dt) {
+  switch (dt) {
+  case pl::DType::BF16: case pl::DType::F16: return 2;
+  case pl::DType::F32: case pl::DType::I32: return 4;
+  case pl::DType::I64: return 8;
+  default: return 1;
+  }
+}
+
+// Looks `name` up in a flatc-generated, null-terminated enum name table.
+template <class Enum>
+std::optional<Enum> enumFromName(const char *const *names, StringRef name) {
+  for (int i = 0; names[i]; ++i)
+    if (name.equals_insensitive(names[i]))
+      return static_cast<Enum>(i);
+  return std::nullopt;
+}
+
+std::optional<pl::InputSlot> kvSlot(StringRef pool) {
+  if (pool == "k") return pl::InputSlot::KV_K;
+  if (pool == "v") return pl::InputSlot::KV_V;
+  if (pool == "k_scale") return pl::InputSlot::KV_K_SCALE;
+  if (pool == "v_scale") return pl::InputSlot::KV_V_SCALE;
+  return std::nullopt;
+}
+
+// FNV-1a over the config hyper-parameters and the tensor table: recorded so a plan can be matched
+// to the checkpoint it was compiled from (the runtime checks every tensor individually too).
+uint64_t modelHash(const mm::ModelDesc &m) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](const void *p, size_t n) {
+    auto *b = static_cast<const uint8_t *>(p);
+    for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
+  };
+  const auto &hp = m.hp;
+  int64_t ints[] = {hp.hidden_size, hp.intermediate_size, hp.num_layers, hp.num_heads,
+                    hp.num_kv_heads, hp.head_dim, hp.rotary_dim, hp.num_experts, hp.top_k,
+                    hp.vocab_size};
+  mix(ints, sizeof(ints));
+  for (const auto &t : m.tensors) {
+    mix(t.name.data(), t.name.size());
+    auto dt = static_cast<uint8_t>(t.dtype);
+    mix(&dt, 1);
+    mix(t.shape.data(), t.shape.size() * sizeof(int64_t));
+    mix(&t.nbytes, sizeof(t.nbytes));
+  }
+  return h;
+}
+
+} // namespace
+
+FailureOr<std::vector<uint8_t>>
+writePlan(ModuleOp module, const mm::ModelDesc &model, const PlanLimits &limits,
+          const std::vector<std::string> &targets,
+          const llvm::StringMap<CompiledKernel> &kernels) {
+  fb::FlatBufferBuilder b(1 << 20);
+
+  // Weights.
+  llvm::StringMap<uint32_t> weightIndex;
+  std::vector<fb::Offset<pl::WeightDef>> weights;
+  for (exec::WeightOp w : module.getOps<exec::WeightOp>()) {
+    auto dt = planDtype(w.getDtype());
+    auto transform = enumFromName<pl::WeightTransform>(pl::EnumNamesWeightTransform(),
+                                                       w.getTransform());
+    if (!dt || !transform)
+      return w.emitOpError() << "has no plan encoding for dtype '" << w.getDtype()
+                             << "' or transform '" << w.getTransform() << "'";
+    std::vector<fb::Offset<pl::TensorRefDef>> sources;
+    for (StringRef src : w.getSources().getAsValueRange<StringAttr>()) {
+      const mm::TensorInfo *t = model.find(src.str());
+      if (!t)
+        return w.emitOpError() << "source tensor '" << src << "' is not in the checkpoint "
+                               << model.dir;
+      sources.push_back(pl::CreateTensorRefDefDirect(b, t->name.c_str(), t->file.c_str(),
+                                                     t->offset, t->nbytes, planDtype(t->dtype),
+                                                     &t->shape));
+    }
+    std::vector<int64_t> shape(w.getShape().begin(), w.getShape().end());
+    uint64_t nbytes = planDtypeSize(*dt);
+    for (int64_t d : shape) nbytes *= static_cast<uint64_t>(d);
+    if (*transform == pl::WeightTransform::CHECK_ZEROS)
+      nbytes = 0; // verified at load, never allocated
+    weightIndex[w.getSymName()] = weights.size();
+    weights.push_back(pl::CreateWeightDefDirect(b, w.getSymName().str().c_str(), *dt, &shape,
+                                                nbytes, *transform, &sources,
+                                                w.getCategory().str().c_str()));
+  }
+
+  // Kernels.
+  llvm::StringMap<uint32_t> kernelIndex;
+  std::vector<fb::Offset<pl::KernelDef>> kernelDefs;
+  for (exec::KernelOp k : module.getOps<exec::KernelOp>()) {
+    auto kind = enumFromName<pl::KernelKind>(pl::EnumNamesKernelKind(), k.getKind());
+    if (!kind)
+      return k.emitOpError() << "kind '" << k.getKind()
+                             << "' is not a kernel kind of the plan schema";
+    auto it = kernels.find(k.getSymName());
+    if (it == kernels.end())
+      return k.emitOpError() << "has no compiled binary";
+    const CompiledKernel &ck = it->second;
+    std::vector<fb::Offset<pl::ParamDef>> params;
+    for (NamedAttribute p : k.getParams()) {
+      int64_t i = 0;
+      double f = 0;
+      if (auto ia = dyn_cast<IntegerAttr>(p.getValue())) {
+        i = ia.getInt();
+        f = static_cast<double>(i);
+      } else if (auto fa = dyn_cast<FloatAttr>(p.getValue())) {
+        f = fa.getValueAsDouble();
+      }
+      params.push_back(pl::CreateParamDefDirect(b, p.getName().str().c_str(), i, f));
+    }
+    std::vector<fb::Offset<pl::BinaryDef>> bins;
+    for (const KernelBinary &kb : ck.binaries) {
+      b.ForceVectorAlignment(kb.cubin.size(), sizeof(uint8_t), 16);
+      auto cubin = b.CreateVector(kb.cubin);
+      bins.push_back(pl::CreateBinaryDef(b, b.CreateString(kb.arch), cubin, kb.registers,
+                                         kb.sharedBytes, kb.localBytes));
+    }
+    std::vector<int32_t> block(k.getBlock().begin(), k.getBlock().end());
+    kernelIndex[k.getSymName()] = kernelDefs.size();
+    kernelDefs.push_back(pl::CreateKernelDefDirect(
+        b, ck.entry.c_str(), *kind, &params, &block, static_cast<int32_t>(k.getSmem()), &bins,
+        ck.ptx.c_str(), ck.ptxArch.c_str(), ck.sourceHash));
+  }
+
+  // Programs.
+  std::vector<fb::Offset<pl::ProgramDef>> programs;
+  for (exec::ProgramOp prog : module.getOps<exec::ProgramOp>()) {
+    llvm::StringMap<exec::BufferOp> buffers;
+    llvm::StringMap<std::pair<int, int>> live;
+    for (exec::BufferOp buf : prog.getBody().front().getOps<exec::BufferOp>()) {
+      if (!buf.getOffset())
+        return buf.emitOpError() << "has no arena offset; run exec-plan-memory first";
+      buffers[buf.getSymName()] = buf;
+    }
+    std::vector<fb::Offset<pl::LaunchDef>> launches;
+    int launchIdx = 0;
+    for (exec::LaunchOp l : prog.getBody().front().getOps<exec::LaunchOp>()) {
+      std::vector<pl::DimExprDef> grid;
+      for (auto d : l.getGrid().getAsRange<exec::DimAttr>()) {
+        int8_t dim = -1;
+        if (!d.getDim().empty())
+          dim = static_cast<int8_t>(llvm::find(exec::dynamicDimNames(), d.getDim()) -
+                                    exec::dynamicDimNames().begin());
+        grid.emplace_back(dim, d.getMul(), d.getAdd(), d.getDiv());
+      }
+      std::vector<fb::Offset<pl::OperandDef>> ops;
+      for (Attribute a : l.getOperands()) {
+        if (auto buf = dyn_cast<exec::BufAttr>(a)) {
+          exec::BufferOp bop = buffers.lookup(buf.getName());
+          auto &lv = live.try_emplace(buf.getName(), launchIdx, launchIdx).first->second;
+          lv.second = launchIdx;
+          ops.push_back(pl::CreateOperandDef(b, pl::OperandKind::ARENA, 0, pl::InputSlot::TOKENS,
+                                             static_cast<uint64_t>(*bop.getOffset()),
+                                             static_cast<uint64_t>(bop.getSize())));
+        } else if (auto w = dyn_cast<exec::WeightRefAttr>(a)) {
+          ops.push_back(pl::CreateOperandDef(b, pl::OperandKind::WEIGHT,
+                                             weightIndex.lookup(w.getName())));
+        } else if (auto in = dyn_cast<exec::InputAttr>(a)) {
+          auto slot = enumFromName<pl::InputSlot>(pl::EnumNamesInputSlot(), in.getName());
+          if (!slot)
+            return l.emitOpError() << "input '" << in.getName() << "' has no plan slot";
+          ops.push_back(pl::CreateOperandDef(b, pl::OperandKind::INPUT, 0, *slot));
+        } else if (auto kv = dyn_cast<exec::KvAttr>(a)) {
+          if (kv.getLayer() >= model.hp.num_layers)
+            return l.emitOpError() << "KV layer " << kv.getLayer() << " is past the model's "
+                                   << model.hp.num_layers << " layers";
+          ops.push_back(pl::CreateOperandDef(b, pl::OperandKind::KV,
+                                             static_cast<uint32_t>(kv.getLayer()),
+                                             *kvSlot(kv.getPool())));
+        } else {
+          ops.push_back(pl::CreateOperandDef(b, pl::OperandKind::NONE));
+        }
+      }
+      int layer = l.getLayer() ? static_cast<int>(*l.getLayer()) : -1;
+      std::string note = l.getNote() ? l.getNote()->str() : std::string();
+      launches.push_back(pl::CreateLaunchDefDirect(b, kernelIndex.lookup(l.getKernel()), &grid,
+                                                   &ops, layer, note.c_str()));
+      ++launchIdx;
+    }
+    std::vector<fb::Offset<pl::BufferDef>> bufDefs;
+    for (exec::BufferOp buf : prog.getBody().front().getOps<exec::BufferOp>()) {
+      auto lv = live.lookup(buf.getSymName());
+      bufDefs.push_back(pl::CreateBufferDefDirect(b, buf.getSymName().str().c_str(),
+                                                  static_cast<uint64_t>(*buf.getOffset()),
+                                                  static_cast<uint64_t>(buf.getSize()), lv.first,
+                                                  lv.second));
+    }
+    if (!prog.getArenaBytes())
+      return prog.emitOpError() << "has no arena size; run exec-plan-memory first";
+    programs.push_back(pl::CreateProgramDefDirect(
+        b, prog.getSymName().str().c_str(), &launches, &bufDefs,
+        static_cast<uint64_t>(*prog.getArenaBytes()), prog.getMaxTokens()));
+  }
+
+  const auto &hp = model.hp;
+  const char *quant = model.quant.method == mm::QuantMethod::GPTQ ? "gptq" : "auto-round";
+  auto modelDef = pl::CreateModelDefDirect(
+      b, "MiniMaxM2ForCausalLM", hp.hidden_size, hp.intermediate_size, hp.num_layers,
+      hp.num_heads, hp.num_kv_heads, hp.head_dim, hp.rotary_dim, hp.num_experts, hp.top_k,
+      hp.vocab_size, hp.rope_theta, hp.rms_norm_eps, hp.bos_token_id, &hp.eos_token_ids, quant,
+      planDtype(model.activation_dtype));
+  auto kvDt = limits.kvDtype == "fp8" ? pl::DType::FP8_E4M3 : pl::DType::BF16;
+  auto limitsDef = pl::CreateLimitsDef(b, limits.maxSeqLen, limits.maxBatch,
+                                       limits.maxPrefillTokens, kvDt, limits.kvBlockSize);
+  std::vector<fb::Offset<fb::String>> targetStrs;
+  for (const auto &t : targets) targetStrs.push_back(b.CreateString(t));
+  auto plan = pl::CreatePlanDef(
+      b, kPlanSchemaVersion, b.CreateString("mmc 0.1.0"), modelDef, limitsDef,
+      b.CreateVector(targetStrs), modelHash(model), b.CreateVector(weights),
+      b.CreateVector(kernelDefs), b.CreateVector(programs),
+      b.CreateString(model.tokenizer_file), b.CreateString(model.chat_template_file));
+  pl::FinishPlanDefBuffer(b, plan);
+  return std::vector<uint8_t>(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
+}
+
+} // namespace mm::compiler
