@@ -23,42 +23,78 @@ constexpr uint64_t kMaxJsonFileBytes = 256ull << 20;
 
 std::string json_type_name(const nlohmann::json& v) {
   switch (v.type()) {
-    case nlohmann::json::value_t::null: return "null";
-    case nlohmann::json::value_t::object: return "an object";
-    case nlohmann::json::value_t::array: return "an array";
-    case nlohmann::json::value_t::string: return "a string";
-    case nlohmann::json::value_t::boolean: return "a boolean";
+    case nlohmann::json::value_t::null:
+      return "null";
+    case nlohmann::json::value_t::object:
+      return "an object";
+    case nlohmann::json::value_t::array:
+      return "an array";
+    case nlohmann::json::value_t::string:
+      return "a string";
+    case nlohmann::json::value_t::boolean:
+      return "a boolean";
     case nlohmann::json::value_t::number_integer:
-    case nlohmann::json::value_t::number_unsigned: return "an integer";
-    case nlohmann::json::value_t::number_float: return "a floating-point number";
-    default: return "an unsupported JSON value";
+    case nlohmann::json::value_t::number_unsigned:
+      return "an integer";
+    case nlohmann::json::value_t::number_float:
+      return "a floating-point number";
+    default:
+      return "an unsupported JSON value";
   }
 }
 
-Expected<nlohmann::json> parse_json_strict(std::string_view text, const std::string& label) {
-  // One key set per open object, so a duplicate is caught at any depth.
-  std::vector<std::unordered_set<std::string>> open_objects;
-  auto callback = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-    if (depth > kMaxJsonDepth)
+namespace {
+
+// nlohmann's DOM builder plus the two checks it lacks. (The parser-callback API would do too, but
+// its end_object rescans the parent object after every child, quadratic in the tensors of a shard.)
+class StrictDomSax : public nlohmann::detail::json_sax_dom_parser<nlohmann::json> {
+  using Base = nlohmann::detail::json_sax_dom_parser<nlohmann::json>;
+
+ public:
+  explicit StrictDomSax(nlohmann::json& root) : Base(root, /*allow_exceptions_=*/true) {}
+
+  bool start_object(std::size_t n) {
+    enter();
+    // One key set per nesting level, reused: a shard header has ~10^5 small objects.
+    if (keys_.size() < static_cast<size_t>(depth_)) keys_.resize(depth_);
+    keys_[depth_ - 1].clear();
+    return Base::start_object(n);
+  }
+  bool key(std::string& k) {
+    if (!keys_[depth_ - 1].insert(k).second)
+      throw StrictJsonViolation{"duplicate key \"" + k + "\""};
+    return Base::key(k);
+  }
+  bool end_object() {
+    --depth_;
+    return Base::end_object();
+  }
+  bool start_array(std::size_t n) {
+    enter();
+    return Base::start_array(n);
+  }
+  bool end_array() {
+    --depth_;
+    return Base::end_array();
+  }
+
+ private:
+  void enter() {
+    if (++depth_ > kMaxJsonDepth)
       throw StrictJsonViolation{"nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels"};
-    switch (event) {
-      case nlohmann::json::parse_event_t::object_start: open_objects.emplace_back(); break;
-      case nlohmann::json::parse_event_t::object_end:
-        if (!open_objects.empty()) open_objects.pop_back();
-        break;
-      case nlohmann::json::parse_event_t::key: {
-        std::string key = parsed.get<std::string>();
-        if (!open_objects.empty() && !open_objects.back().insert(key).second)
-          throw StrictJsonViolation{"duplicate key \"" + key + "\""};
-        break;
-      }
-      default: break;
-    }
-    return true;
-  };
+  }
+  int depth_ = 0;
+  std::vector<std::unordered_set<std::string>> keys_;
+};
+
+}  // namespace
+
+Expected<nlohmann::json> parse_json_strict(std::string_view text, const std::string& label) {
+  nlohmann::json root;
+  StrictDomSax sax(root);
   try {
-    return nlohmann::json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/true,
-                                 /*ignore_comments=*/false);
+    nlohmann::json::sax_parse(text.begin(), text.end(), &sax, nlohmann::json::input_format_t::json,
+                              /*strict=*/true, /*ignore_comments=*/false);
   } catch (const StrictJsonViolation& v) {
     return Error::bad_input(label + ": invalid JSON: " + v.message);
   } catch (const nlohmann::json::exception& e) {
@@ -68,6 +104,7 @@ Expected<nlohmann::json> parse_json_strict(std::string_view text, const std::str
     if (close != std::string::npos) what = what.substr(close + 2);
     return Error::bad_input(label + ": not valid JSON (" + what + ")");
   }
+  return root;
 }
 
 Expected<std::string> read_small_file(const std::string& path, const std::string& label,

@@ -3,11 +3,10 @@
 // JSON type and a sane range; anything outside the supported W4A16 schemes is refused by name.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "models/common/checkpoint.h"
 #include "models/common/status.h"

@@ -14,7 +14,7 @@ namespace {
 // bounds the work a hostile header can make us do per tensor.
 constexpr size_t kMaxRank = 8;
 
-std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+std::string quote_name(const std::string& s) { return "\"" + s + "\""; }
 
 // Reads a non-negative JSON integer into `out`; false if `v` is anything else.
 bool get_u64(const nlohmann::json& v, uint64_t& out) {
@@ -63,20 +63,20 @@ Expected<SafetensorsHeader> parse_safetensors_header(std::string_view header_jso
                                 json_type_name(entry));
       for (auto m = entry.begin(); m != entry.end(); ++m) {
         if (!m.value().is_string())
-          return Error::bad_input(file + ": __metadata__ key " + quoted(m.key()) +
+          return Error::bad_input(file + ": __metadata__ key " + quote_name(m.key()) +
                                   " must be a string, found " + json_type_name(m.value()));
         h.metadata[m.key()] = m.value().get<std::string>();
       }
       continue;
     }
-    const std::string where = file + ": tensor " + quoted(name);
+    const std::string where = file + ": tensor " + quote_name(name);
     if (name.empty()) return Error::bad_input(file + ": a tensor has an empty name");
     if (!entry.is_object())
       return Error::bad_input(where + ": expected an object {dtype, shape, data_offsets}, found " +
                               json_type_name(entry));
     for (auto k = entry.begin(); k != entry.end(); ++k)
       if (k.key() != "dtype" && k.key() != "shape" && k.key() != "data_offsets")
-        return Error::bad_input(where + ": unexpected key " + quoted(k.key()) +
+        return Error::bad_input(where + ": unexpected key " + quote_name(k.key()) +
                                 " (expected only dtype, shape, data_offsets)");
 
     TensorInfo t;
@@ -88,7 +88,7 @@ Expected<SafetensorsHeader> parse_safetensors_header(std::string_view header_jso
       return Error::bad_input(where + ": missing or non-string \"dtype\"");
     auto dtype = dtype_from_safetensors(dt->get<std::string>());
     if (!dtype)
-      return Error::bad_input(where + ": unknown dtype " + quoted(dt->get<std::string>()) +
+      return Error::bad_input(where + ": unknown dtype " + quote_name(dt->get<std::string>()) +
                               " (expected one of BF16, F16, F32, F64, I8, U8, I16, I32, I64, "
                               "BOOL, F8_E4M3)");
     t.dtype = *dtype;
@@ -150,8 +150,8 @@ Expected<SafetensorsHeader> parse_safetensors_header(std::string_view header_jso
     const TensorInfo* prev = by_offset[i - 1];
     const TensorInfo* cur = by_offset[i];
     if (cur->offset < prev->offset + prev->nbytes)
-      return Error::bad_input(file + ": tensors " + quoted(prev->name) + " and " +
-                              quoted(cur->name) + " overlap (data_offsets [" +
+      return Error::bad_input(file + ": tensors " + quote_name(prev->name) + " and " +
+                              quote_name(cur->name) + " overlap (data_offsets [" +
                               std::to_string(prev->offset - h.data_start) + ", " +
                               std::to_string(prev->offset - h.data_start + prev->nbytes) +
                               ") and [" + std::to_string(cur->offset - h.data_start) + ", " +

@@ -19,10 +19,10 @@ namespace mm {
 inline constexpr uint64_t kMaxSafetensorsHeaderBytes = 100ull << 20;
 
 struct SafetensorsHeader {
-  std::string file;                           // shard file name (relative to the model dir)
+  std::string file;  // shard file name (relative to the model dir)
   uint64_t file_size = 0;
-  uint64_t data_start = 0;                    // 8 + header length
-  std::vector<TensorInfo> tensors;            // sorted by name; offsets absolute in the file
+  uint64_t data_start = 0;                      // 8 + header length
+  std::vector<TensorInfo> tensors;              // sorted by name; offsets absolute in the file
   std::map<std::string, std::string> metadata;  // "__metadata__" (string -> string)
 };
 
