@@ -1,0 +1,16 @@
+/* MOE_COMBINE: sum of the routed expert contributions (docs/kernels.md section 5).
+ *   out[t, :] = bf16(sum_j y[t*TOPK + j, :])      fp32 sum in j order
+ * Layouts: y f32[T*TOPK, H]; out bf16[T, H].
+ * Constants: mmp::H, TOPK, THREADS. Grid (T), block (THREADS). Variants: one. */
+extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_kernel_args args) {
+  const float* y = (const float*)args.ptr[0];
+  mm_bf16* out = (mm_bf16*)args.ptr[1];
+  const mm_i64 t = blockIdx.x;
+  if (t >= args.dim[MM_DIM_T]) return;
+  for (int h = threadIdx.x; h < mmp::H; h += mmp::THREADS) {
+    float s = 0.f;
+#pragma unroll
+    for (int j = 0; j < mmp::TOPK; ++j) s += y[(t * mmp::TOPK + j) * mmp::H + h];
+    out[t * mmp::H + h] = __float2bfloat16_rn(s);
+  }
+}

@@ -1,0 +1,148 @@
+/* SAMPLE: next token per row (docs/kernels.md section 5).
+ *   temperature <= 0: argmax (ties: lower id).
+ *   otherwise p = softmax(logits / temperature) over the candidates sorted by logit descending
+ *   (ties: lower id), truncated to the first top_k (top_k <= 0: all), then to the shortest prefix
+ *   whose mass >= top_p of the remaining mass (top_p >= 1: all); u = top 24 bits of
+ *   splitmix64(seed ^ splitmix64(STEP * 0x9E3779B97F4A7C15 + row)) / 2^24; the first candidate
+ *   whose cumulative mass exceeds u * total wins.
+ * Layouts: logits f32[R, V]; temperature f32[R]; top_k i32[R]; top_p f32[R]; seed u64[R];
+ *   sampled i32[R].
+ * Constants: mmp::V, THREADS (= 512). Grid (R), block (THREADS).
+ * Method: no sort. Every candidate gets a unique 64-bit key (order-preserving logit bits, then the
+ * complemented id), so "a prefix of the sorted order" is "keys >= kappa". Each cut (top-k by count,
+ * top-p by mass, the sample by mass) is a radix select over the key, 8 bits per pass, with
+ * shared-memory histograms. Masses are fixed point (exp(...) * 2^40 in u64): integer atomics keep
+ * the result independent of thread timing (deterministic per seed and step). Each pass re-reads the
+ * row (L2-resident). Variants: one. */
+__device__ __forceinline__ mm_u64 mm_splitmix64(mm_u64 x) {
+  mm_u64 z = x + 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+__device__ __forceinline__ mm_u64 mm_sample_key(float v, int i) {
+  const mm_u32 b = __float_as_uint(v);
+  const mm_u32 o = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+  return ((mm_u64)o << 32) | (mm_u64)(0xFFFFFFFFu - (mm_u32)i);
+}
+
+/* Largest key kappa >= lo with W(keys >= kappa, keys >= lo) >= target, W = count or fixed-point
+ * mass. target must be reachable (<= W(keys >= lo)). */
+__device__ mm_u64 mm_sample_select(const float* lg, float mx, float invt, bool by_mass, mm_u64 target,
+                                   mm_u64 lo, mm_u64* hist, mm_u64* bcast) {
+  mm_u64 prefix = 0, above = 0;
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    for (int d = threadIdx.x; d < 256; d += mmp::THREADS) hist[d] = 0;
+    __syncthreads();
+    for (int i = threadIdx.x; i < mmp::V; i += mmp::THREADS) {
+      const float v = lg[i];
+      const mm_u64 key = mm_sample_key(v, i);
+      if (key < lo) continue;
+      if (shift < 56 && (key >> (shift + 8)) != (prefix >> (shift + 8))) continue;
+      const mm_u64 w = by_mass ? (mm_u64)(expf((v - mx) * invt) * 1099511627776.0f) : 1ull;
+      if (w) atomicAdd(&hist[(key >> shift) & 255], w);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      int d = 255;
+      for (; d > 0; --d) {
+        if (above + hist[d] >= target) break;
+        above += hist[d];
+      }
+      bcast[0] = prefix | ((mm_u64)d << shift);
+      bcast[1] = above;
+    }
+    __syncthreads();
+    prefix = bcast[0];
+    above = bcast[1];
+    __syncthreads();
+  }
+  return prefix;
+}
+
+/* Fixed-point mass of the keys >= lo (every thread gets it). */
+__device__ __forceinline__ mm_u64 mm_sample_mass(const float* lg, float mx, float invt, mm_u64 lo, mm_u64* total) {
+  if (threadIdx.x == 0) *total = 0;
+  __syncthreads();
+  mm_u64 s = 0;
+  for (int i = threadIdx.x; i < mmp::V; i += mmp::THREADS) {
+    const float v = lg[i];
+    if (mm_sample_key(v, i) >= lo) s += (mm_u64)(expf((v - mx) * invt) * 1099511627776.0f);
+  }
+  atomicAdd(total, s);
+  __syncthreads();
+  const mm_u64 r = *total;
+  __syncthreads();
+  return r;
+}
+
+/* min 1 block per SM: without it ptxas held this kernel to 32 registers and spilled. */
+extern "C" __global__ void __launch_bounds__(mmp::THREADS, 1) MM_ENTRY(const mm_kernel_args args) {
+  const float* logits = (const float*)args.ptr[0];
+  const float* temperature = (const float*)args.ptr[1];
+  const int* top_k = (const int*)args.ptr[2];
+  const float* top_p = (const float*)args.ptr[3];
+  const mm_u64* seed = (const mm_u64*)args.ptr[4];
+  int* sampled = (int*)args.ptr[5];
+  __shared__ float scratch[32];
+  __shared__ int iscratch[32];
+  __shared__ mm_u64 hist[256];
+  __shared__ mm_u64 bcast[2];
+  __shared__ mm_u64 total;
+  const mm_i64 row = blockIdx.x;
+  if (row >= args.dim[MM_DIM_R]) return;
+  const float* lg = logits + row * mmp::V;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const float temp = temperature[row];
+  if (!(temp > 0.f)) {
+    float bv = -INFINITY;
+    int bi = 0x7fffffff;
+    for (int i = tid; i < mmp::V; i += mmp::THREADS) {
+      const float v = lg[i];
+      if (v > bv || (bi == 0x7fffffff && v == bv)) { bv = v; bi = i; }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+      const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+      if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
+    }
+    if (lane == 0) { scratch[warp] = bv; iscratch[warp] = bi; }
+    __syncthreads();
+    if (warp == 0) {
+      bv = lane < mmp::THREADS / 32 ? scratch[lane] : -INFINITY;
+      bi = lane < mmp::THREADS / 32 ? iscratch[lane] : 0x7fffffff;
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
+      }
+      if (lane == 0) sampled[row] = bi == 0x7fffffff ? 0 : bi;
+    }
+    return;
+  }
+  float mx = -INFINITY;
+  for (int i = tid; i < mmp::V; i += mmp::THREADS) mx = fmaxf(mx, lg[i]);
+  mx = mm_block_max(mx, scratch);
+  const float invt = 1.f / temp;
+  mm_u64 lo = 0;
+  const int k = top_k[row];
+  if (k > 0 && k < mmp::V) lo = mm_sample_select(lg, mx, invt, false, (mm_u64)k, 0, hist, bcast);
+  const float p = top_p[row];
+  if (p < 1.f) {
+    const mm_u64 mk = mm_sample_mass(lg, mx, invt, lo, &total);
+    mm_u64 target = (mm_u64)ceil((double)fmaxf(p, 0.f) * (double)mk);
+    if (target == 0) target = 1;
+    if (target <= mk) lo = mm_sample_select(lg, mx, invt, true, target, lo, hist, bcast);
+  }
+  const mm_u64 tot = mm_sample_mass(lg, mx, invt, lo, &total);
+  const mm_u64 STEP = (mm_u64)args.dim[MM_DIM_STEP];
+  const mm_u64 bits = mm_splitmix64(seed[row] ^ mm_splitmix64(STEP * 0x9E3779B97F4A7C15ull + (mm_u64)row));
+  const double u = (double)(bits >> 40) / 16777216.0;
+  mm_u64 target = (mm_u64)(u * (double)tot) + 1;
+  if (target > tot) target = tot;
+  mm_u64 key = lo;
+  if (tot > 0) key = mm_sample_select(lg, mx, invt, true, target, lo, hist, bcast);
+  if (tid == 0) sampled[row] = (int)(0xFFFFFFFFu - (mm_u32)(key & 0xFFFFFFFFull));
+}

@@ -1,0 +1,167 @@
+#include "codegen/nvrtc/nvrtc_compiler.h"
+
+#include <nvrtc.h>
+
+#include <algorithm>
+#include <regex>
+#include <set>
+#include <sstream>
+
+namespace mm::codegen {
+namespace {
+
+uint64_t fnv1a(const std::string& s, uint64_t h = 0xcbf29ce484222325ull) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+// "name(123): error: ..." -> the generated source lines the log points at, numbered.
+std::string offending_lines(const std::string& name, const std::string& log, const std::string& source) {
+  std::vector<std::string> lines;
+  std::istringstream in(source);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  std::set<int> hit;
+  const std::string pat = name + "(";
+  for (size_t p = log.find(pat); p != std::string::npos; p = log.find(pat, p + 1)) {
+    const size_t q = p + pat.size();
+    size_t e = q;
+    while (e < log.size() && std::isdigit(static_cast<unsigned char>(log[e]))) ++e;
+    if (e > q && e < log.size() && log[e] == ')') hit.insert(std::stoi(log.substr(q, e - q)));
+  }
+  std::string out;
+  int shown = 0;
+  for (int n : hit) {
+    if (n < 1 || n > static_cast<int>(lines.size())) continue;
+    if (++shown > 10) {
+      out += "  ...\n";
+      break;
+    }
+    out += "  " + std::to_string(n) + " | " + lines[n - 1] + "\n";
+  }
+  return out;
+}
+
+int grab(const std::string& log, const std::regex& re) {
+  std::smatch m;
+  if (std::regex_search(log, m, re)) return std::stoi(m[1].str());
+  return -1;
+}
+
+}  // namespace
+
+const char* default_cuda_include_dir() {
+#ifdef MM_CUDA_INCLUDE_DIR_FIRST
+  return MM_CUDA_INCLUDE_DIR_FIRST;
+#else
+  return "/usr/local/cuda/include";
+#endif
+}
+
+int parse_sm(const std::string& arch) {
+  if (arch.rfind("sm_", 0) != 0 || arch.size() < 5) return -1;
+  size_t i = 3;
+  int v = 0;
+  for (; i < arch.size() && std::isdigit(static_cast<unsigned char>(arch[i])); ++i) v = v * 10 + (arch[i] - '0');
+  if (i == 3 || v < 10) return -1;
+  // "sm_90a"/"sm_121f" style suffixes are accepted by NVRTC; keep the number.
+  if (i + 1 < arch.size() || (i < arch.size() && arch[i] != 'a' && arch[i] != 'f')) return -1;
+  return v;
+}
+
+NvrtcCompiler::NvrtcCompiler(NvrtcOptions options) : options_(std::move(options)) {
+  if (options_.include_dir.empty()) options_.include_dir = default_cuda_include_dir();
+}
+
+size_t NvrtcCompiler::cached() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t n = 0;
+  for (const auto& [h, v] : cache_) n += v.size();
+  return n;
+}
+
+Expected<std::shared_ptr<const NvrtcResult>> NvrtcCompiler::compile(const std::string& name,
+                                                                    const std::string& source) {
+  if (options_.archs.empty()) return Error::usage("nvrtc: no target architecture given");
+  for (const auto& a : options_.archs)
+    if (parse_sm(a) < 0) return Error::usage("nvrtc: bad target architecture '" + a + "' (expected sm_XX, e.g. sm_90)");
+  std::string key_opts;
+  for (const auto& a : options_.archs) key_opts += a + ",";
+  key_opts += options_.line_info ? "L" : "-";
+  const uint64_t h = fnv1a(source);
+  const uint64_t key = fnv1a(key_opts, h);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end())
+      for (const auto& [src, res] : it->second)
+        if (src == source) return res;
+  }
+  auto result = std::make_shared<NvrtcResult>();
+  result->source_hash = h;
+  int lowest = 1 << 30;
+  static const std::regex re_regs(R"(Used (\d+) registers)");
+  static const std::regex re_smem(R"((\d+) bytes smem)");
+  static const std::regex re_stack(R"((\d+) bytes stack frame)");
+  static const std::regex re_spill(R"((\d+) bytes spill stores)");
+  for (const auto& arch : options_.archs) {
+    nvrtcProgram prog;
+    nvrtcResult rc = nvrtcCreateProgram(&prog, source.c_str(), name.c_str(), 0, nullptr, nullptr);
+    if (rc != NVRTC_SUCCESS)
+      return Error::internal("nvrtcCreateProgram(" + name + "): " + nvrtcGetErrorString(rc));
+    std::vector<std::string> opts = {"--gpu-architecture=" + arch, "-std=c++17",
+                                     "--include-path=" + options_.include_dir, "--ptxas-options=-v"};
+    if (options_.line_info) opts.push_back("-lineinfo");
+    std::vector<const char*> copts;
+    for (const auto& o : opts) copts.push_back(o.c_str());
+    rc = nvrtcCompileProgram(prog, static_cast<int>(copts.size()), copts.data());
+    size_t log_size = 0;
+    nvrtcGetProgramLogSize(prog, &log_size);
+    std::string log(log_size, '\0');
+    if (log_size) nvrtcGetProgramLog(prog, log.data());
+    while (!log.empty() && (log.back() == '\0' || log.back() == '\n')) log.pop_back();
+    if (rc != NVRTC_SUCCESS) {
+      nvrtcDestroyProgram(&prog);
+      std::string msg = "nvrtc: compiling kernel '" + name + "' for " + arch + " failed (" +
+                        nvrtcGetErrorString(rc) + ")\n" + log + "\n";
+      const std::string lines = offending_lines(name, log, source);
+      if (!lines.empty()) msg += "generated source:\n" + lines;
+      return Error::internal(msg);
+    }
+    NvrtcBinary bin;
+    bin.arch = arch;
+    size_t n = 0;
+    nvrtcGetCUBINSize(prog, &n);
+    bin.cubin.resize(n);
+    if (n) nvrtcGetCUBIN(prog, reinterpret_cast<char*>(bin.cubin.data()));
+    bin.registers = grab(log, re_regs);
+    bin.shared_bytes = grab(log, re_smem);
+    if (bin.shared_bytes < 0 && bin.registers >= 0) bin.shared_bytes = 0;   // ptxas omits "0 bytes smem"
+    bin.local_bytes = grab(log, re_stack);
+    bin.spill_bytes = grab(log, re_spill);
+    const int sm = parse_sm(arch);
+    if (options_.ptx && sm < lowest) {
+      lowest = sm;
+      size_t pn = 0;
+      nvrtcGetPTXSize(prog, &pn);
+      std::string ptx(pn, '\0');
+      if (pn) nvrtcGetPTX(prog, ptx.data());
+      while (!ptx.empty() && ptx.back() == '\0') ptx.pop_back();
+      result->ptx = std::move(ptx);
+      result->ptx_arch = "compute_" + std::to_string(sm);
+    }
+    nvrtcDestroyProgram(&prog);
+    if (bin.cubin.empty()) return Error::internal("nvrtc: no cubin for kernel '" + name + "' on " + arch);
+    result->binaries.push_back(std::move(bin));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& bucket = cache_[key];
+  for (const auto& [src, res] : bucket)
+    if (src == source) return res;   // another thread finished the same source first
+  bucket.emplace_back(source, result);
+  return std::shared_ptr<const NvrtcResult>(result);
+}
+
+}  // namespace mm::codegen

@@ -1,0 +1,63 @@
+// NVRTC driver: compiles one generated kernel source for a list of GPU archs to cubins (+ PTX of
+// the lowest arch for forward compatibility). MLIR-free; thread-safe; identical sources (same
+// text and options) are compiled once and shared.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "models/common/status.h"
+
+namespace mm::codegen {
+
+struct NvrtcOptions {
+  std::vector<std::string> archs{"sm_121", "sm_90"};  // "sm_XX" each
+  std::string include_dir;                            // CUDA headers (cuda_bf16.h ...); "" = built-in default
+  bool line_info = false;                             // -lineinfo
+  bool ptx = true;                                    // keep the PTX of the lowest arch
+};
+
+struct NvrtcBinary {
+  std::string arch;              // "sm_90"
+  std::vector<uint8_t> cubin;
+  int registers = -1;            // per thread (ptxas -v), -1 if unknown
+  int shared_bytes = -1;         // static shared memory per block
+  int local_bytes = -1;          // stack frame per thread
+  int spill_bytes = -1;          // register spill stores per thread
+};
+
+struct NvrtcResult {
+  uint64_t source_hash = 0;
+  std::vector<NvrtcBinary> binaries;  // in the order of NvrtcOptions::archs
+  std::string ptx;
+  std::string ptx_arch;               // "compute_90"
+};
+
+// The include directory CMake found (MM_CUDA_INCLUDE_DIR_FIRST), baked in at build time.
+const char* default_cuda_include_dir();
+
+// Parses an arch name: "sm_90" -> 90, "sm_121" -> 121; -1 if malformed.
+int parse_sm(const std::string& arch);
+
+class NvrtcCompiler {
+ public:
+  explicit NvrtcCompiler(NvrtcOptions options);
+  const NvrtcOptions& options() const { return options_; }
+
+  // `name` is the program name shown in messages (e.g. the entry name). On an NVRTC error the
+  // message carries the arch, the log and each generated source line the log points at.
+  Expected<std::shared_ptr<const NvrtcResult>> compile(const std::string& name, const std::string& source);
+
+  size_t cached() const;  // distinct sources compiled so far
+
+ private:
+  NvrtcOptions options_;
+  mutable std::mutex mu_;
+  std::map<uint64_t, std::vector<std::pair<std::string, std::shared_ptr<const NvrtcResult>>>> cache_;
+};
+
+}  // namespace mm::codegen

@@ -1,0 +1,77 @@
+// The kernel specializations a MiniMax-M2 model of each mm-synth preset needs (docs/kernels.md
+// section 6), used by the NVRTC compile test and the GPU tests.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "codegen/kernels/specialize.h"
+
+namespace mm::test {
+
+struct Shape {
+  const char* name;
+  int64_t H, I, NQ, NKV, D, DR, E, TOPK, V;
+};
+
+inline const std::vector<Shape>& shapes() {
+  static const std::vector<Shape> s = {
+      {"tiny", 256, 256, 4, 2, 64, 32, 8, 2, 2112},
+      {"mid", 3072, 1536, 48, 8, 128, 64, 8, 4, 2112},
+      {"full", 3072, 1536, 48, 8, 128, 64, 192, 8, 200064},
+  };
+  return s;
+}
+
+struct Config {
+  std::string label;
+  kernels::Kind kind;
+  kernels::Params params;
+};
+
+inline std::vector<Config> model_configs(const Shape& s) {
+  using kernels::Kind;
+  std::vector<Config> out;
+  auto add = [&](std::string label, Kind kind, std::map<std::string, int64_t> ints,
+                 std::map<std::string, double> floats = {}) {
+    out.push_back({std::string(s.name) + "/" + label, kind, kernels::Params{std::move(ints), std::move(floats)}});
+  };
+  const int64_t qkv_n = (s.NQ + 2 * s.NKV) * s.D, qd = s.NQ * s.D;
+  add("embed", Kind::EMBED, {{"V", s.V}, {"H", s.H}, {"WDT", 0}});
+  add("rms_norm", Kind::RMS_NORM, {{"N", s.H}, {"WDT", 0}, {"RESIDUAL", 0}, {"GATHER", 0}}, {{"EPS", 1e-6}});
+  add("rms_norm_residual", Kind::RMS_NORM, {{"N", s.H}, {"WDT", 1}, {"RESIDUAL", 1}, {"GATHER", 0}}, {{"EPS", 1e-6}});
+  add("rms_norm_gather", Kind::RMS_NORM, {{"N", s.H}, {"WDT", 0}, {"RESIDUAL", 1}, {"GATHER", 1}}, {{"EPS", 1e-6}});
+  for (int v = 0; v < 2; ++v) {
+    add("qkv_v" + std::to_string(v), Kind::GEMM_W4, {{"K", s.H}, {"N", qkv_n}, {"G", 128}, {"OUT", 0}, {"VARIANT", v}});
+    add("o_proj_v" + std::to_string(v), Kind::GEMM_W4, {{"K", qd}, {"N", s.H}, {"G", 128}, {"OUT", 0}, {"VARIANT", v}});
+  }
+  add("gemm_w4_f32", Kind::GEMM_W4, {{"K", s.H}, {"N", s.H}, {"G", 128}, {"OUT", 2}, {"VARIANT", 0}, {"MDIM", 1}});
+  add("lm_head", Kind::GEMM_DENSE, {{"K", s.H}, {"N", s.V}, {"WDT", 0}, {"OUT", 2}, {"MDIM", 1}});
+  add("router", Kind::GEMM_DENSE, {{"K", s.H}, {"N", s.E}, {"WDT", 1}, {"OUT", 2}, {"MDIM", 0}});
+  for (int kvdt : {0, 3}) {
+    const std::string k = kvdt ? "_fp8" : "_bf16";
+    add("qk_norm_rope_kv" + k, Kind::QK_NORM_ROPE_KV,
+        {{"NQ", s.NQ}, {"NKV", s.NKV}, {"D", s.D}, {"DR", s.DR}, {"WDT", 0}, {"KVDT", kvdt}, {"BLOCK", 16}, {"MAX_BLOCKS", 256}},
+        {{"THETA", 5e6}, {"EPS", 1e-6}});
+    for (int v = 0; v < 3; ++v)
+      add("attention_v" + std::to_string(v) + k, Kind::ATTENTION,
+          {{"NQ", s.NQ}, {"NKV", s.NKV}, {"D", s.D}, {"KVDT", kvdt}, {"BLOCK", 16}, {"MAX_BLOCKS", 256},
+           {"VARIANT", v}, {"SPLITS", v == 0 ? 1 : 4}});
+  }
+  add("route_fused", Kind::ROUTE_TOPK, {{"E", s.E}, {"TOPK", s.TOPK}, {"H", s.H}, {"WDT", 0}, {"FUSED_GEMM", 1}});
+  add("route_logits", Kind::ROUTE_TOPK, {{"E", s.E}, {"TOPK", s.TOPK}, {"H", s.H}, {"WDT", 0}, {"FUSED_GEMM", 0}});
+  add("moe_align", Kind::MOE_ALIGN, {{"E", s.E}, {"TOPK", s.TOPK}});
+  for (int g = 0; g < 2; ++g) {
+    add("moe_w13_g" + std::to_string(g), Kind::MOE_W13,
+        {{"H", s.H}, {"I", s.I}, {"E", s.E}, {"TOPK", s.TOPK}, {"G", 128}, {"GROUPED", g}});
+    add("moe_w2_g" + std::to_string(g), Kind::MOE_W2,
+        {{"H", s.H}, {"I", s.I}, {"E", s.E}, {"TOPK", s.TOPK}, {"G", 128}, {"GROUPED", g}, {"COMBINE", 0}});
+  }
+  add("moe_w2_combine", Kind::MOE_W2,
+      {{"H", s.H}, {"I", s.I}, {"E", s.E}, {"TOPK", s.TOPK}, {"G", 128}, {"GROUPED", 0}, {"COMBINE", 1}});
+  add("moe_combine", Kind::MOE_COMBINE, {{"H", s.H}, {"TOPK", s.TOPK}});
+  add("sample", Kind::SAMPLE, {{"V", s.V}});
+  return out;
+}
+
+}  // namespace mm::test

@@ -1,0 +1,58 @@
+// Every kernel kind, specialized for the tiny, mid and full-size presets, compiles with NVRTC for
+// sm_121 and sm_90 (no GPU needed), stays within the 99 KiB shared-memory budget of sm_121 and
+// does not spill.
+// MM_VERBOSE=1 prints the compile time of each kernel.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <set>
+
+#include "codegen/nvrtc/nvrtc_compiler.h"
+#include "test/unit/codegen/kernel_configs.h"
+
+namespace {
+
+class KernelsCompile : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(KernelsCompile, EveryKindForSm121AndSm90) {
+  const std::string shape = GetParam();
+  mm::codegen::NvrtcCompiler nvrtc({{"sm_121", "sm_90"}, "", false, true});
+  std::set<mm::kernels::Kind> kinds;
+  for (const auto& s : mm::test::shapes()) {
+    if (shape != s.name) continue;
+    for (const auto& cfg : mm::test::model_configs(s)) {
+      SCOPED_TRACE(cfg.label);
+      auto spec = mm::kernels::specialize(cfg.kind, cfg.params);
+      ASSERT_TRUE(spec.ok()) << spec.error().message;
+      const auto t0 = std::chrono::steady_clock::now();
+      auto res = nvrtc.compile(spec->entry, spec->source);
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (std::getenv("MM_VERBOSE")) std::printf("%-40s %8.1f ms\n", cfg.label.c_str(), ms);
+      ASSERT_TRUE(res.ok()) << res.error().message;
+      ASSERT_EQ((*res)->binaries.size(), 2u);
+      EXPECT_EQ((*res)->binaries[0].arch, "sm_121");
+      EXPECT_EQ((*res)->binaries[1].arch, "sm_90");
+      EXPECT_EQ((*res)->ptx_arch, "compute_90");
+      EXPECT_NE((*res)->ptx.find(spec->entry), std::string::npos);
+      for (const auto& b : (*res)->binaries) {
+        EXPECT_GT(b.cubin.size(), 1000u);
+        EXPECT_GT(b.registers, 0) << b.arch;
+        EXPECT_LE(b.shared_bytes + spec->dynamic_shared_bytes, 48 * 1024) << b.arch;  // static limit
+        EXPECT_EQ(b.spill_bytes, 0) << b.arch << ": register spills";
+        // Only sincosf's exact argument reduction (large RoPE angles) may use a stack frame.
+        if (cfg.kind != mm::kernels::Kind::QK_NORM_ROPE_KV) {
+          EXPECT_EQ(b.local_bytes, 0) << b.arch;
+        }
+        EXPECT_LE(b.registers * spec->block[0], 65536) << b.arch << ": block cannot launch";
+      }
+      kinds.insert(cfg.kind);
+    }
+  }
+  EXPECT_EQ(kinds.size(), static_cast<size_t>(mm::kernels::Kind::COUNT)) << "every kind is exercised";
+}
+
+INSTANTIATE_TEST_SUITE_P(Presets, KernelsCompile, ::testing::Values("tiny", "mid", "full"));
+
+}  // namespace

@@ -1,0 +1,160 @@
+// specialize(): parameter checks, names, baked constants, grid formulas; NVRTC driver: error
+// report with the offending generated line, deduplication, arch parsing.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "codegen/kernels/specialize.h"
+#include "codegen/nvrtc/nvrtc_compiler.h"
+
+namespace {
+using mm::kernels::Kind;
+using mm::kernels::Params;
+using mm::kernels::specialize;
+
+Params w4(int64_t k, int64_t n, int64_t g, int64_t variant) {
+  return Params{{{"K", k}, {"N", n}, {"G", g}, {"OUT", 0}, {"VARIANT", variant}}, {}};
+}
+
+TEST(Specialize, KindNamesRoundTrip) {
+  for (int k = 0; k < static_cast<int>(Kind::COUNT); ++k) {
+    const auto name = mm::kernels::kind_name(static_cast<Kind>(k));
+    auto back = mm::kernels::kind_from_name(name);
+    ASSERT_TRUE(back.has_value()) << name;
+    EXPECT_EQ(static_cast<int>(*back), k);
+  }
+  EXPECT_FALSE(mm::kernels::kind_from_name("GEMM_W8").has_value());
+}
+
+TEST(Specialize, BakesConstantsAndNamesTheEntry) {
+  auto s = specialize(Kind::GEMM_W4, w4(3072, 8192, 128, 0));
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s->entry, "gemm_w4_g128_k3072_ln4_mdim0_n8192_out0_variant0");
+  EXPECT_NE(s->source.find("constexpr int K = 3072;"), std::string::npos);
+  EXPECT_NE(s->source.find("#define MM_ENTRY " + s->entry), std::string::npos);
+  EXPECT_NE(s->source.find("struct mm_kernel_args"), std::string::npos);  // abi.h is embedded
+  EXPECT_EQ(s->block[0], 256);
+  const int64_t dims[8] = {5, 1, 1, 100, 0, 0, 0, 0};
+  EXPECT_EQ(s->grid[0].eval(dims), 8192 / 16);
+  EXPECT_EQ(s->grid[1].eval(dims), 1);
+  auto p = specialize(Kind::GEMM_W4, w4(3072, 8192, 128, 1));
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->grid[0].eval(dims), 64);
+  EXPECT_EQ(p->grid[1].eval(dims), 1);   // ceil(5 / 64)
+  const int64_t big[8] = {129, 1, 1, 1, 0, 0, 0, 0};
+  EXPECT_EQ(p->grid[1].eval(big), 3);
+}
+
+TEST(Specialize, FloatParamsChangeTheName) {
+  Params a{{{"N", 256}, {"WDT", 0}, {"RESIDUAL", 0}, {"GATHER", 0}}, {{"EPS", 1e-6}}};
+  Params b = a;
+  b.floats["EPS"] = 1e-5;
+  auto sa = specialize(Kind::RMS_NORM, a), sb = specialize(Kind::RMS_NORM, b);
+  ASSERT_TRUE(sa.ok() && sb.ok());
+  EXPECT_NE(sa->entry, sb->entry);
+  EXPECT_NE(sa->source.find("constexpr double EPS = 9.9999999999999995e-07;"), std::string::npos);
+}
+
+TEST(Specialize, RejectsMissingParameter) {
+  auto s = specialize(Kind::GEMM_W4, Params{{{"K", 3072}, {"G", 128}, {"OUT", 0}, {"VARIANT", 0}}, {}});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("GEMM_W4"), std::string::npos);
+  EXPECT_NE(s.error().message.find("missing integer parameter N"), std::string::npos);
+}
+
+TEST(Specialize, RejectsKNotMultipleOfGroup) {
+  auto s = specialize(Kind::GEMM_W4, w4(3000, 8192, 128, 0));
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("K = 3000 must be a multiple of G = 128"), std::string::npos);
+}
+
+TEST(Specialize, RejectsOutOfRangeValue) {
+  auto s = specialize(Kind::MOE_ALIGN, Params{{{"E", 512}, {"TOPK", 8}}, {}});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("E = 512 is out of range"), std::string::npos);
+}
+
+TEST(Specialize, RejectsGroupedCombine) {
+  auto s = specialize(Kind::MOE_W2, Params{{{"H", 256}, {"I", 256}, {"E", 8}, {"TOPK", 2}, {"G", 128},
+                                            {"GROUPED", 1}, {"COMBINE", 1}}, {}});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("COMBINE = 0"), std::string::npos);
+}
+
+TEST(Specialize, AttentionSplitKGrid) {
+  Params p{{{"NQ", 48}, {"NKV", 8}, {"D", 128}, {"KVDT", 0}, {"BLOCK", 16}, {"MAX_BLOCKS", 64},
+            {"VARIANT", 1}, {"SPLITS", 8}}, {}};
+  auto s = specialize(Kind::ATTENTION, p);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  const int64_t dims[8] = {3, 3, 3, 50, 0, 0, 0, 0};
+  EXPECT_EQ(s->grid[0].eval(dims), 3);
+  EXPECT_EQ(s->grid[1].eval(dims), 8);
+  EXPECT_EQ(s->grid[2].eval(dims), 8);
+  EXPECT_EQ(s->params.ints.at("BQ"), 1);
+}
+
+TEST(Specialize, GroupedMoeGridBoundsTheTiles) {
+  Params p{{{"H", 3072}, {"I", 1536}, {"E", 192}, {"TOPK", 8}, {"G", 128}, {"GROUPED", 1}}, {}};
+  auto s = specialize(Kind::MOE_W13, p);
+  ASSERT_TRUE(s.ok());
+  const int64_t dims[8] = {100, 1, 1, 100, 0, 0, 0, 0};
+  // sum_e ceil(n_e / 64) <= (800 + 63 * 192) / 64
+  EXPECT_EQ(s->grid[1].eval(dims), (800 + 63 * 192 + 63) / 64);
+  EXPECT_EQ(s->grid[0].eval(dims), 24);
+}
+
+TEST(Nvrtc, ErrorShowsLogAndOffendingLine) {
+  mm::codegen::NvrtcCompiler nvrtc({{"sm_90"}, "", false, true});
+  const std::string src = "extern \"C\" __global__ void k(int* p) {\n  p[0] = undefined_thing;\n}\n";
+  auto r = nvrtc.compile("broken_kernel", src);
+  ASSERT_FALSE(r.ok());
+  const std::string& m = r.error().message;
+  EXPECT_NE(m.find("broken_kernel"), std::string::npos) << m;
+  EXPECT_NE(m.find("sm_90"), std::string::npos) << m;
+  EXPECT_NE(m.find("undefined_thing"), std::string::npos) << m;
+  EXPECT_NE(m.find("  2 |   p[0] = undefined_thing;"), std::string::npos) << m;
+}
+
+TEST(Nvrtc, DeduplicatesIdenticalSourcesAcrossThreads) {
+  mm::codegen::NvrtcCompiler nvrtc({{"sm_90"}, "", false, true});
+  const std::string src = "extern \"C\" __global__ void k(int* p) { p[threadIdx.x] = 1; }\n";
+  std::shared_ptr<const mm::codegen::NvrtcResult> a, b;
+  std::thread t1([&] { a = *nvrtc.compile("k", src); });
+  std::thread t2([&] { b = *nvrtc.compile("k", src); });
+  t1.join();
+  t2.join();
+  EXPECT_EQ(nvrtc.cached(), 1u);
+  auto c = nvrtc.compile("k", src);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->get(), nvrtc.compile("k", src)->get());
+  EXPECT_EQ(a->binaries[0].cubin, b->binaries[0].cubin);
+  auto d = nvrtc.compile("k", src + "// other\n");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(nvrtc.cached(), 2u);
+}
+
+TEST(Nvrtc, RejectsBadArch) {
+  mm::codegen::NvrtcCompiler nvrtc({{"gfx90a"}, "", false, true});
+  auto r = nvrtc.compile("k", "extern \"C\" __global__ void k() {}\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("bad target architecture 'gfx90a'"), std::string::npos);
+  EXPECT_EQ(mm::codegen::parse_sm("sm_121"), 121);
+  EXPECT_EQ(mm::codegen::parse_sm("sm_90a"), 90);
+  EXPECT_EQ(mm::codegen::parse_sm("sm_"), -1);
+  EXPECT_EQ(mm::codegen::parse_sm("compute_90"), -1);
+}
+
+TEST(Nvrtc, ReportsResourceUsage) {
+  mm::codegen::NvrtcCompiler nvrtc({{"sm_90", "sm_121"}, "", false, true});
+  auto r = nvrtc.compile("k", "extern \"C\" __global__ void k(float* p) { __shared__ float s[256]; "
+                              "s[threadIdx.x] = p[threadIdx.x]; __syncthreads(); p[threadIdx.x] = s[255 - threadIdx.x]; }\n");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ((*r)->ptx_arch, "compute_90");
+  for (const auto& b : (*r)->binaries) {
+    EXPECT_GT(b.registers, 0);
+    EXPECT_EQ(b.shared_bytes, 1024);
+    EXPECT_EQ(b.local_bytes, 0);
+  }
+}
+
+}  // namespace
