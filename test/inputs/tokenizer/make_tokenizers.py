@@ -15,6 +15,7 @@ deterministic pseudo-words so the trainer always finds enough merges for exactly
                                   added tokens with lstrip/rstrip/single_word/normalized flags
   llama3-variant/tokenizer.json   Split with the Llama-3 regex (behavior Isolated, invert false)
                                   + ByteLevel, BPE ignore_merges=true, merges as [a, b] pairs
+  nfc-variant/tokenizer.json      minimax-tiny with an NFC normalizer and two normalized added tokens
 
 Run: python3 make_tokenizers.py   (needs `pip install tokenizers`; tested with 0.23.x)
 """
@@ -229,7 +230,17 @@ def main():
     l_json = json.dumps(l, ensure_ascii=False, indent=1)
     Tokenizer.from_str(l_json).encode("check it loads")
     write(l_json, "llama3-variant/tokenizer.json")
-    print("wrote minimax-tiny, minimax-full, gpt2-variant, llama3-variant")
+    # nfc-variant: the minimax-tiny BPE behind an NFC normalizer (no retraining needed), with
+    # two added tokens matched after normalization.
+    n = json.loads(tiny_json)
+    n["normalizer"] = {"type": "NFC"}
+    for entry in n["added_tokens"]:
+        if entry["content"] in ("<think>", "<fim_middle>"):
+            entry["normalized"] = True
+    n_json = json.dumps(n, ensure_ascii=False, indent=1)
+    Tokenizer.from_str(n_json).encode("check it loads")
+    write(n_json, "nfc-variant/tokenizer.json")
+    print("wrote minimax-tiny, minimax-full, gpt2-variant, llama3-variant, nfc-variant")
 
 
 if __name__ == "__main__":
