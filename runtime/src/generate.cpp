@@ -1,0 +1,200 @@
+#include "runtime/src/generate.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <chrono>
+#include <cstdio>
+
+#include "codegen/reference/reference.h"
+#include "runtime/src/cuda_executor.h"
+#include "runtime/src/host_executor.h"
+#include "runtime/src/npy.h"
+#include "runtime/src/plan_reader.h"
+#include "runtime/src/session.h"
+#include "runtime/src/weights.h"
+
+namespace mm::rt {
+
+namespace {
+
+int report(const Error& e, std::ostream& err) {
+  err << "error: " << e.message << "\n";
+  return e.exit_code();
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+bool parse_id_list(const std::string& text, std::vector<int32_t>* ids, std::string* error) {
+  ids->clear();
+  size_t i = 0;
+  for (;;) {
+    size_t j = text.find(',', i);
+    if (j == std::string::npos) j = text.size();
+    std::string item = text.substr(i, j - i);
+    const size_t first = item.find_first_not_of(" \t");
+    item = first == std::string::npos ? "" : item.substr(first, item.find_last_not_of(" \t") - first + 1);
+    char* end = nullptr;
+    errno = 0;
+    const long long v = item.empty() ? 0 : std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || errno == ERANGE || v < INT32_MIN || v > INT32_MAX) {
+      *error = "'" + item + "' (item " + std::to_string(ids->size()) + ") is not an integer id";
+      return false;
+    }
+    ids->push_back(static_cast<int32_t>(v));
+    if (j == text.size()) return true;
+    i = j + 1;
+  }
+}
+
+int generate_command(const GenerateOptions& o, std::ostream& out, std::ostream& err) {
+  if (o.device != "" && o.device != "cuda" && o.device != "host") {
+    err << "error: --device must be cuda or host, got '" << o.device << "'\n";
+    return 2;
+  }
+  if (o.prompt_ids.empty()) {
+    err << "error: the prompt is empty (--prompt-ids)\n";
+    return 1;
+  }
+  if (o.max_new_tokens < 0) {
+    err << "error: --max-new-tokens must be >= 0\n";
+    return 2;
+  }
+  if (o.weights.empty()) {
+    err << "error: --weights DIR|random is required\n";
+    return 2;
+  }
+  if (!o.dump_logits.empty())
+    if (Status st = check_writable(o.dump_logits); !st) return report(Error::bad_input("--dump-logits " + st.error().message), err);
+
+  auto plan = load_plan(o.plan);
+  if (!plan) return report(plan.error(), err);
+  const auto& def = (*plan)->def();
+  const int64_t vocab = def.model()->vocab_size();
+  const int64_t prompt_len = static_cast<int64_t>(o.prompt_ids.size());
+  for (size_t i = 0; i < o.prompt_ids.size(); ++i)
+    if (o.prompt_ids[i] < 0 || o.prompt_ids[i] >= vocab)
+      return report(Error::bad_input("--prompt-ids: id " + std::to_string(o.prompt_ids[i]) +
+                                     " (item " + std::to_string(i) + ") is outside the vocabulary [0, " +
+                                     std::to_string(vocab) + ") of " + o.plan), err);
+  for (size_t i = 0; i < o.force_ids.size(); ++i)
+    if (o.force_ids[i] < 0 || o.force_ids[i] >= vocab)
+      return report(Error::bad_input("--force-ids: id " + std::to_string(o.force_ids[i]) +
+                                     " (item " + std::to_string(i) + ") is outside the vocabulary [0, " +
+                                     std::to_string(vocab) + ")"), err);
+  const int64_t plan_max = def.limits()->max_seq_len();
+  const int64_t steps_wanted = o.force_ids.empty() ? o.max_new_tokens : static_cast<int64_t>(o.force_ids.size());
+  int64_t max_seq_len = o.max_seq_len;
+  if (max_seq_len < 0) return report(Error::usage("--max-seq-len must be positive"), err);
+  if (max_seq_len > plan_max)
+    return report(Error::bad_input("--max-seq-len " + std::to_string(max_seq_len) +
+                                   " exceeds the plan's limit " + std::to_string(plan_max) +
+                                   " (recompile with mmc compile --max-seq-len)"), err);
+  if (max_seq_len == 0) max_seq_len = std::min(plan_max, prompt_len + std::max<int64_t>(steps_wanted, 1));
+  if (prompt_len > max_seq_len)
+    return report(Error::bad_input("the prompt has " + std::to_string(prompt_len) +
+                                   " tokens, longer than the maximum sequence length " +
+                                   std::to_string(max_seq_len) +
+                                   (o.max_seq_len ? " (--max-seq-len)" : " of the plan")), err);
+  // Generated token i (i >= 1) is fed back at position prompt_len + i - 1.
+  const int64_t steps = std::min(steps_wanted, max_seq_len - prompt_len + 1);
+  if (steps < steps_wanted)
+    err << "note: generation stops after " << steps << " tokens at the maximum sequence length "
+        << max_seq_len << "\n";
+
+  const bool use_cuda = o.device == "cuda" || (o.device.empty() && cuda_device_present());
+  if (o.threads > 0) ref::set_num_threads(o.threads);
+
+  const auto t_load = std::chrono::steady_clock::now();
+  const int64_t blocks = (max_seq_len + def.limits()->kv_block_size() - 1) / def.limits()->kv_block_size();
+  std::unique_ptr<Executor> executor;
+  uint64_t weight_bytes = 0;
+  std::string backend;
+  if (use_cuda) {
+    auto ex = CudaExecutor::create(*plan, o.weights, o.seed, blocks, ::isatty(2) != 0);
+    if (!ex) return report(ex.error(), err);
+    weight_bytes = (*ex)->load_stats().weight_bytes;
+    backend = "cuda (" + (*ex)->device_info().name + ", " + (*ex)->device_info().arch() + ")";
+    executor = std::move(*ex);
+  } else {
+    Expected<HostWeights> weights = o.weights == "random"
+                                        ? random_host_weights(**plan, o.seed)
+                                        : load_host_weights(**plan, o.weights, ::isatty(2) != 0);
+    if (!weights) return report(weights.error(), err);
+    weight_bytes = weights->total_bytes;
+    auto ex = HostExecutor::create(*plan, std::move(*weights), blocks);
+    if (!ex) return report(ex.error(), err);
+    backend = "host (" + std::to_string(ref::num_threads()) + " threads)";
+    executor = std::move(*ex);
+  }
+  auto session = Session::create(*plan, std::move(executor), max_seq_len, 1);
+  if (!session) return report(session.error(), err);
+  const double load_s = seconds_since(t_load);
+
+  Sampling sampling{o.temperature, o.top_k, o.top_p, o.seed};
+  std::vector<int32_t> chosen, sampled_ids;
+  std::vector<float> all_logits, logits;
+  const bool keep_logits = !o.dump_logits.empty();
+  std::vector<int64_t> eos;
+  if (def.model()->eos_token_ids())
+    for (int64_t e : *def.model()->eos_token_ids()) eos.push_back(e);
+
+  double prefill_s = 0, decode_s = 0;
+  int64_t decoded = 0;
+  int32_t next = -1;
+  for (int64_t i = 0; i < steps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    Status st;
+    if (i == 0) {
+      st = (*session)->prefill(0, o.prompt_ids, sampling, 0, keep_logits ? &logits : nullptr, &next);
+      prefill_s = seconds_since(t0);
+    } else {
+      std::vector<int32_t> nexts;
+      const int32_t slot = 0;
+      const int32_t tok = chosen.back();
+      st = (*session)->decode({&slot, 1}, {&tok, 1}, {&sampling, 1}, i, keep_logits ? &logits : nullptr, &nexts);
+      if (st) next = nexts[0];
+      decode_s += seconds_since(t0);
+      ++decoded;
+    }
+    if (!st) return report(st.error(), err);
+    if (keep_logits) all_logits.insert(all_logits.end(), logits.begin(), logits.begin() + vocab);
+    sampled_ids.push_back(next);
+    chosen.push_back(o.force_ids.empty() ? next : o.force_ids[i]);
+    if (o.force_ids.empty() && !o.ignore_eos && std::find(eos.begin(), eos.end(), next) != eos.end()) break;
+  }
+
+  // Under teacher forcing the model's own choices are printed (the forced ids are known).
+  const std::vector<int32_t>& shown = sampled_ids;
+  if (o.print_ids) {
+    out << "[";
+    for (size_t i = 0; i < shown.size(); ++i) out << (i ? ", " : "") << shown[i];
+    out << "]\n";
+  } else {
+    for (size_t i = 0; i < shown.size(); ++i) out << (i ? " " : "") << shown[i];
+    out << "\n";
+  }
+  if (keep_logits) {
+    const int64_t rows = static_cast<int64_t>(sampled_ids.size());
+    if (Status st = write_npy_f32(o.dump_logits, all_logits.data(), rows, vocab); !st)
+      return report(st.error(), err);
+  }
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "backend %s: weights %.1f MiB, load %.2f s; prefill %lld tokens %.3f s "
+                "(%.1f tok/s); decode %lld tokens %.3f s (%.2f tok/s)\n",
+                backend.c_str(), weight_bytes / 1048576.0, load_s,
+                static_cast<long long>(prompt_len), prefill_s, prefill_s > 0 ? prompt_len / prefill_s : 0.0,
+                static_cast<long long>(decoded), decode_s, decode_s > 0 ? decoded / decode_s : 0.0);
+  err << line;
+  return 0;
+}
+
+}  // namespace mm::rt

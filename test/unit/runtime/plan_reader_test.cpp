@@ -1,0 +1,158 @@
+// Plan reader: the valid test plan loads; each corruption is refused with a clear message.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "runtime/src/plan_reader.h"
+#include "test_plan.h"
+
+namespace mm::rt {
+namespace {
+
+using test::TinyModel;
+
+Expected<std::shared_ptr<const Plan>> load(const std::vector<uint8_t>& b) {
+  return load_plan_from_memory(b.data(), b.size(), "t.mmp");
+}
+
+std::string load_error(const std::vector<uint8_t>& b) {
+  auto p = load(b);
+  EXPECT_FALSE(p.ok());
+  if (p.ok()) return "";
+  EXPECT_EQ(p.error().exit_code(), 1);
+  return p.error().message;
+}
+
+TEST(PlanReader, LoadsTheTinyPlan) {
+  auto bytes = test::build_tiny_plan(TinyModel{});
+  auto p = load(bytes);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ((*p)->def().model()->num_layers(), 2);
+  EXPECT_EQ((*p)->program("decode").launches()->size(), 1u + 2 * 9 + 3);
+  EXPECT_EQ((*p)->program("prefill").launches()->size(), 1u + 2 * 12 + 3);
+  EXPECT_EQ((*p)->max_blocks_per_seq(), 16);
+}
+
+TEST(PlanReader, LoadsFromAFile) {
+  auto bytes = test::build_tiny_plan(TinyModel{});
+  const std::string path = ::testing::TempDir() + "/plan_reader_test.mmp";
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  auto p = load_plan(path);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  auto missing = load_plan(path + ".nope");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("cannot open"), std::string::npos);
+}
+
+TEST(PlanReader, RejectsTruncatedFiles) {
+  auto bytes = test::build_tiny_plan(TinyModel{});
+  for (size_t keep : {size_t{0}, size_t{4}, size_t{7}, bytes.size() / 3, bytes.size() / 2, bytes.size() - 8}) {
+    std::vector<uint8_t> t(bytes.begin(), bytes.begin() + keep);
+    std::string msg = load_error(t);
+    EXPECT_TRUE(msg.find("truncated") != std::string::npos || msg.find("not a plan") != std::string::npos) << keep << ": " << msg;
+  }
+}
+
+TEST(PlanReader, RejectsAWrongIdentifier) {
+  auto bytes = test::build_tiny_plan(TinyModel{});
+  bytes[4] = 'X';
+  EXPECT_NE(load_error(bytes).find("MMP1"), std::string::npos);
+}
+
+TEST(PlanReader, BitFlipsNeverCrashAndMostAreRefused) {
+  // Every flip is either refused or yields a plan that still passes every semantic check (a flip
+  // in a cubin byte or a float is undetectable by design). Never a crash.
+  auto bytes = test::build_tiny_plan(TinyModel{});
+  int refused = 0, total = 0;
+  for (size_t i = 0; i < bytes.size(); i += 7) {
+    auto b = bytes;
+    b[i] ^= 0x80;
+    auto p = load(b);
+    ++total;
+    refused += !p.ok();
+  }
+  EXPECT_GT(refused, 0);
+  EXPECT_LE(refused, total);
+  // A flipped root offset is always caught.
+  auto b = bytes;
+  b[1] ^= 0x40;
+  EXPECT_FALSE(load(b).ok());
+}
+
+TEST(PlanReader, RejectsANewerSchemaVersion) {
+  TinyModel m;
+  m.schema_version = 2;
+  std::string msg = load_error(test::build_tiny_plan(m));
+  EXPECT_NE(msg.find("schema version 2 is newer"), std::string::npos) << msg;
+}
+
+TEST(PlanReader, RejectsAnOlderSchemaVersion) {
+  TinyModel m;
+  m.schema_version = 0;
+  EXPECT_NE(load_error(test::build_tiny_plan(m)).find("older"), std::string::npos);
+}
+
+TEST(PlanReader, ArchAvailability) {
+  TinyModel m;
+  m.targets = {"sm_90", "sm_121"};
+  auto p = load(test::build_tiny_plan(m));
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(check_plan_arch(**p, 9, 0).ok());
+  EXPECT_TRUE(check_plan_arch(**p, 12, 1).ok());
+  Status st = check_plan_arch(**p, 8, 0);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().exit_code(), 1);
+  EXPECT_NE(st.error().message.find("no cubin for this device (sm_80)"), std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find("sm_90, sm_121"), std::string::npos);
+}
+
+// Patches a plan through the object API-free way: rebuild with a modified model.
+TEST(PlanReader, RejectsBadLimits) {
+  TinyModel m;
+  m.block = 5000;  // above the 4096 cap
+  EXPECT_NE(load_error(test::build_tiny_plan(m)).find("kv_block_size"), std::string::npos);
+}
+
+TEST(PlanReader, RejectsWeightSizeMismatch) {
+  test::WeightSpec w{"w", plan::DType::BF16, {4, 8}, plan::WeightTransform::COPY,
+                     {{"t", "model.safetensors", 8, 64, plan::DType::BF16, {4, 8}}}};
+  EXPECT_TRUE(load(test::build_weights_plan({w})).ok());
+  auto bad = w;
+  bad.sources[0].nbytes = 60;
+  EXPECT_NE(load_error(test::build_weights_plan({bad})).find("does not match shape"), std::string::npos);
+  bad = w;
+  bad.sources[0].file = "../etc/passwd";
+  EXPECT_NE(load_error(test::build_weights_plan({bad})).find("relative path inside"), std::string::npos);
+  bad = w;
+  bad.sources[0].dtype = plan::DType::F16;
+  EXPECT_NE(load_error(test::build_weights_plan({bad})).find("does not convert"), std::string::npos);
+  bad = w;
+  bad.transform = plan::WeightTransform::STACK_EXPERTS;
+  EXPECT_NE(load_error(test::build_weights_plan({bad})).find("STACK_EXPERTS needs 4 sources"), std::string::npos);
+  bad = w;
+  bad.transform = plan::WeightTransform::CONCAT_N;
+  bad.sources.push_back(bad.sources[0]);
+  EXPECT_NE(load_error(test::build_weights_plan({bad})).find("CONCAT_N"), std::string::npos);
+}
+
+TEST(PlanReader, RejectsLaunchCorruptions) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"operand_count", "takes 5 operands"},
+      {"arena", "exceeds arena_bytes"},
+      {"weight_index", "weight index 9999 out of range"},
+      {"param", "missing parameter V"},
+      {"kv_layer", "KV layer 2 out of range"},
+      {"no_decode", "no 'decode' program"},
+      {"kernel_index", "kernel index 999 out of range"},
+  };
+  for (auto [corrupt, want] : cases) {
+    TinyModel m;
+    m.corrupt = corrupt;
+    std::string msg = load_error(test::build_tiny_plan(m));
+    EXPECT_NE(msg.find(want), std::string::npos) << corrupt << ": " << msg;
+  }
+}
+
+}  // namespace
+}  // namespace mm::rt

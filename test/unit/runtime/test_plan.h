@@ -1,0 +1,48 @@
+// Test-only plan construction through the flatbuffers builders of plan.fbs, until mmc writes
+// plans: a small MiniMax-M2-shaped model laid out launch by launch as docs/kernels.md section 6
+// describes (decode: fused router, per-token experts; prefill: router GEMM, MOE_ALIGN, grouped
+// experts, MOE_COMBINE), with a simple arena (one region per buffer).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/schemas/plan_generated.h"
+
+namespace mm::rt::test {
+
+struct TinyModel {
+  int64_t H = 128, I = 64, L = 2, NQ = 4, NKV = 2, D = 32, DR = 16, E = 4, TOPK = 2, V = 96;
+  int64_t G = 32;
+  double theta = 10000.0, eps = 1e-6;
+  int64_t max_seq_len = 64, max_batch = 4, max_prefill_tokens = 8, block = 4;
+  bool fp8_kv = false;
+  uint32_t schema_version = 1;
+  std::vector<std::string> targets = {"sm_90"};
+  // One deliberate corruption for reader tests: "operand_count", "arena", "weight_index",
+  // "param", "kv_layer", "no_decode", "kernel_index".
+  std::string corrupt;
+};
+
+// The complete plan, serialized (identifier MMP1). Weights reference tensors named as in the
+// MiniMax-M2 checkpoint with made-up offsets in "model.safetensors" (use --weights random).
+std::vector<uint8_t> build_tiny_plan(const TinyModel& m);
+
+// One weight of a weights-only plan (empty prefill/decode programs).
+struct WeightSpec {
+  std::string name;
+  plan::DType dtype;
+  std::vector<int64_t> shape;
+  plan::WeightTransform transform;
+  struct Source {
+    std::string name, file;
+    uint64_t offset, nbytes;
+    plan::DType dtype;
+    std::vector<int64_t> shape;
+  };
+  std::vector<Source> sources;
+};
+std::vector<uint8_t> build_weights_plan(const std::vector<WeightSpec>& weights);
+
+}  // namespace mm::rt::test
