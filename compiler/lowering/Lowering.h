@@ -22,6 +22,8 @@
 #include "dialects/exec/ir/ExecOps.h"
 #include "dialects/moe/ir/MoEOps.h"
 
+namespace mm::kernels { struct Params; }
+
 namespace mm::compiler::lowering {
 
 // Device weights of one quantized linear (or several concatenated along N).
@@ -36,6 +38,9 @@ struct Geometry {
   int64_t smem = 0;
   std::array<mm::exec::DimAttr, 3> grid;
 };
+
+// Exec kernel params (integers and floats) in the form codegen/kernels takes.
+mm::kernels::Params toKernelParams(mlir::DictionaryAttr params);
 
 // Asks codegen/kernels for a specialization's geometry (KernelGeometry.cpp).
 mlir::FailureOr<Geometry> kernelGeometry(mlir::MLIRContext *ctx, llvm::StringRef kind,

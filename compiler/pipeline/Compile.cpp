@@ -2,6 +2,8 @@
 #include "compiler/pipeline/Compile.h"
 
 #include "compiler/pipeline/Phases.h"
+#include "compiler/pipeline/Backend.h"
+#include "codegen/nvrtc/nvrtc_compiler.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
@@ -14,40 +16,33 @@
 using namespace mlir;
 
 namespace mm::compiler {
-namespace {
-
-const char *emitName(EmitKind kind) {
-  switch (kind) {
-  case EmitKind::Moe: return "moe";
-  case EmitKind::MoeFused: return "moe-fused";
-  case EmitKind::Exec: return "exec";
-  case EmitKind::Cuda: return "cuda";
-  case EmitKind::Plan: return "plan";
-  }
-  return "?";
-}
-
-} // namespace
-
 int compileCommand(const CompileOptions &opts) {
   llvm::raw_ostream &err = llvm::errs();
-  // The phases after moe-fused (exec lowering, CUDA emission, plan writing) are not part of
-  // this build yet: say so instead of pretending.
-  if (opts.emit != EmitKind::Moe && opts.emit != EmitKind::MoeFused) {
-    err << "mmc compile: --emit=" << emitName(opts.emit) << " is not available in this build\n";
-    return 3;
-  }
-
   auto desc = mm::read_checkpoint(opts.modelDir);
   if (!desc) {
     err << "mmc compile: " << desc.error().message << "\n";
     return desc.error().exit_code();
+  }
+  if (opts.emit == EmitKind::Plan || opts.emit == EmitKind::Cuda) {
+    for (const std::string &t : opts.targets)
+      if (codegen::parse_sm(t) < 0) {
+        err << "mmc compile: --target '" << t << "' is not an arch like sm_90 or sm_121\n";
+        return 2;
+      }
+    if (opts.targets.empty()) {
+      err << "mmc compile: --target names no arch\n";
+      return 2;
+    }
   }
 
   // One thread: the passes are module-level and the build machine has two shared cores.
   MLIRContext context(MLIRContext::Threading::DISABLED);
   bool internal = false;  // diagnostics after a successful build are our bugs, not bad input
   ScopedDiagnosticHandler handler(&context, [&](Diagnostic &diag) {
+    if (diag.getSeverity() == DiagnosticSeverity::Remark) {
+      err << "mmc compile: " << diag << "\n";
+      return success();
+    }
     err << "mmc compile: " << (internal ? "internal error: " : "") << diag.getLocation() << ": "
         << diag << "\n";
     for (Diagnostic &note : diag.getNotes())
@@ -65,11 +60,42 @@ int compileCommand(const CompileOptions &opts) {
     return 3;
   if (opts.stats)
     printStats(module->get(), "moe", err);
-  if (opts.emit == EmitKind::MoeFused) {
+
+  OwningOpRef<ModuleOp> printed;
+  ModuleOp result = module->get();
+  std::vector<uint8_t> planBytes;
+  std::string cuda;
+  if (opts.emit != EmitKind::Moe) {
     if (failed(fuseMoE(module->get())))
       return 3;
     if (opts.stats)
       printStats(module->get(), "moe-fused", err);
+  }
+  if (opts.emit == EmitKind::Exec || opts.emit == EmitKind::Cuda || opts.emit == EmitKind::Plan) {
+    auto exec = lowerToExec(module->get(), opts);
+    if (failed(exec))
+      return 3;
+    if (opts.stats)
+      printExecStats(exec->get(), err);
+    printed = std::move(*exec);
+    result = printed.get();
+  }
+  if (opts.emit == EmitKind::Cuda) {
+    llvm::raw_string_ostream os(cuda);
+    if (failed(emitCuda(result, os)))
+      return 3;
+  }
+  if (opts.emit == EmitKind::Plan) {
+    auto kernels = compileKernels(result, opts.targets);
+    if (failed(kernels))
+      return 3;
+    auto plan = writePlan(result, *desc, planLimits(opts), opts.targets, *kernels);
+    if (failed(plan))
+      return 3;
+    planBytes = std::move(*plan);
+    if (opts.stats)
+      err << "plan: " << planBytes.size() << " bytes, " << kernels->size() << " kernels x "
+          << opts.targets.size() << " archs\n";
   }
 
   std::string errorMessage;
@@ -78,8 +104,14 @@ int compileCommand(const CompileOptions &opts) {
     err << "mmc compile: cannot write '" << opts.output << "': " << errorMessage << "\n";
     return 1;
   }
-  module->get()->print(output->os());
-  output->os() << "\n";
+  if (opts.emit == EmitKind::Plan)
+    output->os().write(reinterpret_cast<const char *>(planBytes.data()), planBytes.size());
+  else if (opts.emit == EmitKind::Cuda)
+    output->os() << cuda;
+  else
+    result->print(output->os());
+  if (opts.emit != EmitKind::Plan && opts.emit != EmitKind::Cuda)
+    output->os() << "\n";
   output->keep();
   return 0;
 }

@@ -20,6 +20,7 @@ struct CompileOptions {
   std::vector<std::string> targets;      // e.g. {"sm_121", "sm_90"}
   int64_t maxSeqLen = 4096;
   int64_t maxBatch = 16;
+  int64_t maxPrefillTokens = 512;        // prefill chunk (capped at maxSeqLen)
   std::string kvCacheDtype = "bf16";     // bf16 | fp8
   EmitKind emit = EmitKind::Plan;
   bool stats = false;                    // print op/launch counts per program to stderr

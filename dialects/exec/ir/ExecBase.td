@@ -22,7 +22,7 @@ def Exec_Dialect : Dialect {
         sources = ["model.layers.0.self_attn.q_proj.qweight", "model.layers.0.self_attn.k_proj.qweight",
                    "model.layers.0.self_attn.v_proj.qweight"], transform = "concat_n"}
     exec.kernel @gemm_w4_0 {kind = "GEMM_W4", params = {G = 128 : i64, K = 256 : i64, N = 512 : i64}}
-    exec.program @decode {max_tokens = 16 : i64} {
+    exec.program @decode attributes {max_tokens = 16 : i64} {
       exec.buffer @x {size = 8192 : i64}
       exec.buffer @qkv {size = 16384 : i64}
       exec.launch @gemm_w4_0 grid [#exec.dim<1>, #exec.dim<T, 1, 0, 1>, #exec.dim<1>]

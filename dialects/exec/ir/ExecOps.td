@@ -117,7 +117,7 @@ def Exec_ProgramOp : Exec_Op<"program", [Symbol, SymbolTable, NoTerminator, Sing
     `arena_bytes` is set by `exec-plan-memory`.
 
     ```mlir
-    exec.program @decode {max_tokens = 16 : i64} {
+    exec.program @decode attributes {max_tokens = 16 : i64} {
       exec.buffer @x {size = 8192 : i64}
       exec.launch @embed_0 grid [...] operands [#exec.input<"tokens">, ...]
     }

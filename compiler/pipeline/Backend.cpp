@@ -1,0 +1,160 @@
+//===- Backend.cpp - the phases after moe-fused ----------------------------===//
+#include "compiler/pipeline/Backend.h"
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "llvm/Support/raw_ostream.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Pass/PassManager.h"
+
+#include "codegen/kernels/specialize.h"
+#include "codegen/nvrtc/nvrtc_compiler.h"
+#include "compiler/lowering/Lowering.h"
+#include "compiler/lowering/MoEToExec.h"
+#include "dialects/exec/ir/ExecOps.h"
+#include "dialects/exec/transforms/Passes.h"
+
+using namespace mlir;
+
+namespace mm::compiler {
+
+PlanLimits planLimits(const CompileOptions &opts) {
+  PlanLimits limits;
+  limits.maxSeqLen = opts.maxSeqLen;
+  limits.maxBatch = opts.maxBatch;
+  limits.maxPrefillTokens = std::min<int64_t>(opts.maxPrefillTokens, opts.maxSeqLen);
+  limits.kvDtype = opts.kvCacheDtype;
+  limits.kvBlockSize = 16;
+  return limits;
+}
+
+FailureOr<OwningOpRef<ModuleOp>> lowerToExec(ModuleOp fused, const CompileOptions &opts) {
+  PlanLimits limits = planLimits(opts);
+  LoweringOptions lo;
+  lo.maxBatch = limits.maxBatch;
+  lo.maxPrefillTokens = limits.maxPrefillTokens;
+  lo.maxSeqLen = limits.maxSeqLen;
+  lo.kvBlockSize = limits.kvBlockSize;
+  auto exec = lowerMoEToExec(fused, lo);
+  if (failed(exec))
+    return failure();
+  PassManager pm(fused.getContext());
+  exec::ExecPlanMemoryOptions memOpts;
+  memOpts.report = opts.stats;
+  pm.addPass(exec::createExecPlanMemory(memOpts));
+  if (failed(pm.run(exec->get())) || failed(verify(exec->get())))
+    return failure();
+  return exec;
+}
+
+static FailureOr<kernels::Specialization> specializeOp(exec::KernelOp k) {
+  auto kind = kernels::kind_from_name(k.getKind().str());
+  if (!kind)
+    return k.emitOpError() << "no kernel template implements kind '" << k.getKind() << "'";
+  auto spec = kernels::specialize(*kind, lowering::toKernelParams(k.getParams()));
+  if (!spec.ok())
+    return k.emitOpError() << spec.error().message;
+  return std::move(spec).value();
+}
+
+LogicalResult emitCuda(ModuleOp exec, llvm::raw_ostream &os) {
+  for (exec::KernelOp k : exec.getOps<exec::KernelOp>()) {
+    auto spec = specializeOp(k);
+    if (failed(spec))
+      return failure();
+    os << "// ===== kernel @" << k.getSymName() << " (" << k.getKind() << ") entry "
+       << spec->entry << "\n"
+       << spec->source << "\n";
+  }
+  return success();
+}
+
+FailureOr<llvm::StringMap<CompiledKernel>>
+compileKernels(ModuleOp exec, const std::vector<std::string> &targets) {
+  struct Job {
+    std::string symbol;
+    kernels::Specialization spec;
+  };
+  std::vector<Job> jobs;
+  for (exec::KernelOp k : exec.getOps<exec::KernelOp>()) {
+    auto spec = specializeOp(k);
+    if (failed(spec))
+      return failure();
+    jobs.push_back({k.getSymName().str(), std::move(*spec)});
+  }
+  codegen::NvrtcOptions nvOpts;
+  nvOpts.archs = targets;
+  codegen::NvrtcCompiler compiler(nvOpts);
+  std::vector<Expected<std::shared_ptr<const codegen::NvrtcResult>>> results(
+      jobs.size(), Error::internal("not compiled"));
+  // NVRTC is thread-safe; kernels compile independently (a 2-core build machine halves the wall
+  // time of the 62-layer plan this way).
+  std::atomic<size_t> next{0};
+  unsigned threads = std::max(1u, std::min(4u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < threads; ++t)
+    pool.emplace_back([&] {
+      for (size_t i = next++; i < jobs.size(); i = next++)
+        results[i] = compiler.compile(jobs[i].spec.entry, jobs[i].spec.source);
+    });
+  for (auto &t : pool)
+    t.join();
+
+  llvm::StringMap<CompiledKernel> out;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (!results[i].ok())
+      return emitError(exec.getLoc())
+             << "NVRTC failed for kernel @" << jobs[i].symbol << ": " << results[i].error().message;
+    const codegen::NvrtcResult &r = **results[i];
+    CompiledKernel ck;
+    ck.entry = jobs[i].spec.entry;
+    ck.ptx = r.ptx;
+    ck.ptxArch = r.ptx_arch;
+    ck.sourceHash = r.source_hash;
+    for (const codegen::NvrtcBinary &b : r.binaries)
+      ck.binaries.push_back({b.arch, b.cubin, b.registers, b.shared_bytes, b.local_bytes});
+    out[jobs[i].symbol] = std::move(ck);
+  }
+  return out;
+}
+
+void printExecStats(ModuleOp exec, llvm::raw_ostream &os) {
+  size_t kernels = 0, weights = 0;
+  for (Operation &op : *exec.getBody()) {
+    kernels += isa<exec::KernelOp>(op);
+    weights += isa<exec::WeightOp>(op);
+  }
+  os << "exec: " << kernels << " kernel specializations, " << weights << " device weights\n";
+  for (exec::ProgramOp prog : exec.getOps<exec::ProgramOp>()) {
+    std::map<int64_t, size_t> perLayer, moePerLayer;
+    size_t total = 0, buffers = 0;
+    for (Operation &op : prog.getBody().front()) {
+      if (isa<exec::BufferOp>(op)) {
+        ++buffers;
+        continue;
+      }
+      auto l = cast<exec::LaunchOp>(op);
+      ++total;
+      int64_t layer = l.getLayer() ? *l.getLayer() : -1;
+      ++perLayer[layer];
+      StringRef note = l.getNote() ? *l.getNote() : "";
+      if (note.starts_with("route") || note.starts_with("router") || note.starts_with("moe_"))
+        ++moePerLayer[layer];
+    }
+    size_t maxLayer = 0, maxMoe = 0;
+    for (auto &[layer, n] : perLayer)
+      if (layer >= 0)
+        maxLayer = std::max(maxLayer, n);
+    for (auto &[layer, n] : moePerLayer)
+      if (layer >= 0)
+        maxMoe = std::max(maxMoe, n);
+    os << "exec @" << prog.getSymName() << ": " << total << " launches, " << maxLayer
+       << " per layer (MoE block " << maxMoe << "), " << perLayer[-1] << " outside layers, "
+       << buffers << " buffers, arena " << prog.getArenaBytes().value_or(0) << " bytes\n";
+  }
+}
+
+} // namespace mm::compiler
