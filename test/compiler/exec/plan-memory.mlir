@@ -7,7 +7,7 @@ exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem 
 // CHECK: exec.buffer @a {offset = 0 : i64, size = 100 : i64}
 // CHECK: exec.buffer @b {offset = 256 : i64, size = 100 : i64}
 // CHECK: exec.buffer @c {offset = 0 : i64, size = 100 : i64}
-exec.program @p {max_tokens = 1 : i64} {
+exec.program @p attributes {max_tokens = 1 : i64} {
   exec.buffer @a {size = 100 : i64}
   exec.buffer @b {size = 100 : i64}
   exec.buffer @c {size = 100 : i64}
@@ -24,7 +24,7 @@ exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem 
 // CHECK: exec.buffer @big {offset = 0 : i64, size = 1024 : i64}
 // CHECK: exec.buffer @small {offset = 1024 : i64, size = 10 : i64}
 // CHECK: exec.buffer @later {offset = 0 : i64, size = 512 : i64}
-exec.program @q {max_tokens = 1 : i64} {
+exec.program @q attributes {max_tokens = 1 : i64} {
   exec.buffer @big {size = 1024 : i64}
   exec.buffer @small {size = 10 : i64}
   exec.buffer @later {size = 512 : i64}
@@ -36,7 +36,7 @@ exec.program @q {max_tokens = 1 : i64} {
 
 // Tests that an unused buffer is an error.
 exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem = 0 : i64}
-exec.program @r {max_tokens = 1 : i64} {
+exec.program @r attributes {max_tokens = 1 : i64} {
   // expected-error @+1 {{is never used by a launch of program 'r'}}
   exec.buffer @dead {size = 100 : i64}
 }

@@ -74,13 +74,13 @@ exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "GEMM_W4", params = {}, sme
 
 // Tests that max_tokens is positive.
 // expected-error @+1 {{max_tokens must be positive, got 0}}
-exec.program @p {max_tokens = 0 : i64} {
+exec.program @p attributes {max_tokens = 0 : i64} {
 }
 
 // -----
 
 // Tests that buffer sizes are positive.
-exec.program @p {max_tokens = 1 : i64} {
+exec.program @p attributes {max_tokens = 1 : i64} {
   // expected-error @+1 {{size must be positive, got 0}}
   exec.buffer @b {size = 0 : i64}
 }
@@ -88,7 +88,7 @@ exec.program @p {max_tokens = 1 : i64} {
 // -----
 
 // Tests that buffer offsets are not negative.
-exec.program @p {max_tokens = 1 : i64} {
+exec.program @p attributes {max_tokens = 1 : i64} {
   // expected-error @+1 {{offset must be >= 0, got -4}}
   exec.buffer @b {offset = -4 : i64, size = 4 : i64}
 }
@@ -97,7 +97,7 @@ exec.program @p {max_tokens = 1 : i64} {
 
 exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem = 0 : i64}
 // Tests that only buffers and launches live in a program.
-exec.program @p {max_tokens = 1 : i64} {
+exec.program @p attributes {max_tokens = 1 : i64} {
   // expected-error @+1 {{is not allowed in an exec.program}}
   exec.kernel @k2 {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem = 0 : i64}
 }
@@ -105,7 +105,7 @@ exec.program @p {max_tokens = 1 : i64} {
 // -----
 
 // Tests that a launch names an exec.kernel.
-exec.program @p {max_tokens = 1 : i64} {
+exec.program @p attributes {max_tokens = 1 : i64} {
   // expected-error @+1 {{kernel 'missing' is not an exec.kernel of the module}}
   exec.launch @missing grid [#exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>] operands []
 }
@@ -114,7 +114,7 @@ exec.program @p {max_tokens = 1 : i64} {
 
 exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem = 0 : i64}
 // Tests that a grid has three formulas.
-exec.program @p {max_tokens = 1 : i64} {
+exec.program @p attributes {max_tokens = 1 : i64} {
   // expected-error @+1 {{grid must have 3 formulas, got 1}}
   exec.launch @k grid [#exec.dim<"", 0, 1, 1>] operands []
 }
@@ -123,7 +123,7 @@ exec.program @p {max_tokens = 1 : i64} {
 
 exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem = 0 : i64}
 // Tests that grid entries are #exec.dim.
-exec.program @p {max_tokens = 1 : i64} {
+exec.program @p attributes {max_tokens = 1 : i64} {
   // expected-error @+1 {{grid entries must be #exec.dim}}
   exec.launch @k grid [1, 2, 3] operands []
 }
@@ -132,7 +132,7 @@ exec.program @p {max_tokens = 1 : i64} {
 
 exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem = 0 : i64}
 // Tests the 16-operand limit of the kernel ABI.
-exec.program @p {max_tokens = 1 : i64} {
+exec.program @p attributes {max_tokens = 1 : i64} {
   // expected-error @+1 {{has 17 operands, the limit is 16}}
   exec.launch @k grid [#exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>]
       operands [#exec.none, #exec.none, #exec.none, #exec.none, #exec.none, #exec.none, #exec.none, #exec.none,
@@ -143,7 +143,7 @@ exec.program @p {max_tokens = 1 : i64} {
 
 exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem = 0 : i64}
 // Tests that buffer operands are declared by the program.
-exec.program @p {max_tokens = 1 : i64} {
+exec.program @p attributes {max_tokens = 1 : i64} {
   // expected-error @+1 {{operand names buffer 'x' which the program does not declare}}
   exec.launch @k grid [#exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>] operands [#exec.buf<"x">]
 }
@@ -152,7 +152,7 @@ exec.program @p {max_tokens = 1 : i64} {
 
 exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem = 0 : i64}
 // Tests that weight operands are declared by the module.
-exec.program @p {max_tokens = 1 : i64} {
+exec.program @p attributes {max_tokens = 1 : i64} {
   // expected-error @+1 {{operand names weight 'w' which the module does not declare}}
   exec.launch @k grid [#exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>] operands [#exec.weight<"w">]
 }
@@ -161,7 +161,7 @@ exec.program @p {max_tokens = 1 : i64} {
 
 exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem = 0 : i64}
 // Tests that operands are exec operand attributes.
-exec.program @p {max_tokens = 1 : i64} {
+exec.program @p attributes {max_tokens = 1 : i64} {
   // expected-error @+1 {{is not an exec operand attribute}}
   exec.launch @k grid [#exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>] operands [7]
 }

@@ -19,7 +19,7 @@ exec.kernel @gemm_w4_0 {block = array<i64: 256, 1, 1>, kind = "GEMM_W4",
 // CHECK: exec.launch @gemm_w4_0 grid [#exec.dim<"", 0, 64, 1>, #exec.dim<"T", 1, 15, 16>, #exec.dim<"", 0, 1, 1>]
 // CHECK-SAME: operands [#exec.buf<"x">, #exec.weight<"l0.qkv.qweight">, #exec.weight<"l0.qkv.scales">, #exec.buf<"qkv">, #exec.input<"positions">, #exec.kv<0, "k">, #exec.none]
 // CHECK-SAME: layer = 0
-exec.program @decode {max_tokens = 16 : i64} {
+exec.program @decode attributes {max_tokens = 16 : i64} {
   exec.buffer @x {size = 8192 : i64}
   exec.buffer @qkv {offset = 0 : i64, size = 16384 : i64}
   exec.launch @gemm_w4_0 grid [#exec.dim<"", 0, 64, 1>, #exec.dim<"T", 1, 15, 16>, #exec.dim<"", 0, 1, 1>]
