@@ -87,6 +87,7 @@ void qk_norm_rope_kv_ref(const mm_kernel_args& args, const QkNormRopeKvParams& p
 
 // ATTENTION. ptr: q bf16[T, NQ*D], positions, seq_slots, block_tables, k_pool, v_pool, k_scale,
 // v_scale, partial f32 (ignored by the reference), out o bf16[T, NQ*D].
+// VARIANT 2 (split-K combine, after a VARIANT 1 launch) is a no-op here.
 // VARIANT and SPLITS do not change the result.
 struct AttentionParams {
   int64_t NQ = 0, NKV = 0, D = 0; int64_t KVDT = MM_DT_BF16; int64_t BLOCK = 16, MAX_BLOCKS = 0;

@@ -148,7 +148,7 @@ RefParams parse_attention(ParamReader& r) {
   p.KVDT = r.kv_dt("KVDT");
   p.BLOCK = r.i("BLOCK", 1, kBig);
   p.MAX_BLOCKS = r.i("MAX_BLOCKS", 1, kBig);
-  p.VARIANT = r.i("VARIANT", 0, 1);
+  p.VARIANT = r.i("VARIANT", 0, 2);  // 2: the split-K combine launch
   p.SPLITS = r.i("SPLITS", 1, kBig);
   r.require(p.NQ % p.NKV == 0, "NQ must be a multiple of NKV");
   return p;
