@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Runs the GPU checks on a machine with an NVIDIA GPU, from binaries and plans built elsewhere
 # (the GPU machine has no MLIR, so plans are compiled beforehand with `mmc compile --target sm_90`):
-#   CARRY/bin:   kernels_gpu_test mm_runtime_gpu_tests mmrun mm-synth mm-inspect
-#   CARRY/plans: tiny.mmp tiny-gptq.mmp tiny-fp8.mmp mid.mmp unseen-a.mmp unseen-b.mmp
-# Usage: scripts/gpu_check.sh CARRY OUT [kernels|runtime|golden|all]
+#   CARRY/bin:   kernels_gpu_test cuda_executor_test mmrun mm-synth mm-inspect
+#   CARRY/plans: tiny.mmp tiny-gptq.mmp mid.mmp unseen-a.mmp unseen-b.mmp full<L>.mmp
+#   CARRY/exec:  the plans of test/gpu/executor/run_cuda_executor_test.sh prepare
+# Usage: scripts/gpu_check.sh CARRY OUT [kernels|runtime|golden|full|all] [LAYERS]
+#   full: a `mm-synth --preset minimax-m2.7-reap-172b --sparse --layers LAYERS` checkpoint
+#         streamed to the GPU (load time, peak host RSS), then random weights (decode tok/s).
 # Writes one log per step into OUT and prints a summary.
 set -uo pipefail
-carry=$(cd "$1" && pwd); out=$2; what=${3:-all}
+carry=$(cd "$1" && pwd); out=$2; what=${3:-all}; layers=${4:-52}
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$carry/bin; plans=$carry/plans
 mkdir -p "$out"; work=$(mktemp -d)
@@ -27,14 +30,11 @@ synth() {
 }
 for m in tiny tiny-gptq mid unseen-a unseen-b; do synth $m; done
 if [ "$what" = all ] || [ "$what" = runtime ]; then
-  for m in tiny mid; do
-    step "runtime-$m" env MM_GPU_PLAN="$plans/$m.mmp" MM_GPU_WEIGHTS="$work/$m" "$bin/mm_runtime_gpu_tests"
-    grep -E "^\[  (PASSED|FAILED)|agreement|error" "$out/runtime-$m.log" | head -20
-  done
-  step runtime-tiny-fp8 env MM_GPU_PLAN="$plans/tiny-fp8.mmp" MM_GPU_WEIGHTS="$work/tiny" "$bin/mm_runtime_gpu_tests"
+  step runtime bash "$root/test/gpu/executor/run_cuda_executor_test.sh" run "$carry" "$carry/exec"
+  grep -E "^== |^\[  (PASSED|FAILED)|SKIPPED \]|agreement|RSS|GiB" "$out/runtime.log" | head -60
   step generate-mid "$bin/mmrun" generate "$plans/mid.mmp" --weights "$work/mid" --device cuda \
     --prompt-ids 1,2,3,4,5,6,7,8 --max-new-tokens 64 --print-ids --ignore-eos
-  tail -2 "$out/generate-mid.log"
+  tail -3 "$out/generate-mid.log"
 fi
 if [ "$what" = all ] || [ "$what" = golden ]; then
   for g in tiny:tiny-auto-round tiny-gptq:tiny-gptq unseen-a:unseen-a unseen-b:unseen-b; do
@@ -44,5 +44,16 @@ if [ "$what" = all ] || [ "$what" = golden ]; then
       --drive "$bin/mmrun generate $plans/$m.mmp --weights $work/$m --device cuda"
     tail -1 "$out/golden-$gold.log"
   done
+fi
+if [ "$what" = all ] || [ "$what" = full ]; then
+  full=$work/full$layers
+  "$bin/mm-synth" --preset minimax-m2.7-reap-172b --sparse --layers "$layers" --out "$full" >/dev/null
+  step full-stream "$bin/mmrun" generate "$plans/full$layers.mmp" --weights "$full" --device cuda \
+    --prompt-ids 1,2,3,4,5,6,7,8 --max-new-tokens 16 --ignore-eos
+  tail -3 "$out/full-stream.log"
+  rm -rf "$full"
+  step full-random "$bin/mmrun" generate "$plans/full$layers.mmp" --weights random --device cuda \
+    --prompt-ids 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16 --max-new-tokens 128 --ignore-eos
+  tail -3 "$out/full-random.log"
 fi
 rm -rf "$work"

@@ -335,6 +335,15 @@ class DataWriter {
     return Status::success();
   }
 
+  // --sparse keeps the zero points real: they are tiny, and the runtime checks them at load
+  // (all 0x77777777), so a sparse checkpoint still loads end to end at full scale.
+  Status write_zero_points(const PlannedWeight& w) {
+    std::vector<int64_t> shape = minimax_m2::role_shape(w.role, plan_.hp);
+    std::vector<uint32_t> qzeros(static_cast<size_t>(shape[0] / kGroupSize * shape[1] / 8),
+                                 kQZerosWord);
+    return put(w.first_tensor + 1, 0, qzeros.data(), qzeros.size() * 4);
+  }
+
  private:
   // Masters are the PyTorch weight W[n, k] (row-major [N, K]): element index n * K + k.
   Status write_linear(const PlannedWeight& w, uint64_t key) {
@@ -596,6 +605,12 @@ Expected<WriteSummary> write_checkpoint(const Options& o) {
     worker();
     for (std::thread& t : pool) t.join();
     if (failed) return first_error.error();
+  }
+  if (o.sparse) {
+    DataWriter writer(plan, o.seed, files, slots);
+    for (const PlannedWeight& w : plan.weights)
+      if (w.quantized)
+        if (Status s = writer.write_zero_points(w); !s) return s.error();
   }
   for (SafetensorsFileWriter& f : files)
     if (Status s = f.close(); !s) return s.error();

@@ -38,7 +38,7 @@ struct Options {
   std::string preset = "tiny";
   std::string out_dir;
   uint64_t seed = 0;
-  bool sparse = false;  // shard data as holes (headers real); for the loader at scale
+  bool sparse = false;  // shard data as holes (headers and zero points real); loader at scale
   QuantFormat quant = QuantFormat::AUTO_ROUND;
   int64_t layers = -1;   // override num_hidden_layers (-1: the preset's)
   int64_t experts = -1;  // override num_local_experts (-1: the preset's)

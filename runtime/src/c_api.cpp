@@ -75,7 +75,12 @@ mm_status mm_session_init(const mm_plan* plan, const mm_session_options* options
   const int64_t block = lim.kv_block_size();
   const int64_t kv_blocks = max_seqs * ((max_seq_len + block - 1) / block);
   if (device == "cuda" || (device.empty() && mm::rt::cuda_device_present())) {
-    auto ex = mm::rt::CudaExecutor::create(plan->plan, weights_arg, options->seed, kv_blocks, false);
+    mm::rt::CudaOptions co;
+    co.weights = weights_arg;
+    co.seed = options->seed;
+    co.max_seq_len = max_seq_len;
+    co.max_seqs = max_seqs;
+    auto ex = mm::rt::CudaExecutor::create(plan->plan, co);
     if (!ex) return make_status(ex.error().kind == mm::ErrorKind::BadInput ? MM_STATUS_INVALID_WEIGHTS : MM_STATUS_UNAVAILABLE,
                                 ex.error().message);
     auto s = mm::rt::Session::create(plan->plan, std::move(*ex), max_seq_len, max_seqs);

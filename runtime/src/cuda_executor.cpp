@@ -4,252 +4,530 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
-#include "runtime/src/host_buffer.h"
-#include "runtime/src/weights.h"
+#include "codegen/reference/reference.h"
 
 namespace mm::rt {
 
 namespace {
 
-constexpr uint64_t kStagingBytes = uint64_t{64} << 20;
+using plan::InputSlot;
+using plan::OperandKind;
 
-std::string mib(uint64_t b) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f MiB", b / 1048576.0);
-  return buf;
+constexpr uint64_t kAlign = 256;
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+constexpr double kMiB = 1024.0 * 1024.0;
+constexpr uint64_t kStepMul = 0x9E3779B97F4A7C15ull;  // SAMPLE: splitmix64(STEP * kStepMul + row)
+constexpr int kSlots = 11;                            // InputSlot TOKENS .. SAMPLED
+
+uint64_t align_up(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+std::string gib(double bytes) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f GiB", bytes / kGiB);
+  return b;
+}
+std::string mib(double bytes) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f MiB", bytes / kMiB);
+  return b;
 }
 
-// ceil((mul * dims[dim] + add) / div), or the constant add / div when dim == -1.
-int64_t eval_dim(const plan::DimExprDef& e, const mm_kernel_args& args) {
-  const int64_t v = e.dim() < 0 ? e.add() : e.mul() * args.dim[e.dim()] + e.add();
-  return (v + e.div() - 1) / e.div();
+int64_t eval_dim(const plan::DimExprDef& g, const int64_t* dims) {
+  const int64_t num = g.dim() < 0 ? g.add() : g.mul() * dims[g.dim()] + g.add();
+  if (num <= 0) return 0;
+  return (num + g.div() - 1) / g.div();
 }
 
 }  // namespace
 
-CudaExecutor::~CudaExecutor() {
-  if (!device_) return;
-  (void)device_->synchronize();
-  for (Kernel& k : kernels_) (void)device_->unload(k);
-  for (void* p : owned_) (void)device_->free(p);
+void CallStats::add(const CallTiming& t) {
+  ++calls;
+  tokens += t.tokens;
+  gpu_ms += t.gpu_ms;
+  wall_ms += t.wall_ms;
 }
 
 Expected<std::unique_ptr<CudaExecutor>> CudaExecutor::create(std::shared_ptr<const Plan> plan,
-                                                             const std::string& weights,
-                                                             uint64_t seed, int64_t kv_blocks,
-                                                             bool progress) {
+                                                             const CudaOptions& opts) {
   std::unique_ptr<CudaExecutor> ex(new CudaExecutor());
-  auto dev = Device::open(0);
-  if (!dev) return dev.error();
-  ex->device_ = std::move(*dev);
-  ex->plan_ = plan;
-  ex->kv_blocks_ = kv_blocks;
-  const DeviceInfo& info = ex->device_->info();
-  if (Status st = check_plan_arch(*plan, info.cc_major, info.cc_minor); !st) return st.error();
-
-  const auto& def = plan->def();
-  const auto& m = *def.model();
-  const auto& lim = *def.limits();
-
-  // Memory budget before allocating anything: weights + arena + KV + inputs.
-  uint64_t weight_bytes = 0;
-  if (def.weights())
-    for (const plan::WeightDef* w : *def.weights())
-      if (w->transform() != plan::WeightTransform::CHECK_ZEROS) weight_bytes += w->nbytes();
-  const bool fp8 = lim.kv_dtype() == plan::DType::FP8_E4M3;
-  const uint64_t kv_rows = static_cast<uint64_t>(kv_blocks) * lim.kv_block_size() * m.num_kv_heads();
-  const uint64_t kv_pool = kv_rows * m.head_dim() * (fp8 ? 1 : 2);
-  const uint64_t kv_bytes = m.num_layers() * (2 * kv_pool + (fp8 ? 2 * kv_rows * 4 : 0));
-  const uint64_t need = weight_bytes + plan->max_arena_bytes() + kv_bytes;
-  auto free_bytes = ex->device_->free_memory();
-  if (!free_bytes) return free_bytes.error();
-  if (need > *free_bytes)
-    return Error::internal("the plan needs " + mib(need) + " of device memory (weights " + mib(weight_bytes) +
-                           ", arena " + mib(plan->max_arena_bytes()) + ", KV cache " + mib(kv_bytes) + ") but " +
-                           info.name + " has " + mib(*free_bytes) + " free; lower --max-seq-len or use a "
-                           "device with more memory");
-
-  // Kernels.
-  if (def.kernels())
-    for (const plan::KernelDef* k : *def.kernels()) {
-      KernelImage img;
-      img.name = k->name()->str();
-      if (k->binaries())
-        for (const plan::BinaryDef* b : *k->binaries())
-          img.cubins.emplace_back(b->arch()->str(),
-                                  std::string_view(reinterpret_cast<const char*>(b->cubin()->data()), b->cubin()->size()));
-      if (k->ptx()) img.ptx = k->ptx()->string_view();
-      if (k->ptx_arch()) img.ptx_arch = k->ptx_arch()->str();
-      auto kern = ex->device_->load(img);
-      if (!kern) return kern.error();
-      ex->kernels_.push_back(*kern);
-      if (k->dynamic_shared_bytes() > 48 * 1024)
-        if (Status st = ex->device_->set_dynamic_shared(ex->kernels_.back(), k->dynamic_shared_bytes()); !st)
-          return st.error();
-    }
-
-  auto alloc = [&](uint64_t bytes, void** out) -> Status {
-    auto p = ex->device_->alloc(std::max<uint64_t>(bytes, 256));
-    if (!p) return p.error();
-    ex->owned_.push_back(*p);
-    *out = *p;
-    return ex->device_->memset(*p, 0, std::max<uint64_t>(bytes, 256));
-  };
-  if (Status st = alloc(plan->max_arena_bytes(), &ex->arena_); !st) return st.error();
-  ex->kv_.assign(static_cast<size_t>(m.num_layers()) * 4, nullptr);
-  for (int64_t layer = 0; layer < m.num_layers(); ++layer)
-    for (int which = 0; which < 4; ++which) {
-      if (which >= 2 && !fp8) continue;
-      if (Status st = alloc(which < 2 ? kv_pool : kv_rows * 4, &ex->kv_[layer * 4 + which]); !st) return st.error();
-    }
-  // Program inputs at the plan's limits (docs/kernels.md section 2).
-  int64_t max_t = 1;
-  for (const plan::ProgramDef* p : *def.programs()) max_t = std::max<int64_t>(max_t, p->max_tokens());
-  const int64_t max_r = lim.max_batch();
-  const uint64_t sizes[11] = {
-      static_cast<uint64_t>(max_t) * 4, static_cast<uint64_t>(max_t) * 4, static_cast<uint64_t>(max_t) * 4,
-      static_cast<uint64_t>(lim.max_batch() * plan->max_blocks_per_seq()) * 4,
-      static_cast<uint64_t>(max_r) * 4, static_cast<uint64_t>(max_r) * 4, static_cast<uint64_t>(max_r) * 4,
-      static_cast<uint64_t>(max_r) * 4, static_cast<uint64_t>(max_r) * 8,
-      static_cast<uint64_t>(max_r * m.vocab_size()) * 4, static_cast<uint64_t>(max_r) * 4};
-  for (int i = 0; i < 11; ++i) {
-    ex->input_bytes_[i] = sizes[i];
-    if (Status st = alloc(sizes[i], &ex->inputs_[i]); !st) return st.error();
-  }
-  if (Status st = ex->load_weights(weights, seed, progress); !st) return st.error();
+  ex->plan_ = std::move(plan);
+  if (Status st = ex->init(opts); !st) return st.error();
   return ex;
 }
 
-Status CudaExecutor::load_weights(const std::string& weights, uint64_t seed, bool progress) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const auto* defs = plan_->def().weights();
-  const size_t n = defs ? defs->size() : 0;
-  weights_.assign(n, nullptr);
-  auto staging = device_->alloc_host(kStagingBytes);
-  if (!staging) return staging.error();
-  uint8_t* stage = static_cast<uint8_t*>(*staging);
-  // Copies host bytes to the device through the pinned buffer (a plain pageable copy would pin
-  // pages on the fly and be several times slower).
-  auto upload = [&](void* dst, const uint8_t* src, uint64_t bytes) -> Status {
-    for (uint64_t off = 0; off < bytes; off += kStagingBytes) {
-      const uint64_t len = std::min(kStagingBytes, bytes - off);
-      std::memcpy(stage, src + off, len);
-      if (Status st = device_->copy_to_device(static_cast<uint8_t*>(dst) + off, stage, len); !st) return st;
+Expected<std::unique_ptr<Executor>> make_cuda_executor(std::shared_ptr<const Plan> plan, const CudaOptions& opts) {
+  auto ex = CudaExecutor::create(std::move(plan), opts);
+  if (!ex) return ex.error();
+  return std::unique_ptr<Executor>(std::move(*ex));
+}
+
+CudaExecutor::~CudaExecutor() { (void)free_all(); }
+
+Status CudaExecutor::free_all() {
+  if (!dev_) return Status::success();
+  (void)dev_->synchronize();
+  for (auto& [bucket, g] : graphs_) (void)dev_->destroy_graph(g);
+  graphs_.clear();
+  if (ev_start_) sym_->cuEventDestroy_v2(ev_start_);
+  if (ev_end_) sym_->cuEventDestroy_v2(ev_end_);
+  ev_start_ = ev_end_ = nullptr;
+  for (void** p : {&weights_, &arena_, &io_dev_, &kv_}) {
+    (void)dev_->free(*p);
+    *p = nullptr;
+  }
+  (void)dev_->free_host(io_host_);
+  io_host_ = nullptr;
+  for (Kernel& k : kernels_) (void)dev_->unload(k);
+  kernels_.clear();
+  return Status::success();
+}
+
+Status CudaExecutor::init(const CudaOptions& opts) {
+  const Plan& plan = *plan_;
+  const auto& def = plan.def();
+  const auto& m = *def.model();
+  const auto& lim = *def.limits();
+
+  // ---- Options against the plan's limits --------------------------------------------------
+  max_batch_ = lim.max_batch();
+  max_blocks_ = plan.max_blocks_per_seq();
+  vocab_ = m.vocab_size();
+  if (opts.max_seqs <= 0 || opts.max_seqs > max_batch_)
+    return Error::bad_input("max sequences " + std::to_string(opts.max_seqs) + " is outside the plan's max_batch [1, " +
+                            std::to_string(max_batch_) + "] (" + plan.origin() + ")");
+  if (opts.max_seq_len < 0) return Error::usage("--max-seq-len must be positive");
+  if (opts.max_seq_len > lim.max_seq_len())
+    return Error::bad_input("--max-seq-len " + std::to_string(opts.max_seq_len) + " exceeds the plan's limit " +
+                            std::to_string(lim.max_seq_len()) + " (recompile with mmc compile --max-seq-len)");
+  if (!(opts.gpu_memory_utilization > 0.0 && opts.gpu_memory_utilization <= 1.0))
+    return Error::usage("--gpu-memory-utilization must be in (0, 1], got " + std::to_string(opts.gpu_memory_utilization));
+  if (!opts.host_weights && opts.weights.empty()) return Error::usage("--weights DIR|random is required");
+  max_seqs_ = opts.max_seqs;
+  use_graphs_ = opts.cuda_graphs;
+  const plan::ProgramDef& prefill = plan.program("prefill");
+  const plan::ProgramDef& decode = plan.program("decode");
+  decode_max_ = std::min<int64_t>(max_batch_, decode.max_tokens());
+  max_tokens_ = std::max<int64_t>({prefill.max_tokens(), decode.max_tokens(), 1});
+  max_rows_ = std::max<int64_t>(1, decode_max_);
+  for (int64_t b = 1; b < decode_max_; b *= 2) buckets_.push_back(b);
+  if (decode_max_ >= 1) buckets_.push_back(decode_max_);
+
+  // ---- Device, arch, modules --------------------------------------------------------------
+  auto dev = Device::open(opts.device);
+  if (!dev) return dev.error();
+  dev_ = std::move(*dev);
+  auto sym = cu::symbols();
+  if (!sym) return sym.error();
+  sym_ = *sym;
+  const DeviceInfo& info = dev_->info();
+  if (Status st = check_plan_arch(plan, info.cc_major, info.cc_minor); !st) return st;
+  const size_t nk = def.kernels() ? def.kernels()->size() : 0;
+  for (size_t i = 0; i < nk; ++i) {
+    const plan::KernelDef& k = *def.kernels()->Get(i);
+    KernelImage img;
+    img.name = k.name()->str();
+    if (k.binaries())
+      for (const plan::BinaryDef* b : *k.binaries())
+        if (b->cubin())
+          img.cubins.emplace_back(b->arch()->str(),
+                                  std::string_view(reinterpret_cast<const char*>(b->cubin()->data()), b->cubin()->size()));
+    if (k.ptx()) img.ptx = k.ptx()->string_view();
+    if (k.ptx_arch()) img.ptx_arch = k.ptx_arch()->str();
+    auto kernel = dev_->load(img);
+    if (!kernel) {
+      Error e = kernel.error();
+      if (e.message.find("OUT_OF_MEMORY") != std::string::npos) {
+        auto now = dev_->free_memory();
+        e = Error::bad_input("out of device memory on " + info.name + " loading kernel " + img.name + " (" +
+                             (now ? gib(*now) : std::string("unknown")) + " free): " + e.message);
+      }
+      return e;
     }
+    kernels_.push_back(*kernel);
+    const int smem = k.dynamic_shared_bytes();
+    if (smem > info.max_shared_optin)
+      return Error::bad_input("kernel " + img.name + " asks for " + std::to_string(smem) +
+                              " bytes of dynamic shared memory; " + info.name + " allows " +
+                              std::to_string(info.max_shared_optin));
+    if (smem > 48 * 1024)
+      if (Status st = dev_->set_dynamic_shared(kernels_.back(), smem); !st) return st;
+  }
+
+  // ---- Sizes ------------------------------------------------------------------------------
+  const WeightLayout layout = weight_layout(plan);
+  weights_bytes_ = layout.total_bytes;
+  arena_bytes_ = plan.max_arena_bytes();
+  const bool fp8 = lim.kv_dtype() == plan::DType::FP8_E4M3;
+  const int64_t layers = m.num_layers();
+  const uint64_t block_rows = static_cast<uint64_t>(lim.kv_block_size()) * m.num_kv_heads();
+  const uint64_t pool_per_block = block_rows * m.head_dim() * (fp8 ? 1 : 2);
+  const uint64_t scale_per_block = fp8 ? block_rows * 4 : 0;
+  const uint64_t per_block = (2 * pool_per_block + 2 * scale_per_block) * layers;  // all layers
+  // Runtime inputs/outputs (docs/kernels.md section 2) at fixed addresses; block_tables has one
+  // row more than the plan's max_batch: the dummy sequence that pads decode buckets.
+  std::array<uint64_t, kSlots> slot_bytes{};
+  const uint64_t T = static_cast<uint64_t>(max_tokens_), R = static_cast<uint64_t>(max_rows_);
+  slot_bytes[static_cast<int>(InputSlot::TOKENS)] = 4 * T;
+  slot_bytes[static_cast<int>(InputSlot::POSITIONS)] = 4 * T;
+  slot_bytes[static_cast<int>(InputSlot::SEQ_SLOTS)] = 4 * T;
+  slot_bytes[static_cast<int>(InputSlot::BLOCK_TABLES)] = 4 * static_cast<uint64_t>((max_batch_ + 1) * max_blocks_);
+  slot_bytes[static_cast<int>(InputSlot::LOGIT_ROWS)] = 4 * R;
+  slot_bytes[static_cast<int>(InputSlot::TEMPERATURE)] = 4 * R;
+  slot_bytes[static_cast<int>(InputSlot::TOP_K)] = 4 * R;
+  slot_bytes[static_cast<int>(InputSlot::TOP_P)] = 4 * R;
+  slot_bytes[static_cast<int>(InputSlot::SEED)] = 8 * R;
+  slot_bytes[static_cast<int>(InputSlot::LOGITS)] = 4 * R * static_cast<uint64_t>(vocab_);
+  slot_bytes[static_cast<int>(InputSlot::SAMPLED)] = 4 * R;
+  std::array<uint64_t, kSlots> slot_off{};
+  for (int s = 0; s < kSlots; ++s) {
+    slot_off[s] = io_bytes_;
+    io_bytes_ += align_up(slot_bytes[s]);
+  }
+
+  auto free_mem = dev_->free_memory();
+  if (!free_mem) return free_mem.error();
+  const uint64_t free_b = *free_mem;
+  // Left free for what the driver allocates behind our back: graph instantiation, kernel
+  // local-memory stacks, module images.
+  const uint64_t reserve = std::max<uint64_t>(uint64_t{256} << 20, info.total_bytes / 100);
+  const uint64_t fixed = weights_bytes_ + arena_bytes_ + io_bytes_;
+  const std::string where = info.name + " (GPU " + std::to_string(info.ordinal) + ")";
+  auto oom = [&](uint64_t kv, const std::string& kv_what, const std::string& hint) {
+    return Error::bad_input("out of device memory on " + where + ": the plan " + plan.origin() + " needs weights " +
+                            gib(weights_bytes_) + " + activation arena " + mib(arena_bytes_) + " + inputs " +
+                            mib(io_bytes_) + " + KV cache " + gib(kv) + " (" + kv_what + ") + " + mib(reserve) +
+                            " driver reserve = " + gib(fixed + kv + reserve) + ", but only " + gib(free_b) +
+                            " is free; " + hint);
+  };
+  const std::string fewer = fixed + reserve > free_b
+                                ? "the weights alone do not fit: use a device with more memory or compile fewer layers"
+                                : "lower --max-seq-len or the number of sequences";
+  int64_t blocks = 0;
+  if (opts.max_seq_len > 0) {
+    blocks = max_seqs_ * ((opts.max_seq_len + lim.kv_block_size() - 1) / lim.kv_block_size());
+    const uint64_t kv = static_cast<uint64_t>(blocks + 1) * per_block;
+    const std::string what = std::to_string(blocks) + " blocks of " + std::to_string(lim.kv_block_size()) +
+                             " tokens x " + std::to_string(layers) + " layers for --max-seq-len " +
+                             std::to_string(opts.max_seq_len) + " x " + std::to_string(max_seqs_) + " sequences";
+    if (fixed + kv + reserve > free_b) return oom(kv, what, fewer);
+    max_seq_len_ = opts.max_seq_len;
+  } else {
+    const uint64_t one = static_cast<uint64_t>(max_seqs_ + 1) * per_block;  // one block per sequence
+    const std::string what = "at least one block per sequence";
+    if (fixed + one + reserve > free_b) return oom(one, what, fewer);
+    const uint64_t left = free_b - fixed - reserve;
+    const uint64_t budget = std::min<uint64_t>(left, static_cast<uint64_t>(opts.gpu_memory_utilization * (free_b - fixed)));
+    blocks = static_cast<int64_t>(budget / per_block) - 1;
+    blocks = std::min<int64_t>(blocks, max_seqs_ * max_blocks_);
+    if (blocks < max_seqs_)
+      return oom(one, what, "raise --gpu-memory-utilization (" + std::to_string(opts.gpu_memory_utilization) + ")");
+    max_seq_len_ = std::min<int64_t>(lim.max_seq_len(), blocks / max_seqs_ * lim.kv_block_size());
+  }
+  if (blocks + 1 > std::numeric_limits<int32_t>::max())
+    return Error::bad_input("the KV cache would hold " + std::to_string(blocks) + " blocks; block ids are 32-bit");
+  kv_blocks_ = blocks;
+  const uint64_t pool = align_up(static_cast<uint64_t>(blocks + 1) * pool_per_block);
+  const uint64_t spool = fp8 ? align_up(static_cast<uint64_t>(blocks + 1) * scale_per_block) : 0;
+  kv_bytes_ = static_cast<uint64_t>(layers) * (2 * pool + 2 * spool);
+
+  // ---- Allocations ------------------------------------------------------------------------
+  auto alloc = [&](uint64_t bytes, const std::string& what, void** out) -> Status {
+    auto p = dev_->alloc(bytes);
+    if (!p) {
+      auto now = dev_->free_memory();
+      return Error::bad_input("out of device memory on " + where + " allocating " + what + " (" + gib(bytes) +
+                              ") with " + (now ? gib(*now) : std::string("an unknown amount")) +
+                              " free: " + p.error().message);
+    }
+    *out = *p;
     return Status::success();
   };
-  std::unique_ptr<WeightLoader> loader;
-  std::unique_ptr<RandomWeightFiller> filler;
-  if (weights == "random") {
-    filler = std::make_unique<RandomWeightFiller>(*plan_, seed);
+  if (Status st = alloc(weights_bytes_, "the weights", &weights_); !st) return st;
+  if (Status st = alloc(arena_bytes_, "the activation arena", &arena_); !st) return st;
+  if (Status st = alloc(io_bytes_, "the runtime inputs/outputs", &io_dev_); !st) return st;
+  if (Status st = alloc(kv_bytes_, "the KV cache (" + std::to_string(blocks) + " blocks x " + std::to_string(layers) + " layers)", &kv_); !st)
+    return st;
+  auto host = dev_->alloc_host(io_bytes_);
+  if (!host) return Error::internal("cannot allocate " + mib(io_bytes_) + " of pinned host memory for the inputs: " + host.error().message);
+  io_host_ = static_cast<uint8_t*>(*host);
+  std::memset(io_host_, 0, io_bytes_);
+  for (int s = 0; s < kSlots; ++s) {
+    slot_dev_[s] = static_cast<uint8_t*>(io_dev_) + slot_off[s];
+    slot_host_[s] = io_host_ + slot_off[s];
+  }
+  weight_ptrs_.assign(layout.offsets.size(), nullptr);
+  for (size_t i = 0; i < layout.offsets.size(); ++i)
+    if (def.weights()->Get(i)->transform() != plan::WeightTransform::CHECK_ZEROS)
+      weight_ptrs_[i] = static_cast<uint8_t*>(weights_) + layout.offsets[i];
+  kv_ptrs_.assign(static_cast<size_t>(layers) * 4, nullptr);
+  uint64_t off = 0;
+  for (int64_t l = 0; l < layers; ++l)
+    for (int which = 0; which < 4; ++which) {
+      const uint64_t bytes = which < 2 ? pool : spool;
+      if (bytes) kv_ptrs_[l * 4 + which] = static_cast<uint8_t*>(kv_) + off;
+      off += bytes;
+    }
+  // Zeroed once so that nothing ever reads uninitialized bits (rows past a sequence's end are
+  // masked by the kernels, but an fp8 NaN pattern there would still be a trap for a new kernel).
+  if (Status st = dev_->memset_async(kv_, 0, kv_bytes_); !st) return st;
+  if (Status st = dev_->memset_async(io_dev_, 0, io_bytes_); !st) return st;
+  // The dummy sequence's block-table row: every entry is the scratch block.
+  int32_t* dummy = reinterpret_cast<int32_t*>(slot_host_[static_cast<int>(InputSlot::BLOCK_TABLES)]) + max_batch_ * max_blocks_;
+  std::fill(dummy, dummy + max_blocks_, static_cast<int32_t>(kv_blocks_));
+  if (Status st = dev_->copy_to_device_async(static_cast<int32_t*>(input(InputSlot::BLOCK_TABLES)) + max_batch_ * max_blocks_,
+                                             dummy, 4 * static_cast<uint64_t>(max_blocks_));
+      !st)
+    return st;
+  if (Status st = dev_->synchronize(); !st) return st;
+  MM_CU(sym_, cuEventCreate, &ev_start_, cu::CU_EVENT_DEFAULT);
+  MM_CU(sym_, cuEventCreate, &ev_end_, cu::CU_EVENT_DEFAULT);
+
+  // ---- Weights ----------------------------------------------------------------------------
+  if (opts.host_weights) {
+    if (Status st = upload_host_weights(*dev_, plan, *opts.host_weights, weight_ptrs_, &load_); !st) return st;
+  } else if (opts.weights == "random") {
+    if (Status st = random_weights_to_device(*dev_, plan, opts.seed, weight_ptrs_, &load_); !st) return st;
   } else {
-    auto l = WeightLoader::open(*plan_, weights);
-    if (!l) {
-      (void)device_->free_host(stage);
-      return l.error();
-    }
-    loader = std::move(*l);
+    auto sink = make_device_sink(*dev_, opts.staging_chunk_bytes, opts.staging_buffers);
+    if (!sink) return sink.error();
+    if (Status st = stream_weights(plan, opts.weights, weight_ptrs_, **sink, opts.progress, &load_); !st) return st;
   }
-  Status result = Status::success();
-  for (size_t i = 0; i < n && result; ++i) {
-    const plan::WeightDef& w = *defs->Get(i);
-    if (w.transform() != plan::WeightTransform::CHECK_ZEROS) {
-      auto p = device_->alloc(std::max<uint64_t>(w.nbytes(), 256));
-      if (!p) { result = p.error(); break; }
-      owned_.push_back(*p);
-      weights_[i] = *p;
-    }
-    if (filler) {
-      if (!weights_[i]) continue;
-      const size_t es = plan_dtype_size(w.dtype());
-      for (uint64_t off = 0; off < w.nbytes() && result; off += kStagingBytes) {
-        const uint64_t len = std::min(kStagingBytes, w.nbytes() - off);
-        filler->fill(i, off / es, len / es, stage);
-        result = device_->copy_to_device(static_cast<uint8_t*>(weights_[i]) + off, stage, len);
+  return build_launches();
+}
+
+Status CudaExecutor::build_launches() {
+  const auto& def = plan_->def();
+  for (const plan::ProgramDef* prog : *def.programs()) {
+    std::vector<Launch>& out = programs_[prog->name()->str()];
+    if (!prog->launches()) continue;
+    for (const plan::LaunchDef* l : *prog->launches()) {
+      const plan::KernelDef& k = *def.kernels()->Get(l->kernel());
+      Launch L;
+      L.kernel = l->kernel();
+      L.note = l->note() ? l->note()->str() : k.name()->str();
+      for (int i = 0; i < 3; ++i) L.grid[i] = plan::DimExprDef(-1, 0, 1, 1);
+      if (l->grid())
+        for (size_t i = 0; i < std::min<size_t>(3, l->grid()->size()); ++i) L.grid[i] = *l->grid()->Get(i);
+      const auto* bd = k.block_dims();
+      unsigned dims[3] = {1, 1, 1};
+      for (size_t i = 0; bd && i < std::min<size_t>(3, bd->size()); ++i) {
+        if (bd->Get(i) <= 0) return Error::bad_input("kernel " + k.name()->str() + " has block dimension " + std::to_string(bd->Get(i)));
+        dims[i] = static_cast<unsigned>(bd->Get(i));
       }
-    } else {
-      uint8_t* dst = static_cast<uint8_t*>(weights_[i]);
-      result = loader->stream(i, [&](uint64_t off, const uint8_t* data, uint64_t len) -> Status {
-        if (!dst) return Status::success();  // CHECK_ZEROS: verified only
-        stats_.weight_bytes += len;
-        return upload(dst + off, data, len);
-      });
-      if (progress) {
-        std::fprintf(stderr, "\rloading weights: %.2f / %.2f GiB   ", loader->bytes_read() / 1073741824.0,
-                     loader->total_source_bytes() / 1073741824.0);
-        std::fflush(stderr);
+      if (static_cast<uint64_t>(dims[0]) * dims[1] * dims[2] > 1024)
+        return Error::bad_input("kernel " + k.name()->str() + " has more than 1024 threads per block");
+      L.block = Dim3{dims[0], dims[1], dims[2]};
+      L.smem = k.dynamic_shared_bytes();
+      const auto& ops = *l->operands();
+      if (ops.size() > MM_MAX_PTRS) return Error::bad_input("launch " + L.note + " has more than 16 operands");
+      for (size_t i = 0; i < ops.size(); ++i) {
+        const plan::OperandDef& o = *ops[i];
+        void* p = nullptr;
+        const int slot = static_cast<int>(o.slot());
+        switch (o.kind()) {
+          case OperandKind::ARENA: p = static_cast<uint8_t*>(arena_) + o.offset(); break;
+          case OperandKind::WEIGHT: p = weight_ptrs_[o.index()]; break;
+          case OperandKind::INPUT:
+            if (slot >= kSlots) return Error::bad_input("launch " + L.note + ": input slot " + std::to_string(slot) + " is not a runtime input");
+            p = slot_dev_[slot];
+            break;
+          case OperandKind::KV: {
+            const int which = slot - static_cast<int>(InputSlot::KV_K);
+            if (which < 0 || which > 3) return Error::bad_input("launch " + L.note + ": KV operand with slot " + std::to_string(slot));
+            p = kv_ptrs_[o.index() * 4 + which];
+            break;
+          }
+          case OperandKind::NONE: break;
+        }
+        L.args.ptr[i] = p;
       }
+      out.push_back(L);
     }
-    if (filler && weights_[i]) stats_.weight_bytes += w.nbytes();
   }
-  if (progress && loader) std::fprintf(stderr, "\n");
-  (void)device_->free_host(stage);
-  stats_.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return result;
+  return Status::success();
+}
+
+Status CudaExecutor::launch_program(const std::vector<Launch>& launches, const int64_t* dims) {
+  for (const Launch& L : launches) {
+    mm_kernel_args args = L.args;
+    for (int i = 0; i < MM_MAX_DIMS; ++i) args.dim[i] = dims[i];
+    const int64_t g[3] = {eval_dim(L.grid[0], dims), eval_dim(L.grid[1], dims), eval_dim(L.grid[2], dims)};
+    if (g[0] > std::numeric_limits<int32_t>::max() || g[1] > 65535 || g[2] > 65535)
+      return Error::internal("launch " + L.note + ": grid (" + std::to_string(g[0]) + ", " + std::to_string(g[1]) +
+                             ", " + std::to_string(g[2]) + ") exceeds the device's limits");
+    const Dim3 grid{static_cast<unsigned>(g[0]), static_cast<unsigned>(g[1]), static_cast<unsigned>(g[2])};
+    if (Status st = dev_->launch(kernels_[L.kernel], grid, L.block, L.smem, args); !st) {
+      Error e = st.error();
+      e.message += " (launch " + L.note + ")";
+      return e;
+    }
+  }
+  return Status::success();
+}
+
+Expected<cu::CUgraphExec> CudaExecutor::graph_for(size_t bucket) {
+  if (auto it = graphs_.find(bucket); it != graphs_.end()) return it->second;
+  const int64_t B = buckets_[bucket];
+  int64_t dims[MM_MAX_DIMS] = {0};
+  dims[MM_DIM_T] = B;
+  dims[MM_DIM_R] = B;
+  dims[MM_DIM_S] = B;
+  dims[MM_DIM_CTX] = plan_->def().limits()->max_seq_len();
+  dims[MM_DIM_STEP] = 0;
+  if (Status st = dev_->begin_capture(); !st) return st.error();
+  Status st = launch_program(programs_["decode"], dims);
+  auto exec = dev_->end_capture();   // always ends the capture, so the stream stays usable
+  if (!st) {
+    if (exec) (void)dev_->destroy_graph(*exec);
+    return st.error();
+  }
+  if (!exec) return exec.error();
+  graphs_[bucket] = *exec;
+  return *exec;
 }
 
 Status CudaExecutor::run(const std::string& program, const CallDims& dims, const CallIo& io) {
-  const auto& def = plan_->def();
-  const plan::ProgramDef& prog = plan_->program(program);
-  const int64_t V = def.model()->vocab_size();
-  const void* host_in[9] = {io.tokens, io.positions, io.seq_slots, io.block_tables, io.logit_rows,
-                            io.temperature, io.top_k, io.top_p, io.seed};
-  const uint64_t in_bytes[9] = {static_cast<uint64_t>(dims.T) * 4, static_cast<uint64_t>(dims.T) * 4,
-                                static_cast<uint64_t>(dims.T) * 4, input_bytes_[3],
-                                static_cast<uint64_t>(dims.R) * 4, static_cast<uint64_t>(dims.R) * 4,
-                                static_cast<uint64_t>(dims.R) * 4, static_cast<uint64_t>(dims.R) * 4,
-                                static_cast<uint64_t>(dims.R) * 8};
-  for (int i = 0; i < 9; ++i)
-    if (Status st = device_->copy_to_device_async(inputs_[i], host_in[i], in_bytes[i]); !st) return st;
-  mm_kernel_args args{};
-  args.dim[MM_DIM_T] = dims.T;
-  args.dim[MM_DIM_R] = dims.R;
-  args.dim[MM_DIM_S] = dims.S;
-  args.dim[MM_DIM_CTX] = dims.CTX;
-  args.dim[MM_DIM_STEP] = dims.STEP;
-  if (prog.launches())
-    for (const plan::LaunchDef* l : *prog.launches()) {
-      for (int i = 0; i < MM_MAX_PTRS; ++i) args.ptr[i] = nullptr;
-      const auto& ops = *l->operands();
-      for (size_t i = 0; i < ops.size(); ++i) {
-        const plan::OperandDef& o = *ops[i];
-        switch (o.kind()) {
-          case plan::OperandKind::ARENA: args.ptr[i] = static_cast<uint8_t*>(arena_) + o.offset(); break;
-          case plan::OperandKind::WEIGHT: args.ptr[i] = weights_[o.index()]; break;
-          case plan::OperandKind::INPUT: args.ptr[i] = inputs_[static_cast<int>(o.slot())]; break;
-          case plan::OperandKind::KV:
-            args.ptr[i] = kv_[o.index() * 4 + (static_cast<int>(o.slot()) - static_cast<int>(plan::InputSlot::KV_K))];
-            break;
-          case plan::OperandKind::NONE: break;
-        }
-      }
-      const plan::KernelDef& k = *def.kernels()->Get(l->kernel());
-      Dim3 grid, block;
-      unsigned* g[3] = {&grid.x, &grid.y, &grid.z};
-      bool empty = false;
-      if (l->grid())
-        for (size_t d = 0; d < l->grid()->size(); ++d) {
-          const int64_t v = eval_dim(*l->grid()->Get(d), args);
-          if (v <= 0) empty = true;
-          *g[d] = static_cast<unsigned>(std::max<int64_t>(v, 1));
-        }
-      if (empty) continue;  // nothing to do at these dims (e.g. no rows)
-      unsigned* bl[3] = {&block.x, &block.y, &block.z};
-      if (k.block_dims())
-        for (size_t d = 0; d < std::min<size_t>(3, k.block_dims()->size()); ++d)
-          *bl[d] = static_cast<unsigned>(std::max(1, k.block_dims()->Get(d)));
-      if (Status st = device_->launch(kernels_[l->kernel()], grid, block, k.dynamic_shared_bytes(), args); !st)
-        return Error::internal(st.error().message + " (program '" + program + "', launch " +
-                               (l->note() ? l->note()->str() : std::string()) + ")");
-    }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto pit = programs_.find(program);
+  if (pit == programs_.end()) return Error::usage("the plan has no program '" + program + "'");
+  const bool decode = program == "decode";
+  const int64_t T = dims.T, R = dims.R;
+  const int64_t limit = decode ? decode_max_ : plan_->program(program).max_tokens();
+  if (T <= 0 || T > limit || T > max_tokens_)
+    return Error::bad_input(program + " call with " + std::to_string(T) + " tokens; the plan takes 1.." + std::to_string(limit));
+  if (R <= 0 || R > max_rows_ || R > T)
+    return Error::bad_input(program + " call with " + std::to_string(R) + " logit rows for " + std::to_string(T) + " tokens");
+
+  // Decode through a graph: the smallest bucket holding the batch.
+  const bool graph = decode && use_graphs_ && R == T;
+  size_t bucket = 0;
+  int64_t Tp = T, Rp = R;
+  if (graph) {
+    while (buckets_[bucket] < T) ++bucket;
+    Tp = Rp = buckets_[bucket];
+  }
+
+  // Inputs into the pinned mirror; padded rows are the dummy sequence.
+  auto host_i32 = [&](InputSlot s) { return reinterpret_cast<int32_t*>(slot_host_[static_cast<int>(s)]); };
+  int32_t* tokens = host_i32(InputSlot::TOKENS);
+  int32_t* positions = host_i32(InputSlot::POSITIONS);
+  int32_t* seq_slots = host_i32(InputSlot::SEQ_SLOTS);
+  int32_t* rows = host_i32(InputSlot::LOGIT_ROWS);
+  int32_t* top_k = host_i32(InputSlot::TOP_K);
+  float* temperature = reinterpret_cast<float*>(slot_host_[static_cast<int>(InputSlot::TEMPERATURE)]);
+  float* top_p = reinterpret_cast<float*>(slot_host_[static_cast<int>(InputSlot::TOP_P)]);
+  uint64_t* seed = reinterpret_cast<uint64_t*>(slot_host_[static_cast<int>(InputSlot::SEED)]);
+  std::memcpy(tokens, io.tokens, 4 * T);
+  std::memcpy(positions, io.positions, 4 * T);
+  std::memcpy(seq_slots, io.seq_slots, 4 * T);
+  std::memcpy(rows, io.logit_rows, 4 * R);
+  std::memcpy(temperature, io.temperature, 4 * R);
+  std::memcpy(top_k, io.top_k, 4 * R);
+  std::memcpy(top_p, io.top_p, 4 * R);
+  std::memcpy(seed, io.seed, 8 * R);
+  for (int64_t t = T; t < Tp; ++t) {
+    tokens[t] = 0;
+    positions[t] = 0;
+    seq_slots[t] = static_cast<int32_t>(max_batch_);
+  }
+  for (int64_t r = R; r < Rp; ++r) {
+    rows[r] = static_cast<int32_t>(r);
+    temperature[r] = 0.0f;
+    top_k[r] = 0;
+    top_p[r] = 1.0f;
+    seed[r] = 0;
+  }
+  if (graph)  // the graph was captured with STEP = 0 (see the header)
+    for (int64_t r = 0; r < R; ++r)
+      seed[r] ^= ref::splitmix64(static_cast<uint64_t>(dims.STEP) * kStepMul + static_cast<uint64_t>(r)) ^
+                 ref::splitmix64(static_cast<uint64_t>(r));
+  // Block tables: only the rows of the sequences in this call are read by the kernels.
+  int32_t lo = std::numeric_limits<int32_t>::max(), hi = -1;
+  for (int64_t t = 0; t < T; ++t) {
+    lo = std::min(lo, io.seq_slots[t]);
+    hi = std::max(hi, io.seq_slots[t]);
+  }
+  if (lo < 0 || hi >= max_batch_)
+    return Error::bad_input("sequence slot " + std::to_string(lo < 0 ? lo : hi) + " outside the plan's [0, " +
+                            std::to_string(max_batch_) + ")");
+  const uint64_t bt_off = static_cast<uint64_t>(lo) * max_blocks_;
+  const uint64_t bt_n = static_cast<uint64_t>(hi - lo + 1) * max_blocks_;
+  int32_t* bt_host = host_i32(InputSlot::BLOCK_TABLES) + bt_off;
+  std::memcpy(bt_host, io.block_tables + bt_off, 4 * bt_n);
+
+  cu::CUgraphExec exec = nullptr;
+  if (graph) {
+    auto g = graph_for(bucket);   // captured before this call's copies are queued
+    if (!g) return g.error();
+    exec = *g;
+  }
+
+  MM_CU(sym_, cuEventRecord, ev_start_, dev_->stream());
+  auto up = [&](InputSlot s, uint64_t bytes) {
+    return dev_->copy_to_device_async(slot_dev_[static_cast<int>(s)], slot_host_[static_cast<int>(s)], bytes);
+  };
+  for (auto [s, bytes] : {std::pair{InputSlot::TOKENS, 4 * Tp}, {InputSlot::POSITIONS, 4 * Tp},
+                          {InputSlot::SEQ_SLOTS, 4 * Tp}, {InputSlot::LOGIT_ROWS, 4 * Rp},
+                          {InputSlot::TEMPERATURE, 4 * Rp}, {InputSlot::TOP_K, 4 * Rp},
+                          {InputSlot::TOP_P, 4 * Rp}, {InputSlot::SEED, 8 * Rp}})
+    if (Status st = up(s, static_cast<uint64_t>(bytes)); !st) return st;
+  if (Status st = dev_->copy_to_device_async(static_cast<int32_t*>(input(InputSlot::BLOCK_TABLES)) + bt_off, bt_host, 4 * bt_n); !st)
+    return st;
+
+  if (graph) {
+    if (Status st = dev_->launch_graph(exec); !st) return st;
+  } else {
+    int64_t d[MM_MAX_DIMS] = {0};
+    d[MM_DIM_T] = T;
+    d[MM_DIM_R] = R;
+    d[MM_DIM_S] = dims.S;
+    d[MM_DIM_CTX] = dims.CTX;
+    d[MM_DIM_STEP] = dims.STEP;
+    if (Status st = launch_program(pit->second, d); !st) return st;
+  }
+
+  uint8_t* logits_host = slot_host_[static_cast<int>(InputSlot::LOGITS)];
+  uint8_t* sampled_host = slot_host_[static_cast<int>(InputSlot::SAMPLED)];
+  const uint64_t logit_bytes = 4 * static_cast<uint64_t>(R) * static_cast<uint64_t>(vocab_);
   if (io.logits)
-    if (Status st = device_->copy_to_host_async(io.logits, inputs_[9], static_cast<uint64_t>(dims.R * V) * 4); !st)
-      return st;
-  if (io.sampled)
-    if (Status st = device_->copy_to_host_async(io.sampled, inputs_[10], static_cast<uint64_t>(dims.R) * 4); !st)
-      return st;
-  return device_->synchronize();
+    if (Status st = dev_->copy_to_host_async(logits_host, input(InputSlot::LOGITS), logit_bytes); !st) return st;
+  if (Status st = dev_->copy_to_host_async(sampled_host, input(InputSlot::SAMPLED), 4 * R); !st) return st;
+  MM_CU(sym_, cuEventRecord, ev_end_, dev_->stream());
+  if (Status st = dev_->synchronize(); !st) {
+    Error e = st.error();
+    e.message = program + " call failed on " + dev_->info().name + ": " + e.message;
+    return e;
+  }
+  float ms = 0.0f;
+  MM_CU(sym_, cuEventElapsedTime_v2, &ms, ev_start_, ev_end_);
+  if (io.logits) std::memcpy(io.logits, logits_host, logit_bytes);
+  if (io.sampled) std::memcpy(io.sampled, sampled_host, 4 * R);
+
+  last_.gpu_ms = ms;
+  last_.wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  last_.tokens = T;
+  last_.graph = graph;
+  stats_[program].add(last_);
+  return Status::success();
+}
+
+CallStats CudaExecutor::stats(const std::string& program) const {
+  auto it = stats_.find(program);
+  return it == stats_.end() ? CallStats{} : it->second;
+}
+
+std::string CudaExecutor::summary() const {
+  const DeviceInfo& info = dev_->info();
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "cuda %s (%s): weights %.2f GiB (%s, %.2f s, peak RSS %.0f MiB), KV %.2f GiB (%lld blocks, "
+                "max_seq_len %lld x %lld), arena %.1f MiB, decode graphs %s",
+                info.name.c_str(), info.arch().c_str(), weights_bytes_ / kGiB, load_.source.c_str(), load_.seconds,
+                load_.peak_rss_kib / 1024.0, kv_bytes_ / kGiB, static_cast<long long>(kv_blocks_),
+                static_cast<long long>(max_seq_len_), static_cast<long long>(max_seqs_), arena_bytes_ / kMiB,
+                use_graphs_ ? "on" : "off");
+  return line;
 }
 
 }  // namespace mm::rt

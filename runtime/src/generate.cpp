@@ -117,11 +117,19 @@ int generate_command(const GenerateOptions& o, std::ostream& out, std::ostream& 
   std::unique_ptr<Executor> executor;
   uint64_t weight_bytes = 0;
   std::string backend;
+  std::string cuda_summary;
   if (use_cuda) {
-    auto ex = CudaExecutor::create(*plan, o.weights, o.seed, blocks, ::isatty(2) != 0);
+    CudaOptions co;
+    co.weights = o.weights;
+    co.seed = o.seed;
+    co.max_seq_len = max_seq_len;
+    co.max_seqs = 1;
+    co.progress = ::isatty(2) != 0;
+    auto ex = CudaExecutor::create(*plan, co);
     if (!ex) return report(ex.error(), err);
-    weight_bytes = (*ex)->load_stats().weight_bytes;
+    weight_bytes = (*ex)->weight_bytes();
     backend = "cuda (" + (*ex)->device_info().name + ", " + (*ex)->device_info().arch() + ")";
+    cuda_summary = (*ex)->summary();
     executor = std::move(*ex);
   } else {
     Expected<HostWeights> weights = o.weights == "random"
@@ -194,6 +202,7 @@ int generate_command(const GenerateOptions& o, std::ostream& out, std::ostream& 
                 static_cast<long long>(prompt_len), prefill_s, prefill_s > 0 ? prompt_len / prefill_s : 0.0,
                 static_cast<long long>(decoded), decode_s, decode_s > 0 ? decoded / decode_s : 0.0);
   err << line;
+  if (!cuda_summary.empty()) err << cuda_summary << "\n";
   return 0;
 }
 

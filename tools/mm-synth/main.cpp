@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--seed", opts.seed, "random seed of the weights");
   app.add_flag("--sparse", opts.sparse,
-               "write shard data as holes (real headers, no data): loader tests at full scale");
+               "write shard data as holes (real headers and zero points): loader tests at full scale");
   app.add_option("--quant", quant, "quantization format")
       ->check(CLI::IsMember({"auto-round", "gptq"}));
   app.add_option("--layers", opts.layers, "override num_hidden_layers")

@@ -1,4 +1,4 @@
-// The cuda backend (runtime/gpu/cuda_executor.h) against the host backend (the C++ references) on
+// The cuda backend (runtime/src/cuda_executor.h) against the host backend (the C++ references) on
 // a plan compiled by mmc. Environment:
 //   MM_TEST_PLAN      a .mmp with cubins (or PTX) for this GPU (bf16 KV cache, typically)
 //   MM_TEST_PLAN_FP8  optional: the same model compiled with an fp8 KV cache
@@ -14,13 +14,13 @@
 #include <cstdlib>
 #include <string>
 
-#include "runtime/gpu/cuda_executor.h"
+#include "runtime/src/cuda_executor.h"
 #include "runtime/src/generate.h"
 #include "runtime/src/host_executor.h"
 #include "runtime/src/session.h"
 #include "runtime/src/weights.h"
 
-namespace mm::rt::gpu {
+namespace mm::rt {
 namespace {
 
 #define MM_REQUIRE_CUDA() \
@@ -401,4 +401,4 @@ TEST(CudaExecutor, RefusesAWeightsDirectoryThatDoesNotMatch) {
 }
 
 }  // namespace
-}  // namespace mm::rt::gpu
+}  // namespace mm::rt

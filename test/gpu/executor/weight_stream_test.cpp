@@ -1,4 +1,4 @@
-// The streaming loader's transforms (runtime/gpu/weight_stream.h) through a host sink, so they
+// The streaming loader's transforms (runtime/src/weight_stream.h) through a host sink, so they
 // run without a GPU: every transform of plan.fbs, staged in chunks far smaller than the tensors
 // (row batches, split reads, merged adjacent experts), must give exactly the bytes of the host
 // loader (load_host_weights), and bad zero points must be refused naming the tensor.
@@ -11,10 +11,10 @@
 
 #include "codegen/reference/reference.h"
 #include "models/common/safetensors_writer.h"
-#include "runtime/gpu/weight_stream.h"
+#include "runtime/src/weight_stream.h"
 #include "test/unit/runtime/test_plan.h"
 
-namespace mm::rt::gpu {
+namespace mm::rt {
 namespace {
 
 using plan::DType;
@@ -188,4 +188,4 @@ TEST_F(WeightStreamTest, RefusesADirectoryThatDoesNotMatchThePlan) {
 }
 
 }  // namespace
-}  // namespace mm::rt::gpu
+}  // namespace mm::rt

@@ -1,4 +1,4 @@
-#include "runtime/gpu/weight_stream.h"
+#include "runtime/src/weight_stream.h"
 
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -15,7 +15,7 @@
 
 #include "codegen/reference/reference.h"
 
-namespace mm::rt::gpu {
+namespace mm::rt {
 
 namespace {
 
@@ -598,4 +598,4 @@ int64_t current_rss_kib() {
   return static_cast<int64_t>(resident) * (::sysconf(_SC_PAGESIZE) / 1024);
 }
 
-}  // namespace mm::rt::gpu
+}  // namespace mm::rt

@@ -19,7 +19,7 @@
 #include "runtime/src/plan_reader.h"
 #include "runtime/src/weights.h"
 
-namespace mm::rt::gpu {
+namespace mm::rt {
 
 struct WeightLoadStats {
   std::string source;            // "checkpoint", "random" or "host"
@@ -77,4 +77,4 @@ Status upload_host_weights(Device& dev, const Plan& plan, const HostWeights& wei
 int64_t peak_rss_kib();
 int64_t current_rss_kib();
 
-}  // namespace mm::rt::gpu
+}  // namespace mm::rt
