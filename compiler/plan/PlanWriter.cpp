@@ -7,6 +7,7 @@
 #include "mlir/IR/BuiltinAttributes.h"
 
 #include "dialects/exec/ir/ExecOps.h"
+#include "runtime/schemas/plan_checksum.h"
 #include "runtime/schemas/plan_generated.h"
 
 using namespace mlir;
@@ -249,9 +250,12 @@ writePlan(ModuleOp module, const mm::ModelDesc &model, const PlanLimits &limits,
       b, kPlanSchemaVersion, b.CreateString("mmc 0.1.0"), modelDef, limitsDef,
       b.CreateVector(targetStrs), modelHash(model), b.CreateVector(weights),
       b.CreateVector(kernelDefs), b.CreateVector(programs),
-      b.CreateString(model.tokenizer_file), b.CreateString(model.chat_template_file));
+      b.CreateString(model.tokenizer_file), b.CreateString(model.chat_template_file),
+      /*checksum placeholder, non-zero so the field is stored*/ 1);
   pl::FinishPlanDefBuffer(b, plan);
-  return std::vector<uint8_t>(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
+  std::vector<uint8_t> bytes(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
+  pl::seal_plan(bytes.data(), bytes.size());
+  return bytes;
 }
 
 } // namespace mm::compiler

@@ -1,5 +1,7 @@
 #include "runtime/src/plan_reader.h"
 
+#include "runtime/schemas/plan_checksum.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -402,6 +404,13 @@ Expected<std::shared_ptr<const Plan>> load_plan_from_memory(const void* data, si
     return Error::bad_input(origin + ": plan schema version " + std::to_string(def->schema_version()) +
                             " is older than this runtime's (" + std::to_string(kSchemaVersion) +
                             "); recompile the plan with mmc compile");
+  const uint8_t* sum_field = plan::plan_checksum_field(buf);
+  uint64_t stored = 0;
+  if (sum_field) std::memcpy(&stored, sum_field, sizeof stored);
+  if (!sum_field || stored != plan::plan_checksum(buf, size, sum_field))
+    return Error::bad_input(origin + (sum_field ? ": the plan's checksum does not match its contents"
+                                                : ": the plan has no checksum") +
+                            " (corrupted file; recompile it with mmc compile)");
   plan->def_ = def;
   Checker c(*def, origin);
   if (Status st = c.check_header(); !st) return st.error();

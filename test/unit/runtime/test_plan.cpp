@@ -3,6 +3,7 @@
 #include <map>
 
 #include "codegen/kernels/abi.h"
+#include "runtime/schemas/plan_checksum.h"
 
 namespace mm::rt::test {
 
@@ -143,9 +144,11 @@ class Builder {
     std::vector<fb::Offset<fb::String>> targets;
     for (const auto& t : m_.targets) targets.push_back(b.CreateString(t));
     auto plan = CreatePlanDefDirect(b, m_.schema_version, "test_plan", model, limits, &targets, 0x1234, &ws, &ks,
-                                    &progs, "tokenizer.json", nullptr);
+                                    &progs, "tokenizer.json", nullptr, /*checksum placeholder*/ 1);
     FinishPlanDefBuffer(b, plan);
-    return std::vector<uint8_t>(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
+    std::vector<uint8_t> bytes(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
+    seal_plan(bytes.data(), bytes.size());
+    return bytes;
   }
 
   void reset_arena() { arena_.clear(); arena_bytes_ = 0; }
