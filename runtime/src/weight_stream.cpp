@@ -346,95 +346,6 @@ class Streamer {
   std::vector<uint8_t> scratch_;
 };
 
-// ---- Random weights -------------------------------------------------------------------------
-
-enum class Role { OTHER, QWEIGHT, SCALES, DENSE, EMBEDDING, NORM, BIAS };
-
-// What each weight is used as (its random distribution) and the K of its matrix, from the
-// launches that read it.
-void weight_roles(const Plan& plan, std::vector<Role>& roles, std::vector<int64_t>& ks) {
-  const auto& def = plan.def();
-  const size_t n = def.weights() ? def.weights()->size() : 0;
-  roles.assign(n, Role::OTHER);
-  ks.assign(n, 1);
-  for (const plan::ProgramDef* prog : *def.programs()) {
-    if (!prog->launches()) continue;
-    for (const plan::LaunchDef* l : *prog->launches()) {
-      const plan::KernelDef& k = *def.kernels()->Get(l->kernel());
-      const RefParams& p = plan.kernel_params(l->kernel());
-      for (size_t oi = 0; oi < l->operands()->size(); ++oi) {
-        const plan::OperandDef& o = *l->operands()->Get(oi);
-        if (o.kind() != plan::OperandKind::WEIGHT) continue;
-        Role role = Role::OTHER;
-        int64_t K = 1;
-        using KK = plan::KernelKind;
-        switch (k.kind()) {
-          case KK::EMBED: role = Role::EMBEDDING; break;
-          case KK::RMS_NORM: case KK::QK_NORM_ROPE_KV: role = Role::NORM; break;
-          case KK::GEMM_W4:
-            role = oi == 1 ? Role::QWEIGHT : Role::SCALES;
-            K = std::get<ref::GemmW4Params>(p).K;
-            break;
-          case KK::GEMM_DENSE:
-            role = Role::DENSE;
-            K = std::get<ref::GemmDenseParams>(p).K;
-            break;
-          case KK::ROUTE_TOPK: {
-            const auto& rp = std::get<ref::RouteTopkParams>(p);
-            role = (rp.FUSED_GEMM && oi == 1) ? Role::DENSE : Role::BIAS;
-            K = rp.H;
-            break;
-          }
-          case KK::MOE_W13:
-            role = oi == 1 ? Role::QWEIGHT : Role::SCALES;
-            K = std::get<ref::MoeW13Params>(p).H;
-            break;
-          case KK::MOE_W2:
-            role = oi == 1 ? Role::QWEIGHT : Role::SCALES;
-            K = std::get<ref::MoeW2Params>(p).I;
-            break;
-          default: break;
-        }
-        roles[o.index()] = role;
-        ks[o.index()] = std::max<int64_t>(1, K);
-      }
-    }
-  }
-}
-
-// `bytes` of valid random elements of (role, dtype, K).
-void fill_tile(uint8_t* dst, uint64_t bytes, Role role, DType dt, int64_t K, uint64_t base) {
-  const size_t es = plan_dtype_size(dt);
-  const uint64_t count = bytes / es;
-  const float inv_sqrt_k = 1.0f / std::sqrt(static_cast<float>(K));
-  ref::parallel_for(static_cast<int64_t>(count), 1 << 16, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      const uint64_t h = ref::splitmix64(base + static_cast<uint64_t>(i));
-      const float u = static_cast<float>(h >> 40) / 16777216.0f;  // [0, 1)
-      const float sym = 2.0f * u - 1.0f;                          // [-1, 1)
-      float v = 0.0f;
-      switch (role) {
-        case Role::SCALES: {
-          const float mag = (0.5f + u) * inv_sqrt_k / 4.6f;  // (q - 8) has std ~4.6
-          v = (h & 1) ? -mag : mag;
-          break;
-        }
-        case Role::NORM: v = 1.0f + 0.1f * sym; break;
-        case Role::DENSE: v = std::sqrt(3.0f) * inv_sqrt_k * sym; break;
-        case Role::EMBEDDING: v = sym; break;
-        case Role::BIAS: v = 0.05f * sym; break;
-        default: v = 0.02f * sym; break;
-      }
-      switch (dt) {
-        case DType::F32: std::memcpy(dst + i * 4, &v, 4); break;
-        case DType::F16: { const uint16_t x = ref::f32_to_f16(v); std::memcpy(dst + i * 2, &x, 2); break; }
-        case DType::BF16: { const uint16_t x = ref::f32_to_bf16(v); std::memcpy(dst + i * 2, &x, 2); break; }
-        default: std::memcpy(dst + i * es, &h, es); break;  // int4 nibbles etc.: uniform bits
-      }
-    }
-  });
-}
-
 }  // namespace
 
 WeightLayout weight_layout(const Plan& plan) {
@@ -503,14 +414,12 @@ Status random_weights_to_device(Device& dev, const Plan& plan, uint64_t seed,
   if (!sym) return sym.error();
   const auto* weights = plan.def().weights();
   const size_t n = weights ? weights->size() : 0;
-  std::vector<Role> roles;
-  std::vector<int64_t> ks;
-  weight_roles(plan, roles, ks);
+  const RandomWeightFiller filler(plan, seed);
   // One tile of random elements per (role, dtype, K), uploaded twice back to back so that a
   // copy of up to kTile bytes may start at any 64-byte phase of it: weights sharing a role get
   // different phases, so experts and layers do not all hold the same values.
   constexpr uint64_t kTile = uint64_t{4} << 20;
-  using Key = std::tuple<Role, DType, int64_t>;
+  using Key = std::tuple<int, DType, int64_t>;
   std::map<Key, void*> tiles;
   std::vector<uint8_t> host(2 * kTile);
   Status result = Status::success();
@@ -518,10 +427,10 @@ Status random_weights_to_device(Device& dev, const Plan& plan, uint64_t seed,
   for (size_t wi = 0; wi < n && result.ok(); ++wi) {
     const plan::WeightDef& w = *weights->Get(wi);
     if (w.transform() == WeightTransform::CHECK_ZEROS || w.nbytes() == 0) continue;
-    const Key key{roles[wi], w.dtype(), ks[wi]};
+    const Key key{filler.role(wi), w.dtype(), filler.k(wi)};
     auto it = tiles.find(key);
     if (it == tiles.end()) {
-      fill_tile(host.data(), kTile, roles[wi], w.dtype(), ks[wi], ref::splitmix64(seed ^ ref::splitmix64(tiles.size() + 1)));
+      filler.fill(wi, 0, kTile / plan_dtype_size(w.dtype()), host.data());
       std::memcpy(host.data() + kTile, host.data(), kTile);
       auto p = dev.alloc(2 * kTile);
       if (!p) { result = p.error(); break; }

@@ -64,6 +64,10 @@ class RandomWeightFiller {
  public:
   RandomWeightFiller(const Plan& plan, uint64_t seed);
   void fill(size_t index, uint64_t first, uint64_t count, void* dst) const;
+  // What weight `index` is used as (its distribution) and the K of its matrix: weights with equal
+  // (role, K, dtype) may share random values (the GPU loader tiles one block over all of them).
+  int role(size_t index) const { return roles_[index]; }
+  int64_t k(size_t index) const { return ks_[index]; }
 
  private:
   const Plan* plan_;
