@@ -10,6 +10,7 @@
 #include <cstdio>
 
 #include "codegen/reference/reference.h"
+#include "runtime/src/chat_loop.h"
 #include "runtime/src/cuda_executor.h"
 #include "runtime/src/host_executor.h"
 #include "runtime/src/npy.h"
@@ -54,11 +55,59 @@ bool parse_id_list(const std::string& text, std::vector<int32_t>* ids, std::stri
   }
 }
 
+Expected<OpenedModel> open_model(std::shared_ptr<const Plan> plan, const GenerateOptions& o,
+                                 int64_t max_seq_len, int64_t max_seqs) {
+  const auto& def = plan->def();
+  const bool use_cuda = o.device == "cuda" || (o.device.empty() && cuda_device_present());
+  if (o.threads > 0) ref::set_num_threads(o.threads);
+  const auto t_load = std::chrono::steady_clock::now();
+  OpenedModel m;
+  std::unique_ptr<Executor> executor;
+  if (use_cuda) {
+    CudaOptions co;
+    co.weights = o.weights;
+    co.seed = o.seed;
+    co.max_seq_len = max_seq_len;
+    co.max_seqs = max_seqs;
+    co.progress = ::isatty(2) != 0;
+    auto ex = CudaExecutor::create(plan, co);
+    if (!ex) return ex.error();
+    m.weight_bytes = (*ex)->weight_bytes();
+    m.backend = "cuda (" + (*ex)->device_info().name + ", " + (*ex)->device_info().arch() + ")";
+    m.cuda_summary = (*ex)->summary();
+    max_seq_len = (*ex)->max_seq_len();
+    executor = std::move(*ex);
+  } else {
+    if (max_seq_len == 0) max_seq_len = def.limits()->max_seq_len();
+    Expected<HostWeights> weights = o.weights == "random"
+                                        ? random_host_weights(*plan, o.seed)
+                                        : load_host_weights(*plan, o.weights, ::isatty(2) != 0);
+    if (!weights) return weights.error();
+    m.weight_bytes = weights->total_bytes;
+    const int64_t block = def.limits()->kv_block_size();
+    auto ex = HostExecutor::create(plan, std::move(*weights), max_seqs * ((max_seq_len + block - 1) / block));
+    if (!ex) return ex.error();
+    m.backend = "host (" + std::to_string(ref::num_threads()) + " threads)";
+    executor = std::move(*ex);
+  }
+  auto session = Session::create(plan, std::move(executor), max_seq_len, max_seqs);
+  if (!session) return session.error();
+  m.session = std::move(*session);
+  m.load_s = seconds_since(t_load);
+  return m;
+}
+
 int generate_command(const GenerateOptions& o, std::ostream& out, std::ostream& err) {
   if (o.device != "" && o.device != "cuda" && o.device != "host") {
     err << "error: --device must be cuda or host, got '" << o.device << "'\n";
     return 2;
   }
+  if (o.prompt_text) {
+    if (!o.prompt_ids.empty()) return report(Error::usage("give either --prompt or --prompt-ids, not both"), err);
+    return text_generate_command(o, out, err);
+  }
+  if (o.chat) return report(Error::usage("--chat needs --prompt TEXT (a conversation is text)"), err);
+  if (!o.stop.empty()) return report(Error::usage("--stop needs --prompt TEXT (stop strings match text)"), err);
   if (o.prompt_ids.empty()) {
     err << "error: the prompt is empty (--prompt-ids)\n";
     return 1;
@@ -109,42 +158,13 @@ int generate_command(const GenerateOptions& o, std::ostream& out, std::ostream& 
     err << "note: generation stops after " << steps << " tokens at the maximum sequence length "
         << max_seq_len << "\n";
 
-  const bool use_cuda = o.device == "cuda" || (o.device.empty() && cuda_device_present());
-  if (o.threads > 0) ref::set_num_threads(o.threads);
-
-  const auto t_load = std::chrono::steady_clock::now();
-  const int64_t blocks = (max_seq_len + def.limits()->kv_block_size() - 1) / def.limits()->kv_block_size();
-  std::unique_ptr<Executor> executor;
-  uint64_t weight_bytes = 0;
-  std::string backend;
-  std::string cuda_summary;
-  if (use_cuda) {
-    CudaOptions co;
-    co.weights = o.weights;
-    co.seed = o.seed;
-    co.max_seq_len = max_seq_len;
-    co.max_seqs = 1;
-    co.progress = ::isatty(2) != 0;
-    auto ex = CudaExecutor::create(*plan, co);
-    if (!ex) return report(ex.error(), err);
-    weight_bytes = (*ex)->weight_bytes();
-    backend = "cuda (" + (*ex)->device_info().name + ", " + (*ex)->device_info().arch() + ")";
-    cuda_summary = (*ex)->summary();
-    executor = std::move(*ex);
-  } else {
-    Expected<HostWeights> weights = o.weights == "random"
-                                        ? random_host_weights(**plan, o.seed)
-                                        : load_host_weights(**plan, o.weights, ::isatty(2) != 0);
-    if (!weights) return report(weights.error(), err);
-    weight_bytes = weights->total_bytes;
-    auto ex = HostExecutor::create(*plan, std::move(*weights), blocks);
-    if (!ex) return report(ex.error(), err);
-    backend = "host (" + std::to_string(ref::num_threads()) + " threads)";
-    executor = std::move(*ex);
-  }
-  auto session = Session::create(*plan, std::move(executor), max_seq_len, 1);
-  if (!session) return report(session.error(), err);
-  const double load_s = seconds_since(t_load);
+  auto opened = open_model(*plan, o, max_seq_len);
+  if (!opened) return report(opened.error(), err);
+  auto& session = opened->session;
+  const std::string& backend = opened->backend;
+  const std::string& cuda_summary = opened->cuda_summary;
+  const uint64_t weight_bytes = opened->weight_bytes;
+  const double load_s = opened->load_s;
 
   Sampling sampling{o.temperature, o.top_k, o.top_p, o.seed};
   std::vector<int32_t> chosen, sampled_ids;
@@ -161,13 +181,13 @@ int generate_command(const GenerateOptions& o, std::ostream& out, std::ostream& 
     const auto t0 = std::chrono::steady_clock::now();
     Status st;
     if (i == 0) {
-      st = (*session)->prefill(0, o.prompt_ids, sampling, 0, keep_logits ? &logits : nullptr, &next);
+      st = session->prefill(0, o.prompt_ids, sampling, 0, keep_logits ? &logits : nullptr, &next);
       prefill_s = seconds_since(t0);
     } else {
       std::vector<int32_t> nexts;
       const int32_t slot = 0;
       const int32_t tok = chosen.back();
-      st = (*session)->decode({&slot, 1}, {&tok, 1}, {&sampling, 1}, i, keep_logits ? &logits : nullptr, &nexts);
+      st = session->decode({&slot, 1}, {&tok, 1}, {&sampling, 1}, i, keep_logits ? &logits : nullptr, &nexts);
       if (st) next = nexts[0];
       decode_s += seconds_since(t0);
       ++decoded;

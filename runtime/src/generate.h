@@ -1,12 +1,19 @@
 // `mmrun generate` as a library call (tools/mmrun is a thin main over it): load and verify the
 // plan, bind weights (a checkpoint directory or random), run prefill + decode on a backend,
-// print the result, optionally dump the logits of every step as .npy.
+// print the result, optionally dump the logits of every step as .npy. Text in/out (--prompt,
+// --chat) and `mmrun chat` live in chat_loop.h and share open_model() below.
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
+
+#include "models/common/status.h"
+#include "runtime/src/plan_reader.h"
+#include "runtime/src/session.h"
 
 namespace mm::rt {
 
@@ -26,7 +33,28 @@ struct GenerateOptions {
   std::string dump_logits;        // .npy path
   int64_t max_seq_len = 0;        // 0: prompt + new tokens, capped by the plan
   int threads = 0;                // host backend threads; 0: all cores
+
+  // Text mode (chat_loop.h). prompt_text set: --prompt, encoded with the model's tokenizer.
+  std::optional<std::string> prompt_text;
+  bool chat = false;                 // render the prompt as a one-turn MiniMax-M2 conversation
+  std::vector<std::string> stop;     // --stop strings (not printed)
+  std::string tokenizer_dir;         // --tokenizer: where tokenizer.json is (default: --weights)
+  std::optional<std::string> system; // --system: system message (default: the template's)
+  std::string tools_file;            // --tools: JSON array of OpenAI tools
+  bool verbose = false;              // per-answer statistics on stderr (chat)
 };
+
+// A backend and a session over one plan. max_seq_len 0: the plan's limit on the host; on cuda
+// as much as memory allows (capped by the plan).
+struct OpenedModel {
+  std::unique_ptr<Session> session;
+  std::string backend;       // "host (2 threads)", "cuda (NAME, sm_90)"
+  uint64_t weight_bytes = 0;
+  double load_s = 0;
+  std::string cuda_summary;  // CudaExecutor::summary(), empty on the host
+};
+Expected<OpenedModel> open_model(std::shared_ptr<const Plan> plan, const GenerateOptions& options,
+                                 int64_t max_seq_len, int64_t max_seqs = 1);
 
 // Returns the exit code of design.md section 6 (0 ok, 1 bad input, 2 usage, 3 internal/device);
 // results go to `out` (the ids as a JSON array with print_ids, else the ids space-separated),

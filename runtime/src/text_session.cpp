@@ -56,8 +56,11 @@ Expected<TextGenResult> TextEngine::generate(std::span<const int32_t> prompt, co
 
   const auto t0 = std::chrono::steady_clock::now();
   int32_t next = -1;
+  std::vector<float> logits;
+  std::vector<float>* keep = params.keep_logits ? &logits : nullptr;
+  const int64_t vocab = session_->vocab_size();
   const std::span<const int32_t> fresh = prompt.subspan(reuse);
-  if (Status st = session_->prefill(0, fresh, params.sampling, 0, nullptr, &next); !st) {
+  if (Status st = session_->prefill(0, fresh, params.sampling, 0, keep, &next); !st) {
     // A failed prefill leaves the sequence in an unknown state: start over next time.
     (void)reset();
     return st.error();
@@ -66,6 +69,7 @@ Expected<TextGenResult> TextEngine::generate(std::span<const int32_t> prompt, co
   r.prefill_s = seconds_since(t0);
 
   for (int64_t step = 1;; ++step) {
+    if (keep) r.logits.insert(r.logits.end(), logits.begin(), logits.begin() + vocab);
     r.ids.push_back(next);
     show(stream.push(next));
     if (stream.done()) break;
@@ -85,7 +89,7 @@ Expected<TextGenResult> TextEngine::generate(std::span<const int32_t> prompt, co
     const auto t1 = std::chrono::steady_clock::now();
     const int32_t slot = 0;
     std::vector<int32_t> nexts;
-    if (Status st = session_->decode({&slot, 1}, {&next, 1}, {&params.sampling, 1}, step, nullptr, &nexts); !st) {
+    if (Status st = session_->decode({&slot, 1}, {&next, 1}, {&params.sampling, 1}, step, keep, &nexts); !st) {
       (void)reset();
       return st.error();
     }

@@ -29,6 +29,7 @@ struct TextGenParams {
   int64_t max_new_tokens = 256;
   bool ignore_eos = false;
   std::vector<std::string> stop;
+  bool keep_logits = false;  // fill TextGenResult::logits (for --dump-logits)
 };
 
 struct TextGenResult {
@@ -41,6 +42,7 @@ struct TextGenResult {
   double prefill_s = 0, decode_s = 0;
   int64_t decoded = 0;
   bool context_full = false;  // stopped because the sequence reached max_seq_len
+  std::vector<float> logits;  // keep_logits: [ids.size(), vocab], row i the logits of ids[i]
 };
 
 class TextEngine {

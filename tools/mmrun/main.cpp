@@ -1,41 +1,72 @@
 // mmrun: a thin main over the runtime library (design.md section 6).
-//   mmrun generate PLAN [--weights DIR|random] [--device cuda|host] --prompt-ids 1,2,3
-//         [--force-ids 4,5,6] [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K]
-//         [--seed S] [--print-ids] [--dump-logits FILE.npy] [--max-seq-len N]
+//   mmrun generate PLAN --weights DIR|random [--device cuda|host]
+//         (--prompt TEXT [--chat] [--system TEXT] [--tools FILE] | --prompt-ids 1,2,3 [--force-ids 4,5,6])
+//         [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--stop S]...
+//         [--ignore-eos] [--print-ids] [--dump-logits FILE.npy] [--max-seq-len N] [--tokenizer DIR]
+//   mmrun chat PLAN --weights DIR|random [--tokenizer DIR] [--system TEXT] [--tools FILE]
+//         [sampling flags] [--max-new-tokens N] [--stop S]... [--verbose]
 //   mmrun tokenize MODEL_DIR --text TEXT
+#include <unistd.h>
+
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 
+#include "runtime/src/chat_loop.h"
 #include "runtime/src/generate.h"
 #include "runtime/tokenizer/tokenizer.h"
+
+namespace {
+
+// Flags generate and chat share: backend, sampling, stopping, text assets.
+void add_common(CLI::App* cmd, mm::rt::GenerateOptions& g, std::string& system) {
+  cmd->add_option("PLAN", g.plan, "plan file (.mmp)")->required();
+  cmd->add_option("--weights", g.weights, "model directory (weights, tokenizer, chat template), or 'random'")
+      ->required();
+  cmd->add_option("--device", g.device, "cuda or host (default: cuda if usable, else host)")
+      ->check(CLI::IsMember({"cuda", "host"}));
+  cmd->add_option("--temperature", g.temperature, "sampling temperature (<= 0: greedy, the default)");
+  cmd->add_option("--top-p", g.top_p, "nucleus sampling mass");
+  cmd->add_option("--top-k", g.top_k, "sample among the k most likely (<= 0: all)");
+  cmd->add_option("--seed", g.seed, "sampling seed (also seeds --weights random)");
+  cmd->add_flag("--ignore-eos", g.ignore_eos, "do not stop at an end-of-sequence token");
+  cmd->add_option("--stop", g.stop, "stop when the output contains this text (not printed; repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--max-seq-len", g.max_seq_len, "KV cache capacity per sequence")->check(CLI::PositiveNumber);
+  cmd->add_option("--threads", g.threads, "host backend threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--tokenizer", g.tokenizer_dir, "directory with tokenizer.json (default: --weights)");
+  cmd->add_option("--system", system, "system message (default: the chat template's)");
+  cmd->add_option("--tools", g.tools_file, "JSON file with an array of OpenAI tools offered to the model");
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"mmrun: run a plan compiled by mmc"};
   app.require_subcommand(1);
 
   mm::rt::GenerateOptions g;
-  std::string prompt_ids, force_ids;
-  CLI::App* gen = app.add_subcommand("generate", "generate tokens from a prompt");
-  gen->add_option("PLAN", g.plan, "plan file (.mmp)")->required();
-  gen->add_option("--weights", g.weights, "model directory, or 'random'")->required();
-  gen->add_option("--device", g.device, "cuda or host (default: cuda if usable, else host)")
-      ->check(CLI::IsMember({"cuda", "host"}));
-  gen->add_option("--prompt-ids", prompt_ids, "prompt token ids, comma separated")->required();
+  std::string prompt_ids, force_ids, prompt_text, system;
+  CLI::App* gen = app.add_subcommand("generate", "generate text or tokens from a prompt");
+  add_common(gen, g, system);
+  CLI::Option* text_opt = gen->add_option("--prompt", prompt_text, "prompt text (encoded with the model's tokenizer)");
+  CLI::Option* ids_opt = gen->add_option("--prompt-ids", prompt_ids, "prompt token ids, comma separated");
+  text_opt->excludes(ids_opt);
+  gen->add_flag("--chat", g.chat, "render --prompt as a one-turn conversation with the chat template");
   gen->add_option("--force-ids", force_ids,
                   "teacher forcing: feed these ids one by one instead of the sampled ones, "
                   "recording the logits of every step (prints the model's own choices)");
   gen->add_option("--max-new-tokens", g.max_new_tokens, "tokens to generate")->check(CLI::NonNegativeNumber);
-  gen->add_option("--temperature", g.temperature, "sampling temperature (<= 0: greedy, the default)");
-  gen->add_option("--top-p", g.top_p, "nucleus sampling mass");
-  gen->add_option("--top-k", g.top_k, "sample among the k most likely (<= 0: all)");
-  gen->add_option("--seed", g.seed, "sampling seed (also seeds --weights random)");
   gen->add_flag("--print-ids", g.print_ids, "print the generated ids as a JSON array");
-  gen->add_flag("--ignore-eos", g.ignore_eos, "do not stop at an end-of-sequence token");
   gen->add_option("--dump-logits", g.dump_logits, "write float32 [steps, vocab] logits as .npy");
-  gen->add_option("--max-seq-len", g.max_seq_len, "KV cache capacity per sequence (default: prompt + new tokens)")
-      ->check(CLI::PositiveNumber);
-  gen->add_option("--threads", g.threads, "host backend threads (default: all cores)")->check(CLI::NonNegativeNumber);
+
+  mm::rt::GenerateOptions c;
+  c.max_new_tokens = 512;
+  std::string chat_system;
+  CLI::App* chat = app.add_subcommand("chat", "interactive conversation in the terminal");
+  add_common(chat, c, chat_system);
+  chat->add_option("--max-new-tokens", c.max_new_tokens, "longest answer in tokens")->check(CLI::PositiveNumber);
+  chat->add_flag("--verbose", c.verbose, "print token counts, KV reuse and speed after each answer");
 
   std::string model_dir, text;
   CLI::App* tok = app.add_subcommand("tokenize", "print the token ids of a text as JSON");
@@ -49,9 +80,20 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   if (*tok) return mm::text::tokenize_command(model_dir, text, std::cout, std::cerr);
+  if (*chat) {
+    if (chat->count("--system")) c.system = chat_system;
+    return mm::rt::chat_command(c, STDIN_FILENO, std::cout, std::cerr);
+  }
 
+  if (gen->count("--system")) g.system = system;
+  if (gen->count("--prompt")) {
+    g.prompt_text = prompt_text;
+  } else if (!gen->count("--prompt-ids")) {
+    std::cerr << "error: generate needs --prompt TEXT or --prompt-ids 1,2,3\n";
+    return 2;
+  }
   std::string error;
-  if (!mm::rt::parse_id_list(prompt_ids, &g.prompt_ids, &error)) {
+  if (!g.prompt_text && !mm::rt::parse_id_list(prompt_ids, &g.prompt_ids, &error)) {
     std::cerr << "error: --prompt-ids: " << error << "\n";
     return 2;
   }
