@@ -72,6 +72,22 @@ Status Session::release(int32_t slot) {
   return Status::success();
 }
 
+Status Session::truncate(int32_t slot, int64_t length) {
+  if (slot < 0 || slot >= max_seqs_) return Error::bad_input("sequence slot " + std::to_string(slot) + " out of range");
+  Seq& s = seqs_[slot];
+  if (length < 0 || length > s.length)
+    return Error::bad_input("cannot truncate a sequence of " + std::to_string(s.length) + " tokens to " +
+                            std::to_string(length));
+  const size_t keep = static_cast<size_t>((length + block_ - 1) / block_);
+  for (size_t i = keep; i < s.blocks.size(); ++i) {
+    free_blocks_.push_back(s.blocks[i]);
+    block_tables_[static_cast<size_t>(slot * max_blocks_) + i] = 0;
+  }
+  s.blocks.resize(keep);
+  s.length = length;
+  return Status::success();
+}
+
 Status Session::prefill(int32_t slot, std::span<const int32_t> tokens, const Sampling& sampling,
                         int64_t step, std::vector<float>* logits, int32_t* next) {
   if (slot < 0 || slot >= max_seqs_) return Error::bad_input("sequence slot " + std::to_string(slot) + " out of range");

@@ -45,6 +45,10 @@ class Session {
                 std::vector<int32_t>* next);
   // Frees a sequence's KV blocks; the slot starts empty again.
   Status release(int32_t slot);
+  // Keeps the first `length` tokens of a sequence and frees the blocks past them; later tokens
+  // overwrite the rest of the last kept block (attention bounds keys by position, and fp8 scales
+  // are per slot, so stale entries there are never read).
+  Status truncate(int32_t slot, int64_t length);
 
  private:
   struct Seq {

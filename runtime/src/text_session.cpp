@@ -43,13 +43,17 @@ Expected<TextGenResult> TextEngine::generate(std::span<const int32_t> prompt, co
     return r;
   }
 
-  // Reuse the cache when the prompt extends exactly what it holds; a prompt with nothing new
-  // still needs the logits of its last position, so it is prefilled again too.
+  // Reuse the cache for the longest prefix the prompt shares with what it holds (a chat turn
+  // drops the previous answer's reasoning, so the shared part ends there); at least the last
+  // prompt token is prefilled again, since its logits are needed.
   size_t reuse = 0;
-  if (cached_.size() < prompt.size() && std::equal(cached_.begin(), cached_.end(), prompt.begin()))
-    reuse = cached_.size();
+  const size_t limit = std::min(cached_.size(), prompt.size() - 1);
+  while (reuse < limit && cached_[reuse] == prompt[reuse]) ++reuse;
   if (reuse == 0 && !cached_.empty()) {
     if (Status st = reset(); !st) return st.error();
+  } else if (reuse < cached_.size()) {
+    if (Status st = session_->truncate(0, static_cast<int64_t>(reuse)); !st) return st.error();
+    cached_.resize(reuse);
   }
   r.reused_tokens = static_cast<int64_t>(reuse);
   r.prefilled_tokens = r.prompt_tokens - r.reused_tokens;

@@ -69,10 +69,11 @@ TEST(TextEngine, SameSeedSameTextOtherSeedOtherText) {
   EXPECT_EQ(r1->text, r2->text);
   EXPECT_EQ(streamed, r1->text);
   EXPECT_EQ(r1->reason, FinishReason::Length);
-  // The same engine again (cache released: the prompt does not extend what it holds).
+  // The same engine again: the cache is truncated to the shared prompt (all but the last token,
+  // whose logits are needed) and the sampled continuation is the same.
   auto r3 = a->generate(prompt, sampled(42, 24), nullptr);
   ASSERT_TRUE(r3.ok());
-  EXPECT_EQ(r3->reused_tokens, 0);
+  EXPECT_EQ(r3->reused_tokens, static_cast<int64_t>(prompt.size()) - 1);
   EXPECT_EQ(r3->ids, r1->ids);
   auto r4 = b->generate(prompt, sampled(43, 24), nullptr);
   ASSERT_TRUE(r4.ok());
@@ -111,15 +112,18 @@ TEST(TextEngine, ExtendedPromptReusesTheCacheAndMatchesAFreshRun) {
   ASSERT_EQ(r2->logits.size(), r2->ids.size() * static_cast<size_t>(kVocab));
   for (size_t i = 0; i < r2->logits.size(); ++i) ASSERT_NEAR(r2->logits[i], r3->logits[i], 1e-3f) << i;
 
-  // A prompt that diverges inside the cache is prefilled from scratch, with the same result.
+  // A prompt that diverges inside the cache keeps the shared prefix (the cache is truncated
+  // there) and gives the same result as a fresh engine.
   std::vector<int32_t> other = prompt;
   other.back() = (other.back() + 1) % 1000;
   auto r4 = e->generate(other, p, nullptr);
   auto r5 = make_engine()->generate(other, p, nullptr);
   ASSERT_TRUE(r4.ok());
   ASSERT_TRUE(r5.ok());
-  EXPECT_EQ(r4->reused_tokens, 0);
+  EXPECT_EQ(r4->reused_tokens, static_cast<int64_t>(other.size()) - 1);
   EXPECT_EQ(r4->ids, r5->ids);
+  ASSERT_EQ(r4->logits.size(), r5->logits.size());
+  for (size_t i = 0; i < r4->logits.size(); ++i) ASSERT_NEAR(r4->logits[i], r5->logits[i], 1e-3f) << i;
   // Reset forgets everything.
   ASSERT_TRUE(e->reset().ok());
   EXPECT_TRUE(e->cached_ids().empty());
