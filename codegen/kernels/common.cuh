@@ -109,3 +109,22 @@ __device__ __forceinline__ float mm_fp8_to_f(unsigned char v) {
 __device__ __forceinline__ unsigned char mm_f_to_fp8(float v) {
   return (unsigned char)__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3);
 }
+
+/* Thread block cluster helpers (sm_90+): rank in the cluster, a full cluster barrier with
+ * release/acquire of shared memory, and a load from another block's shared memory. */
+__device__ __forceinline__ unsigned mm_cluster_rank() {
+  unsigned r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+  return r;
+}
+__device__ __forceinline__ void mm_cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+__device__ __forceinline__ float mm_ld_dsmem(const float* p, unsigned rank) {
+  const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+  unsigned r;
+  float v;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(rank));
+  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(r) : "memory");
+  return v;
+}

@@ -2,54 +2,61 @@
  *   y[m, n] = sum_k x[m, k] * (q(k, n) - 8) * scale(k / G, n)      fp32, rounded once to OUT
  * Layouts: x bf16[M, K]; qweight i32[K/8, N]; scales f16[K/G, N]; y OUT[M, N];
  *   M = dim[MDIM == 0 ? T : R].
- * Constants: mmp::K, N, G, OUT, MDIM, VARIANT, LN (variant 0), THREADS (= 256).
+ * Constants: mmp::K, N, G, OUT, MDIM, VARIANT, THREADS; variant 0: WK (warps per block, split
+ *   K), CS (blocks per thread block cluster, split K further; MM_CLUSTER_DIMS).
  * Variants (building blocks in w4.cuh):
- *   0 decode bandwidth kernel: a block covers 4*LN columns and all of K, so the grid spreads the
- *     matrix over every SM and each weight byte is read once per pass; up to 8 activation rows
- *     per pass (more rows loop, re-reading the weights: use variant 1 for large M). Grid (N / (4 LN)).
+ *   0 decode bandwidth kernel (mm_w4_gv): a cluster of CS blocks of WK warps owns a strip of 32
+ *     columns; its CS*WK warps split the quantization groups evenly and are reduced in shared and
+ *     distributed shared memory, so every weight byte is read once per pass of up to 16 rows
+ *     (more rows loop, re-reading the weights: use variant 1 for large M). specialize() picks WK
+ *     and CS so that all warps are resident at once on a 132-SM H100 with loads of the whole
+ *     matrix in flight. Grid (ceil(N / 32) * CS), block (32 WK).
  *   1 prefill: mma.sync m16n8k16 bf16 tiles of 64x128, 3-stage cp.async pipeline, fp32 scale per
  *     group. Grid (ceil(N / 128), ceil(M / 64)). */
-template <int MT>
-__device__ __forceinline__ void mm_gemm_w4_gemv(const mm_bf16* x, const mm_u32* qw, const __half* sc,
-                                                void* y, mm_i64 M, mm_i64 m0, float* red, float* fin) {
-  constexpr int LN = mmp::LN;
-  const int ln = threadIdx.x % LN;
-  const int n0 = blockIdx.x * 4 * LN;
-  const mm_bf16* xrow[MT];
+template <int NT>
+__device__ __forceinline__ void mm_gemm_w4_pass(const mm_bf16* x, const mm_u32* qw, const __half* sc, void* y,
+                                                mm_i64 M, mm_i64 m0, float* red, float* part) {
+  constexpr int WK = mmp::WK, CS = mmp::CS, P = WK * CS, NG = mmp::K / mmp::G, UPG = mmp::G / 64;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gq = lane >> 2;
+  const int strip = (int)(blockIdx.x / CS) * 32, rank = CS > 1 ? (int)mm_cluster_rank() : 0;
+  const int p = rank * WK + warp, g0 = p * NG / P, g1 = (p + 1) * NG / P;
+  const int col4 = strip + 4 * gq;
+  const mm_bf16* xr[NT];
 #pragma unroll
-  for (int m = 0; m < MT; ++m) xrow[m] = m0 + m < M ? x + (m0 + m) * mmp::K : nullptr;
-  const int col[1] = {n0 + 4 * ln};
-  float acc[MT][1][4];
-#pragma unroll
-  for (int m = 0; m < MT; ++m)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) acc[m][0][i] = 0.f;
-  mm_w4_gemv<mmp::K, mmp::N, mmp::G, MT, 1, LN, (MT >= 8 ? 1 : (MT >= 4 ? 2 : 4))>(xrow, qw, sc, col, 1.f, acc);
-  mm_w4_reduce<MT, 1, LN>(acc, red, fin);
-  for (int e = threadIdx.x; e < MT * 4 * LN; e += 256) {
-    const int m = e / (4 * LN), n = n0 + e % (4 * LN);
-    if (m0 + m < M && n < mmp::N) mm_store((typename mm_dt<mmp::OUT>::T*)y + (m0 + m) * mmp::N + n, fin[e]);
+  for (int nt = 0; nt < NT; ++nt) {
+    const mm_i64 m = m0 + nt * 8 + gq;
+    xr[nt] = m < M ? x + m * mmp::K : nullptr;
   }
-  __syncthreads();   // red/fin are reused by the next pass
+  float acc[NT][2][4];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int t = 0; t < 2; ++t)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[nt][t][e] = 0.f;
+  mm_w4_gv<mmp::N, mmp::G, NT, NT == 1 ? 2 : 1>(xr, qw, sc, col4, col4 < mmp::N, g0 * UPG, g1 * UPG, 1.f, acc);
+  const int mrows = (int)(M - m0 < 8 * NT ? M - m0 : 8 * NT);
+  typedef typename mm_dt<mmp::OUT>::T ot;
+  mm_w4_gv_finish<NT, WK, 1, CS>(acc, mrows, red, part, [&](int m, int c, const float (&v)[1]) {
+    if (strip + c < mmp::N) mm_store((ot*)y + (m0 + m) * mmp::N + strip + c, v[0]);
+  });
 }
 
-/* At least two blocks per SM: the decode variant needs the warps to keep enough loads in flight. */
-extern "C" __global__ void __launch_bounds__(mmp::THREADS, 2) MM_ENTRY(const mm_kernel_args args) {
+extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, 512 / mmp::THREADS)
+    MM_ENTRY(const mm_kernel_args args) {
   const mm_bf16* x = (const mm_bf16*)args.ptr[0];
   const mm_u32* qw = (const mm_u32*)args.ptr[1];
   const __half* sc = (const __half*)args.ptr[2];
   void* y = args.ptr[3];
   const mm_i64 M = args.dim[mmp::MDIM == 0 ? MM_DIM_T : MM_DIM_R];
   if constexpr (mmp::VARIANT == 0) {
-    __shared__ float red[8 * 8 * 4 * mmp::LN];
-    __shared__ float fin[8 * 4 * mmp::LN];
-    for (mm_i64 m0 = 0; m0 < M; m0 += 8) {
-      const mm_i64 left = M - m0;
-      // Three row counts keep the compile short and registers <= 128 (two blocks per SM);
-      // missing rows are skipped at run time.
-      if (left > 4) mm_gemm_w4_gemv<8>(x, qw, sc, y, M, m0, red, fin);
-      else if (left > 1) mm_gemm_w4_gemv<4>(x, qw, sc, y, M, m0, red, fin);
-      else mm_gemm_w4_gemv<1>(x, qw, sc, y, M, m0, red, fin);
+    __shared__ float red[mmp::WK * 16 * 32];
+    __shared__ float part[16 * 32];
+    // Passes of 16 rows; the last one takes one n-tile (8 rows) when that is enough. The loop
+    // bound is uniform over the cluster, so its barriers match.
+    for (mm_i64 m0 = 0; m0 < M; m0 += 16) {
+      if (M - m0 > 8) mm_gemm_w4_pass<2>(x, qw, sc, y, M, m0, red, part);
+      else mm_gemm_w4_pass<1>(x, qw, sc, y, M, m0, red, part);
     }
   } else {
     __shared__ mm_i64 arow[MM_BM];

@@ -4,10 +4,14 @@
  * Layouts: x bf16[T, H]; w13 qweight i32[E, H/8, 2I] (columns 0..I-1 = w1, I..2I-1 = w3);
  *   scales f16[E, H/G, 2I]; ids i32[T, TOPK]; offsets i32[E+1], sorted i32[T*TOPK] (MOE_ALIGN,
  *   GROUPED only); act bf16[T*TOPK, I].
- * Constants: mmp::H, I, E, TOPK, G, GROUPED, LN (decode), THREADS (= 256).
+ * Constants: mmp::H, I, E, TOPK, G, GROUPED, THREADS; decode: WK, CS (MM_CLUSTER_DIMS).
  * Variants (building blocks in w4.cuh):
- *   GROUPED = 0 (decode): one block per (4*LN columns of w1 and the same of w3, slot): the GEMV
- *     core with two column sets, silu*mul in the epilogue. Grid (I / (4 LN), T*TOPK).
+ *   GROUPED = 0 (decode): the GEMV core (mm_w4_gv, M = 1) per slot. A cluster of CS blocks owns
+ *     32 output columns n0.. of one slot; each block has 2*WK warps: WK on w1's columns n0.. and
+ *     WK on w3's columns I + n0.., each taking 1/(CS*WK) of the quantization groups; the
+ *     reduction (mm_w4_gv_finish) hands g and u of a column to one thread for silu*mul. specialize()
+ *     picks WK and CS so that batch 1 (TOPK slots) keeps every SM busy with all warps resident.
+ *     Grid (ceil(I / 32) * CS, T*TOPK), block (64 WK).
  *   GROUPED = 1 (prefill): grouped mma.sync GEMM over MOE_ALIGN's expert ranges. Block y walks the
  *     experts' 64-row tiles (grid y is the upper bound sum_e ceil(n_e / 64) <=
  *     (T*TOPK + E*63) / 64; extra blocks exit); the 128 tile columns interleave 8 columns of w1
@@ -15,7 +19,8 @@
  *     (ceil(I / 64), ceil((T*TOPK + 63 E) / 64)). */
 __device__ __forceinline__ float mm_silu_mul(float g, float u) { return g / (1.f + expf(-g)) * u; }
 
-extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_kernel_args args) {
+extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, 512 / mmp::THREADS)
+    MM_ENTRY(const mm_kernel_args args) {
   const mm_bf16* x = (const mm_bf16*)args.ptr[0];
   const mm_u32* qw = (const mm_u32*)args.ptr[1];
   const __half* sc = (const __half*)args.ptr[2];
@@ -27,26 +32,29 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_ker
   constexpr mm_i64 QW_E = (mm_i64)(mmp::H / 8) * N2, SC_E = (mm_i64)(mmp::H / mmp::G) * N2;
   const mm_i64 T = args.dim[MM_DIM_T];
   if constexpr (mmp::GROUPED == 0) {
-    constexpr int LN = mmp::LN;
-    __shared__ float red[8 * 2 * 4 * LN];
-    __shared__ float fin[2 * 4 * LN];
+    constexpr int WK = mmp::WK, CS = mmp::CS, P = WK * CS, NG = mmp::H / mmp::G, UPG = mmp::G / 64;
+    __shared__ float red[2 * WK * 8 * 32];
+    __shared__ float part[2 * 8 * 32];
+    // Every block of a cluster has the same slot, so these exits leave whole clusters.
     const mm_i64 slot = blockIdx.y;
     if (slot >= T * mmp::TOPK) return;
     const int e = ids[slot];
     if (e < 0 || e >= mmp::E) return;
-    const int n0 = blockIdx.x * 4 * LN, ln = threadIdx.x % LN;
-    const mm_bf16* xrow[1] = {x + (slot / mmp::TOPK) * mmp::H};
-    const int col[2] = {n0 + 4 * ln, mmp::I + n0 + 4 * ln};
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gq = lane >> 2;
+    const int wn = warp / WK, wk = warp % WK;
+    const int n0 = (int)(blockIdx.x / CS) * 32, rank = CS > 1 ? (int)mm_cluster_rank() : 0;
+    const int p = rank * WK + wk, g0 = p * NG / P, g1 = (p + 1) * NG / P;
+    const mm_bf16* xr[1] = {gq == 0 ? x + (slot / mmp::TOPK) * mmp::H : nullptr};
     float acc[1][2][4];
 #pragma unroll
-    for (int c = 0; c < 2; ++c)
+    for (int t = 0; t < 2; ++t)
 #pragma unroll
-      for (int i = 0; i < 4; ++i) acc[0][c][i] = 0.f;
-    mm_w4_gemv<mmp::H, N2, mmp::G, 1, 2, LN, 4>(xrow, qw + e * QW_E, sc + e * SC_E, col, 1.f, acc);
-    mm_w4_reduce<1, 2, LN>(acc, red, fin);
-    if (threadIdx.x < 4 * LN && n0 + (int)threadIdx.x < mmp::I)
-      act[slot * mmp::I + n0 + threadIdx.x] =
-          __float2bfloat16_rn(mm_silu_mul(fin[threadIdx.x], fin[4 * LN + threadIdx.x]));
+      for (int i = 0; i < 4; ++i) acc[0][t][i] = 0.f;
+    mm_w4_gv<N2, mmp::G, 1, 4>(xr, qw + e * QW_E, sc + e * SC_E, (wn ? mmp::I : 0) + n0 + 4 * gq,
+                               n0 + 4 * gq < mmp::I, g0 * UPG, g1 * UPG, 1.f, acc);
+    mm_w4_gv_finish<1, WK, 2, CS>(acc, 1, red, part, [&](int, int c, const float (&v)[2]) {
+      if (n0 + c < mmp::I) act[slot * mmp::I + n0 + c] = __float2bfloat16_rn(mm_silu_mul(v[0], v[1]));
+    });
   } else {
     __shared__ mm_i64 arow[MM_BM];
     __shared__ mm_i64 orow[MM_BM];

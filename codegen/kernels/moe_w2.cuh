@@ -3,16 +3,20 @@
  *   COMBINE = 1: y bf16[T, H], y[t] = bf16(sum_j c_{t*TOPK+j});  COMBINE = 0: y f32[T*TOPK, H] = c_s
  * Layouts: act bf16[T*TOPK, I]; w2 qweight i32[E, I/8, H]; scales f16[E, I/G, H]; ids i32[T, TOPK];
  *   weights f32[T, TOPK]; offsets i32[E+1], sorted i32[T*TOPK] (GROUPED only).
- * Constants: mmp::H, I, E, TOPK, G, GROUPED, COMBINE, LN (decode), THREADS (= 256).
+ * Constants: mmp::H, I, E, TOPK, G, GROUPED, COMBINE, THREADS; decode: WK, CS (MM_CLUSTER_DIMS).
  * Variants (building blocks in w4.cuh):
- *   GROUPED = 0 (decode): one block per (4*LN output columns, token if COMBINE else slot); the
- *     block streams the packed rows of all its experts as one flattened list (expert, row), so a
- *     thread keeps several 16-byte loads in flight across experts; the routing weight scales each
- *     expert's partial sums in fp32. Grid (H / (4 LN), COMBINE ? T : T*TOPK).
+ *   GROUPED = 0 (decode): the GEMV core (mm_w4_gv, M = 1). A cluster of CS blocks of WK warps owns
+ *     32 output columns of one token (COMBINE) or slot. With COMBINE the K axis is the TOPK
+ *     experts' groups one after another (TOPK * I/G groups, expert j's rows multiplied by act row
+ *     t*TOPK + j and scaled by its routing weight), so the whole sum over experts is one split-K
+ *     GEMV whose CS*WK warps each stream an equal share of the experts' weights. Routing weights
+ *     scale the per-group sums in fp32. Grid (ceil(H / 32) * CS, COMBINE ? T : T*TOPK),
+ *     block (32 WK).
  *   GROUPED = 1 (prefill, COMBINE must be 0; MOE_COMBINE sums): grouped mma.sync GEMM over
  *     MOE_ALIGN's expert ranges, routing weight in the epilogue. Grid
  *     (ceil(H / 128), ceil((T*TOPK + 63 E) / 64)). */
-extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_kernel_args args) {
+extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, 512 / mmp::THREADS)
+    MM_ENTRY(const mm_kernel_args args) {
   const mm_bf16* act = (const mm_bf16*)args.ptr[0];
   const mm_u32* qw = (const mm_u32*)args.ptr[1];
   const __half* sc = (const __half*)args.ptr[2];
@@ -24,60 +28,38 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_ker
   constexpr mm_i64 QW_E = (mm_i64)(mmp::I / 8) * mmp::H, SC_E = (mm_i64)(mmp::I / mmp::G) * mmp::H;
   const mm_i64 T = args.dim[MM_DIM_T];
   if constexpr (mmp::GROUPED == 0) {
-    constexpr int LN = mmp::LN, TK = 256 / LN, ROWS = mmp::I / 8;
-    constexpr int NJ = mmp::COMBINE ? mmp::TOPK : 1, ITEMS = NJ * ROWS;
-    constexpr int ITER = (ITEMS + TK - 1) / TK, U = 4;
-    __shared__ float red[8 * 4 * LN];
-    __shared__ float fin[4 * LN];
-    __shared__ int se[NJ];
-    __shared__ float sw[NJ];
-    const mm_i64 b = blockIdx.y;   // token (COMBINE) or slot
+    constexpr int WK = mmp::WK, CS = mmp::CS, P = WK * CS, NGI = mmp::I / mmp::G, UPG = mmp::G / 64;
+    constexpr int NJ = mmp::COMBINE ? mmp::TOPK : 1, NG = NJ * NGI;
+    __shared__ float red[WK * 8 * 32];
+    __shared__ float part[8 * 32];
+    const mm_i64 b = blockIdx.y;   // token (COMBINE) or slot; the same for the whole cluster
     if (b >= (mmp::COMBINE ? T : T * mmp::TOPK)) return;
     const mm_i64 slot0 = mmp::COMBINE ? b * mmp::TOPK : b;
-    if (threadIdx.x < NJ) {
-      const int e = ids[slot0 + threadIdx.x];
-      const bool ok = e >= 0 && e < mmp::E;
-      se[threadIdx.x] = ok ? e : 0;
-      sw[threadIdx.x] = ok ? weights[slot0 + threadIdx.x] : 0.f;   // a bad id contributes nothing
-    }
-    __syncthreads();
-    const int n0 = blockIdx.x * 4 * LN, ln = threadIdx.x % LN, tk = threadIdx.x / LN;
-    const int col = n0 + 4 * ln;
-    float acc[1][1][4] = {{{0.f, 0.f, 0.f, 0.f}}};
-#pragma unroll 1
-    for (int i0 = 0; i0 < ITER; i0 += U) {
-      uint4 wv[U];
-      float sv[U][4];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gq = lane >> 2;
+    const int n0 = (int)(blockIdx.x / CS) * 32, rank = CS > 1 ? (int)mm_cluster_rank() : 0;
+    const int p = rank * WK + warp, g0 = p * NG / P, g1 = (p + 1) * NG / P;
+    const int col4 = n0 + 4 * gq;
+    float acc[1][2][4];
 #pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int it = tk + TK * (i0 + u);
-        if (i0 + u < ITER && it < ITEMS) {
-          const int j = it / ROWS, r = it % ROWS, e = se[j];
-          wv[u] = mm_ld_weights(qw + e * QW_E + (mm_i64)r * mmp::H + col);
-          mm_ld_scales4(sv[u], sc + e * SC_E + (mm_i64)(r * 8 / mmp::G) * mmp::H + col);
-        }
-      }
+    for (int t = 0; t < 2; ++t)
 #pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int it = tk + TK * (i0 + u);
-        if (i0 + u < ITER && it < ITEMS) {
-          const int j = it / ROWS, r = it % ROWS;
-          const float wj = sw[j];
-          float xv[8];
-          mm_load_x8(xv, act + (slot0 + j) * mmp::I + 8 * r);
-          acc[0][0][0] = fmaf(mm_w4_dot8(wv[u].x, xv), sv[u][0] * wj, acc[0][0][0]);
-          acc[0][0][1] = fmaf(mm_w4_dot8(wv[u].y, xv), sv[u][1] * wj, acc[0][0][1]);
-          acc[0][0][2] = fmaf(mm_w4_dot8(wv[u].z, xv), sv[u][2] * wj, acc[0][0][2]);
-          acc[0][0][3] = fmaf(mm_w4_dot8(wv[u].w, xv), sv[u][3] * wj, acc[0][0][3]);
-        }
-      }
+      for (int i = 0; i < 4; ++i) acc[0][t][i] = 0.f;
+    // This warp's groups [g0, g1) of the experts' concatenated K, one expert segment at a time.
+    for (int j = g0 / NGI; j < NJ && j * NGI < g1; ++j) {
+      const int e = ids[slot0 + j];
+      if (e < 0 || e >= mmp::E) continue;   // a bad id contributes nothing
+      const int lo = (g0 > j * NGI ? g0 : j * NGI) - j * NGI;
+      const int hi = (g1 < (j + 1) * NGI ? g1 : (j + 1) * NGI) - j * NGI;
+      const mm_bf16* xr[1] = {gq == 0 ? act + (slot0 + j) * mmp::I : nullptr};
+      mm_w4_gv<mmp::H, mmp::G, 1, 4>(xr, qw + e * QW_E, sc + e * SC_E, col4, col4 < mmp::H, lo * UPG, hi * UPG,
+                                     weights[slot0 + j], acc);
     }
-    mm_w4_reduce<1, 1, LN>(acc, red, fin);
-    if (threadIdx.x < 4 * LN && n0 + (int)threadIdx.x < mmp::H) {
-      const int n = n0 + threadIdx.x;
-      if constexpr (mmp::COMBINE) ((mm_bf16*)y)[b * mmp::H + n] = __float2bfloat16_rn(fin[threadIdx.x]);
-      else ((float*)y)[b * mmp::H + n] = fin[threadIdx.x];
-    }
+    mm_w4_gv_finish<1, WK, 1, CS>(acc, 1, red, part, [&](int, int c, const float (&v)[1]) {
+      const int n = n0 + c;
+      if (n >= mmp::H) return;
+      if constexpr (mmp::COMBINE) ((mm_bf16*)y)[b * mmp::H + n] = __float2bfloat16_rn(v[0]);
+      else ((float*)y)[b * mmp::H + n] = v[0];
+    });
   } else {
     // COMBINE == 0 here (specialize() refuses GROUPED with COMBINE): per-slot f32 rows.
     __shared__ mm_i64 arow[MM_BM];

@@ -3,17 +3,24 @@
  *   weights_j = s[ids_j] / sum_j' s[ids_j'].        all fp32
  * Variants (constant FUSED_GEMM):
  *   1 (decode): ptr x bf16[T,H], gate WDT[E,H], bias f32[E], ids i32[T,TOPK], weights f32[T,TOPK];
- *     the fp32 logits are computed inside: one warp per expert row, 16-byte gate loads, x staged in
- *     shared memory as fp32. Grid (T), block (THREADS = 1024).
+ *     the fp32 logits are computed inside. One token per thread block cluster of CS blocks
+ *     (MM_CLUSTER_DIMS; CS = 8 for E >= 64): block r computes the logits of experts
+ *     [r*EB, (r+1)*EB), EB = ceil(E / CS), so at batch 1 the 1.2 MB gate of a 192-expert router is
+ *     streamed by 8 SMs instead of one. A warp item is (expert, 256 consecutive k): 16-byte gate
+ *     loads, all (up to 10) items of a warp in flight, x staged in shared memory as bf16, a
+ *     fixed-order warp sum per item and a fixed-order sum over items (deterministic). Block 0 gathers the scores of the
+ *     other blocks through distributed shared memory and selects. Grid (T * CS), block (THREADS =
+ *     1024).
  *   0 (prefill): ptr logits f32[T,E], bias, ids, weights. Grid (T), block (THREADS = 128).
  * The selection runs on warp 0: TOPK rounds of a warp arg-max over the not-yet-chosen experts.
- * Constants: mmp::E, TOPK, H, WDT, FUSED_GEMM, THREADS. */
-extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_kernel_args args) {
+ * Constants: mmp::E, TOPK, H, WDT, FUSED_GEMM, CS, THREADS. */
+extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_kernel_args args) {
   typedef typename mm_dt<mmp::WDT>::T wt;
   __shared__ float sg[mmp::E];    // sigmoid scores
   __shared__ float sel[mmp::E];   // selection key s + bias; -inf once chosen
-  const mm_i64 t = blockIdx.x;
-  if (t >= args.dim[MM_DIM_T]) return;
+  constexpr int CS = mmp::FUSED_GEMM ? mmp::CS : 1;
+  const mm_i64 t = blockIdx.x / CS;
+  if (t >= args.dim[MM_DIM_T]) return;   // every block of a cluster has the same token
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const float* bias;
   int* ids;
@@ -24,25 +31,66 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_ker
     bias = (const float*)args.ptr[2];
     ids = (int*)args.ptr[3];
     weights = (float*)args.ptr[4];
-    __shared__ float xs[mmp::H];
-    for (int k = tid; k < mmp::H; k += mmp::THREADS) xs[k] = __bfloat162float(x[t * mmp::H + k]);
+    constexpr int EB = (mmp::E + CS - 1) / CS, SEG = 256, SPE = (mmp::H + SEG - 1) / SEG;
+    constexpr int NW = mmp::THREADS / 32, UW = (EB * SPE + NW - 1) / NW, U = UW < 10 ? UW : 10;
+    // x as raw bf16: a lane reads its 8 values as one 16-byte word, the warp 512 contiguous bytes
+    // (no bank conflicts; an fp32 copy read at a stride of 8 floats was 8-way conflicted).
+    __shared__ uint4 xs[mmp::H / 8];
+    __shared__ float part[EB * SPE];
+    __shared__ float lsg[EB], lsel[EB];   // this block's experts
+    const int rank = CS > 1 ? (int)mm_cluster_rank() : 0;
+    const int e0 = rank * EB, ne = (mmp::E - e0 < EB ? mmp::E - e0 : EB);
+    for (int k = tid; k < mmp::H / 8; k += mmp::THREADS) xs[k] = *(const uint4*)(x + t * mmp::H + 8 * k);
     __syncthreads();
-    constexpr int NW = mmp::THREADS / 32;
-    for (int e = warp; e < mmp::E; e += NW) {
-      const wt* row = gate + (mm_i64)e * mmp::H;
-      float acc = 0.f;
-#pragma unroll 4
-      for (int k = lane * 8; k < mmp::H; k += 256) {
-        const uint4 v = mm_ld_stream(row + k);
-        const wt* pv = (const wt*)&v;
+    const int items = ne > 0 ? ne * SPE : 0;
+#pragma unroll 1
+    for (int i0 = warp; i0 < items; i0 += NW * U) {
+      uint4 v[U];
 #pragma unroll
-        for (int i = 0; i < 8; ++i) acc += xs[k + i] * mm_f(pv[i]);
+      for (int u = 0; u < U; ++u) {
+        const int it = i0 + NW * u, k = (it % SPE) * SEG + lane * 8;
+        v[u] = make_uint4(0u, 0u, 0u, 0u);
+        if (it < items && k < mmp::H) v[u] = mm_ld_stream(gate + (mm_i64)(e0 + it / SPE) * mmp::H + k);
       }
-      acc = mm_warp_sum(acc);
-      if (lane == 0) {
-        const float s = 1.f / (1.f + expf(-acc));
-        sg[e] = s;
-        sel[e] = s + bias[e];
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int it = i0 + NW * u, k = (it % SPE) * SEG + lane * 8;
+        if (it >= items) break;   // uniform over the warp
+        float acc = 0.f;
+        if (k < mmp::H) {
+          const wt* pv = (const wt*)&v[u];
+          const uint4 xw = xs[k / 8];
+          const float xf[8] = {mm_bf_lo(xw.x), mm_bf_hi(xw.x), mm_bf_lo(xw.y), mm_bf_hi(xw.y),
+                               mm_bf_lo(xw.z), mm_bf_hi(xw.z), mm_bf_lo(xw.w), mm_bf_hi(xw.w)};
+#pragma unroll
+          for (int i = 0; i < 8; ++i) acc += xf[i] * mm_f(pv[i]);
+        }
+        acc = mm_warp_sum(acc);
+        if (lane == 0) part[it] = acc;
+      }
+    }
+    __syncthreads();
+    for (int el = tid; el < ne; el += mmp::THREADS) {
+      float logit = 0.f;
+      for (int sgi = 0; sgi < SPE; ++sgi) logit += part[el * SPE + sgi];
+      const float s = 1.f / (1.f + expf(-logit));
+      lsg[el] = s;
+      lsel[el] = s + bias[e0 + el];
+    }
+    if constexpr (CS > 1) {
+      mm_cluster_sync();
+      if (rank == 0)
+        for (int e = tid; e < mmp::E; e += mmp::THREADS) {
+          sg[e] = mm_ld_dsmem(&lsg[e % EB], (unsigned)(e / EB));
+          sel[e] = mm_ld_dsmem(&lsel[e % EB], (unsigned)(e / EB));
+        }
+      mm_cluster_sync();   // the other blocks stay until block 0 has read their scores
+      if (rank != 0) return;
+    } else {
+      __syncthreads();
+      for (int e = tid; e < mmp::E; e += mmp::THREADS) {
+        sg[e] = lsg[e];
+        sel[e] = lsel[e];
       }
     }
   } else {
@@ -58,9 +106,11 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_ker
   }
   __syncthreads();
   if (warp != 0) return;
-  int chosen[mmp::TOPK];
+  // A rolled loop: warp 0 runs this alone, and after a decode step's weight streaming the code is
+  // fetched from DRAM, so compact code is faster than an unrolled one.
+  __shared__ int chosen[mmp::TOPK];
   float total = 0.f;
-#pragma unroll
+#pragma unroll 1
   for (int j = 0; j < mmp::TOPK; ++j) {
     float bv = -INFINITY;
     int bi = 0x7fffffff;
@@ -75,17 +125,17 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_ker
       if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
     }
     if (bi == 0x7fffffff) bi = 0;   // fewer candidates than TOPK (all -inf/NaN): a valid id
-    chosen[j] = bi;
     total += sg[bi];
     __syncwarp();
-    if (lane == 0) sel[bi] = -INFINITY;
+    if (lane == 0) {
+      chosen[j] = bi;
+      sel[bi] = -INFINITY;
+    }
     __syncwarp();
   }
-  if (lane == 0) {
-#pragma unroll
-    for (int j = 0; j < mmp::TOPK; ++j) {
-      ids[t * mmp::TOPK + j] = chosen[j];
-      weights[t * mmp::TOPK + j] = sg[chosen[j]] / total;
-    }
+  if (lane < mmp::TOPK) {   // TOPK <= 32 (specialize)
+    const int c = chosen[lane];
+    ids[t * mmp::TOPK + lane] = c;
+    weights[t * mmp::TOPK + lane] = sg[c] / total;
   }
 }

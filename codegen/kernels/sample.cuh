@@ -11,9 +11,12 @@
  * Method: no sort. Every candidate gets a unique 64-bit key (order-preserving logit bits, then the
  * complemented id), so "a prefix of the sorted order" is "keys >= kappa". Each cut (top-k by count,
  * top-p by mass, the sample by mass) is a radix select over the key, 8 bits per pass, with
- * shared-memory histograms. Masses are fixed point (exp(...) * 2^40 in u64): integer atomics keep
- * the result independent of thread timing (deterministic per seed and step). Each pass re-reads the
- * row (L2-resident). Variants: one. */
+ * shared-memory histograms. Masses are fixed point, w = floor(exp((v - max) / temperature) * 2^40)
+ * in u64 (mm_sample_w): integer sums are exact, so the result is independent of thread timing
+ * (deterministic per seed and step) and of summation order, and mm_sample_w uses only IEEE-exact
+ * steps, so the C++ reference (codegen/reference/sample.cpp) computes the same masses bit for bit
+ * and picks the same token. V <= 2^23 keeps the sums below 2^64. Each pass re-reads the row
+ * (L2-resident). Variants: one. */
 __device__ __forceinline__ mm_u64 mm_splitmix64(mm_u64 x) {
   mm_u64 z = x + 0x9E3779B97F4A7C15ull;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -24,6 +27,27 @@ __device__ __forceinline__ mm_u64 mm_sample_key(float v, int i) {
   const mm_u32 b = __float_as_uint(v);
   const mm_u32 o = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
   return ((mm_u64)o << 32) | (mm_u64)(0xFFFFFFFFu - (mm_u32)i);
+}
+
+/* floor(exp(x) * 2^40), x = (v - mx) * invt <= 0 (v >= mx: x = 0, so the top candidate weighs 2^40
+ * even for an infinite 1/temperature). Cody-Waite reduction, degree-7 Taylor polynomial through
+ * explicit fmaf, power-of-two scaling: bit-identical to sample_mass in codegen/reference/sample.cpp
+ * (expf is not: its last-ulp error differs between libraries). */
+__device__ __forceinline__ mm_u64 mm_sample_w(float v, float mx, float invt) {
+  const float x = v >= mx ? 0.0f : __fmul_rn(v - mx, invt);
+  if (!(x >= -28.0f)) return 0;   // exp(-28) * 2^40 < 1; NaN too
+  const float n = rintf(__fmul_rn(x, 1.44269504f));
+  float r = fmaf(n, -0.693145752f, x);
+  r = fmaf(n, -1.42860677e-6f, r);
+  float p = 1.98412698e-4f;
+  p = fmaf(p, r, 1.38888889e-3f);
+  p = fmaf(p, r, 8.33333333e-3f);
+  p = fmaf(p, r, 4.16666667e-2f);
+  p = fmaf(p, r, 1.66666667e-1f);
+  p = fmaf(p, r, 0.5f);
+  p = fmaf(p, r, 1.0f);
+  p = fmaf(p, r, 1.0f);
+  return (mm_u64)__fmul_rn(p, __uint_as_float((mm_u32)(127 + 40 + (int)n) << 23));
 }
 
 /* Largest key kappa >= lo with W(keys >= kappa, keys >= lo) >= target, W = count or fixed-point
@@ -39,7 +63,7 @@ __device__ mm_u64 mm_sample_select(const float* lg, float mx, float invt, bool b
       const mm_u64 key = mm_sample_key(v, i);
       if (key < lo) continue;
       if (shift < 56 && (key >> (shift + 8)) != (prefix >> (shift + 8))) continue;
-      const mm_u64 w = by_mass ? (mm_u64)(expf((v - mx) * invt) * 1099511627776.0f) : 1ull;
+      const mm_u64 w = by_mass ? mm_sample_w(v, mx, invt) : 1ull;
       if (w) atomicAdd(&hist[(key >> shift) & 255], w);
     }
     __syncthreads();
@@ -67,7 +91,7 @@ __device__ __forceinline__ mm_u64 mm_sample_mass(const float* lg, float mx, floa
   mm_u64 s = 0;
   for (int i = threadIdx.x; i < mmp::V; i += mmp::THREADS) {
     const float v = lg[i];
-    if (mm_sample_key(v, i) >= lo) s += (mm_u64)(expf((v - mx) * invt) * 1099511627776.0f);
+    if (mm_sample_key(v, i) >= lo) s += mm_sample_w(v, mx, invt);
   }
   atomicAdd(total, s);
   __syncthreads();
@@ -142,7 +166,8 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS, 1) MM_ENTRY(const mm_
   const double u = (double)(bits >> 40) / 16777216.0;
   mm_u64 target = (mm_u64)(u * (double)tot) + 1;
   if (target > tot) target = tot;
-  mm_u64 key = lo;
-  if (tot > 0) key = mm_sample_select(lg, mx, invt, true, target, lo, hist, bcast);
+  // No mass at all (NaN logits): the first candidate, as the reference does.
+  const mm_u64 key = tot > 0 ? mm_sample_select(lg, mx, invt, true, target, lo, hist, bcast)
+                             : mm_sample_select(lg, mx, invt, false, 1, lo, hist, bcast);
   if (tid == 0) sampled[row] = (int)(0xFFFFFFFFu - (mm_u32)(key & 0xFFFFFFFFull));
 }

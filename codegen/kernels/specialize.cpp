@@ -5,6 +5,7 @@
 
 #include <cinttypes>
 #include <cmath>
+#include <algorithm>
 #include <cstdio>
 #include <vector>
 
@@ -115,11 +116,22 @@ std::string lower(std::string_view s) {
   return r;
 }
 
-// Largest LN in {4, 2, 1} with LN <= want and (cols % (4 LN)) == 0.
-int64_t pick_ln(int64_t cols, int64_t want) {
-  for (int64_t ln = want; ln >= 1; ln /= 2)
-    if (cols % (4 * ln) == 0) return ln;
-  return 1;
+// Split of the decode GEMV core (w4.cuh mm_w4_gv): WK warps per block and CS blocks per thread
+// block cluster share one 32-column strip and split its NG quantization groups evenly (P = WK*CS
+// parts, P | NG). `items` = warps per part at batch 1 (strips x slots x warp columns). The largest
+// P whose warps are all resident at once on a 132-SM H100 (16 warps per SM at <= 128 registers)
+// wins: more warps keep more of the matrix in flight, residency keeps every load issued up front.
+struct Split {
+  int64_t wk = 1, cs = 1;
+};
+Split pick_split(int64_t items, int64_t ng, int64_t wn) {
+  constexpr int64_t kResidentWarps = 132 * 16;
+  for (int64_t p = std::min<int64_t>(ng, 64); p >= 1; --p) {
+    if (ng % p != 0 || items * p > kResidentWarps) continue;
+    for (int64_t wk : {8, 4, 2, 1})
+      if (wk * wn <= 8 && p % wk == 0 && p / wk <= 8) return {wk, p / wk};
+  }
+  return {};
 }
 
 }  // namespace
@@ -195,12 +207,14 @@ Expected<Specialization> specialize(Kind kind, const Params& params) {
       c.require(k % g == 0, "parameter K = " + std::to_string(k) + " must be a multiple of G = " + std::to_string(g));
       c.require(n % 8 == 0, "parameter N = " + std::to_string(n) + " must be a multiple of 8");
       const int mdimv = mdim == 0 ? kDimT : kDimR;
-      // LN: 4-column groups side by side per block in the decode variant (set for both
-      // variants so that the source always names it).
-      const int64_t ln = variant == 0 ? pick_ln(n, n >= 4096 ? 4 : 2) : 1;
-      c.set("LN", ln);
+      // WK/CS: the decode split (set for both variants so that the source always names them;
+      // variant 1 runs 8 warps, no cluster).
+      const Split sp = variant == 0 && g > 0 && k % g == 0 ? pick_split((n + 31) / 32, k / g, 1) : Split{8, 1};
+      c.set("WK", sp.wk);
+      c.set("CS", sp.cs);
+      threads = static_cast<int>(32 * sp.wk);
       if (variant == 0) {
-        grid[0] = cst(n / (4 * ln));
+        grid[0] = cst((n + 31) / 32 * sp.cs);
       } else {
         grid[0] = cst((n + 127) / 128);
         grid[1] = dimx(mdimv, 1, 0, 64);
@@ -280,8 +294,12 @@ Expected<Specialization> specialize(Kind kind, const Params& params) {
       const int64_t fused = c.i("FUSED_GEMM", 0, 1);
       c.require(topk <= e, "parameter TOPK must be <= E");
       c.require(h % 8 == 0, "parameter H must be a multiple of 8 (16-byte gate rows)");
+      // Fused (decode): a cluster of CS blocks per token splits the experts (the gate GEMV would
+      // otherwise stream the whole gate through one SM); CS may be given (1 = one block).
+      const int64_t cs = fused ? c.opt("CS", e >= 64 ? 8 : 1, 1, 8) : 1;
+      if (!fused) c.set("CS", 1);
       threads = fused ? 1024 : 128;
-      grid[0] = dimx(kDimT);
+      grid[0] = dimx(kDimT, cs);
       break;
     }
     case Kind::MOE_ALIGN: {
@@ -296,10 +314,13 @@ Expected<Specialization> specialize(Kind kind, const Params& params) {
       const int64_t grouped = c.i("GROUPED", 0, 1);
       c.require(g % 64 == 0 && h % g == 0, "parameters H and G: G must be a multiple of 64 and divide H");
       c.require(in % 8 == 0, "parameter I must be a multiple of 8");
-      const int64_t ln = grouped == 0 ? pick_ln(in, in >= 1024 ? 4 : 2) : 1;
-      c.set("LN", ln);
+      // Decode: WK warps on w1 and WK on w3 per block (THREADS = 64 WK), CS blocks per cluster.
+      const Split sp = grouped == 0 && g > 0 && h % g == 0 ? pick_split(topk * ((in + 31) / 32) * 2, h / g, 2) : Split{4, 1};
+      c.set("WK", sp.wk);
+      c.set("CS", sp.cs);
+      threads = static_cast<int>(grouped == 0 ? 64 * sp.wk : 256);
       if (grouped == 0) {
-        grid[0] = cst(in / (4 * ln));
+        grid[0] = cst((in + 31) / 32 * sp.cs);
         grid[1] = dimx(kDimT, topk);
       } else {
         grid[0] = cst((in + 63) / 64);
@@ -314,10 +335,16 @@ Expected<Specialization> specialize(Kind kind, const Params& params) {
       c.require(g % 64 == 0 && in % g == 0, "parameters I and G: G must be a multiple of 64 and divide I");
       c.require(h % 8 == 0, "parameter H must be a multiple of 8");
       c.require(!(grouped && combine), "MOE_W2 with GROUPED = 1 needs COMBINE = 0 (MOE_COMBINE sums the slots)");
-      const int64_t ln = grouped == 0 ? pick_ln(h, 2) : 1;
-      c.set("LN", ln);
+      // Decode: with COMBINE the K axis is the TOPK experts' groups back to back.
+      const Split sp = grouped == 0 && g > 0 && in % g == 0
+                           ? (combine ? pick_split((h + 31) / 32, topk * (in / g), 1)
+                                      : pick_split(topk * ((h + 31) / 32), in / g, 1))
+                           : Split{8, 1};
+      c.set("WK", sp.wk);
+      c.set("CS", sp.cs);
+      threads = static_cast<int>(grouped == 0 ? 32 * sp.wk : 256);
       if (grouped == 0) {
-        grid[0] = cst(h / (4 * ln));
+        grid[0] = cst((h + 31) / 32 * sp.cs);
         grid[1] = combine ? dimx(kDimT) : dimx(kDimT, topk);
       } else {
         grid[0] = cst((h + 127) / 128);
@@ -332,7 +359,7 @@ Expected<Specialization> specialize(Kind kind, const Params& params) {
       break;
     }
     case Kind::SAMPLE: {
-      c.i("V", 1, (int64_t{1} << 31) - 1);
+      c.i("V", 1, int64_t{1} << 23);   // V * 2^40 (fixed-point masses) must fit in a u64
       threads = 512;   // 1024 would cap registers at 64 and spill
       grid[0] = dimx(kDimR);
       break;
@@ -377,6 +404,12 @@ Expected<Specialization> specialize(Kind kind, const Params& params) {
   src += embedded::common_cuh;
   src += consts;
   src += "#define MM_ENTRY " + entry + "\n";
+  // Thread block cluster (sm_90+) of the decode GEMV kinds: blocks of one cluster split K and
+  // reduce through distributed shared memory.
+  if (auto it = s.params.ints.find("CS"); it != s.params.ints.end() && it->second > 1)
+    src += "#define MM_CLUSTER_DIMS __cluster_dims__(" + std::to_string(it->second) + ", 1, 1)\n";
+  else
+    src += "#define MM_CLUSTER_DIMS\n";
   if (info.uses_w4) src += embedded::w4_cuh;
   src += *info.text;
   s.source = std::move(src);

@@ -3,11 +3,19 @@
  * [K/8, N], nibble j of word [r, n] is row k = 8r + j; scales f16 [K/G, N];
  * W[k, n] = (q - 8) * scale[k / G, n], scales may be negative.
  *
- * GEMV core (decode, M <= 16): a block of 256 threads covers 4*LN columns; lane (ln, tk) loads
- * 16 bytes = 4 columns x 8 k of packed row r = tk + TK*i (TK = 256/LN) with a streaming load, U
- * loads in flight before the first use; the sum over a word's 8 k is done on (q - 8) and scaled
- * once (fp32). (q - 8) is made exact without a conversion: float bits 0x4B000000 | q is 2^23 + q.
- * Partial sums are reduced over tk by shuffles, then across warps in shared memory.
+ * Decode GEMV core (M <= 16 rows, mm_w4_gv): tensor cores with the weights as the A operand, so
+ * each weight is dequantized once whatever M is. A warp owns a strip of 32 columns and a range of
+ * quantization groups; per 32 k a lane streams one 16-byte word quad (4 columns, packed row
+ * 4c + (lane & 3)): a warp load covers 4 rows x 128 contiguous bytes. The mma's k order is a
+ * permutation of the true k (free, since the same permutation is applied to x): nibbles j and j+4
+ * of a word become one bf16x2 (128 + q, by a mask and an or, then - 136: exact q - 8), and x's
+ * 8 values of a lane are paired the same way with byte permutes. A = 16 columns (two per lane word
+ * pair), B = x (8 rows per n-tile, NT = 2 for M <= 16), m16n8k16 bf16 -> fp32. The mma sums one
+ * quantization group unscaled; at the group end it is scaled per column in fp32 (as the
+ * reference does). Two register sets of U units of 64 k (two 16-byte weight loads and the group's
+ * scales each) alternate: one is loaded while the other is consumed. Warps (and the blocks of a thread block cluster) that
+ * share a strip split K; mm_w4_gv_finish reduces them in shared memory, then across the cluster
+ * through distributed shared memory, in a fixed order (deterministic).
  *
  * MMA core (prefill): 64x128 output tile, K in steps of 64 through a 3-stage cp.async pipeline,
  * 8 warps as 2 (M) x 4 (N), each 32x32 = 2 x 4 m16n8k16 bf16 mma.sync tiles. A comes through
@@ -18,103 +26,207 @@
  * sum over one quantization group; at the group end it is scaled per column into fp32 accumulators
  * (so the scale is applied in fp32, as in the reference). */
 
-__device__ __forceinline__ float mm_q8(mm_u32 w, int j) {
-  return __uint_as_float(0x4B000000u | ((w >> (4 * j)) & 0xFu)) - 8388616.f;
-}
-/* sum_j x[j] * (q_j - 8) over the 8 nibbles of one word. */
-__device__ __forceinline__ float mm_w4_dot8(mm_u32 w, const float (&xv)[8]) {
-  float s = 0.f;
-#pragma unroll
-  for (int j = 0; j < 8; ++j) s = fmaf(xv[j], mm_q8(w, j), s);
-  return s;
-}
-__device__ __forceinline__ void mm_load_x8(float (&xv)[8], const mm_bf16* p) {
-  const uint4 v = __ldg((const uint4*)p);
-  xv[0] = mm_bf_lo(v.x); xv[1] = mm_bf_hi(v.x); xv[2] = mm_bf_lo(v.y); xv[3] = mm_bf_hi(v.y);
-  xv[4] = mm_bf_lo(v.z); xv[5] = mm_bf_hi(v.z); xv[6] = mm_bf_lo(v.w); xv[7] = mm_bf_hi(v.w);
-}
+/* ---- decode GEMV core ---- */
 __device__ __forceinline__ uint4 mm_ld_weights(const mm_u32* p) {
   uint4 r;
   asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
       : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
   return r;
 }
-__device__ __forceinline__ void mm_ld_scales4(float (&s)[4], const __half* p) {
-  const uint2 v = __ldg((const uint2*)p);
-  const __half2 a = *(const __half2*)&v.x, b = *(const __half2*)&v.y;
-  s[0] = __low2float(a); s[1] = __high2float(a); s[2] = __low2float(b); s[3] = __high2float(b);
+/* bf16x2 (q_j - 8, q_{j+4} - 8) of nibbles j and j + 4 of a packed word. */
+__device__ __forceinline__ mm_u32 mm_dq_pair(mm_u32 w, int j) {
+  const mm_u32 packed = ((w >> (4 * j)) & 0x000F000Fu) | 0x43004300u;
+  const mm_u32 bias = 0x43084308u;
+  __nv_bfloat162 r = __hsub2(*(const __nv_bfloat162*)&packed, *(const __nv_bfloat162*)&bias);
+  return *(mm_u32*)&r;
+}
+/* The same mma as mm_mma_bf16, not volatile: the compiler may interleave it with the dequant. */
+__device__ __forceinline__ void mm_mma_bf16_nv(float (&d)[4], mm_u32 a0, mm_u32 a1, mm_u32 a2, mm_u32 a3,
+                                               mm_u32 b0, mm_u32 b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-/* GEMV partial sums. Rows of x: xrow(m) for m < MT (nullptr = skip). NC column sets col[c] (first
- * of 4 columns, in the [K/8, NLD] matrix). acc[m][c][i] += sum over this thread's rows. */
-template <int K, int NLD, int G, int MT, int NC, int LN, int U>
-__device__ __forceinline__ void mm_w4_gemv(const mm_bf16* const (&xrow)[MT], const mm_u32* qw,
-                                           const __half* sc, const int (&col)[NC], float mul,
-                                           float (&acc)[MT][NC][4]) {
-  constexpr int TK = 256 / LN, ROWS = K / 8, ITER = (ROWS + TK - 1) / TK;
-  const int tk = threadIdx.x / LN;
-#pragma unroll 1
-  for (int i0 = 0; i0 < ITER; i0 += U) {
-    uint4 wv[U][NC];
-    float sv[U][NC][4];
+/* acc[nt][t][e] += mul * sum over units [u0, u1) (64 k each, group aligned) of this lane's
+ * outputs: column col4 + 2t + (e >> 1), row nt*8 + 2*(lane & 3) + (e & 1).
+ * xr[nt]: this lane's x row nt*8 + lane/4 (K offsets only), or nullptr for a row past M.
+ * col4 = strip + 4*(lane/4); cok: those 4 columns exist. qw/sc: the matrix (leading dimension
+ * NLD, 16-byte aligned rows).
+ * Pipeline: two register sets of U units (weights + the group-end scales); the loads of one set
+ * are issued before the other is consumed, so 1-2 sets are always in flight. x (a few KB, shared
+ * by every warp, L2-resident) is loaded one unit ahead of its use, keeping registers for weights. */
+template <int NLD, int G, int NT, int U>
+struct mm_w4_gv_set {
+  uint4 w[U][2];
+  uint2 s[U];
+};
+
+template <int NLD, int G, int NT, int U>
+__device__ __forceinline__ void mm_w4_gv_load(mm_w4_gv_set<NLD, G, NT, U>& st, const mm_u32* qw, const __half* sc,
+                                              int col4, bool cok, int ub, int u1) {
+  const int cq = threadIdx.x & 3;
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int r = tk + TK * (i0 + u);
-      if (i0 + u < ITER && r < ROWS) {
+  for (int u = 0; u < U; ++u) {
+    const int un = ub + u;
+    st.s[u] = make_uint2(0u, 0u);
+    st.w[u][0] = st.w[u][1] = make_uint4(0u, 0u, 0u, 0u);
+    if (cok && un < u1) {
 #pragma unroll
-        for (int c = 0; c < NC; ++c) {
-          wv[u][c] = mm_ld_weights(qw + (mm_i64)r * NLD + col[c]);
-          mm_ld_scales4(sv[u][c], sc + (mm_i64)(r * 8 / G) * NLD + col[c]);
-        }
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int r = tk + TK * (i0 + u);
-      if (i0 + u < ITER && r < ROWS) {
-#pragma unroll
-        for (int m = 0; m < MT; ++m) {
-          if (xrow[m] == nullptr) continue;
-          float xv[8];
-          mm_load_x8(xv, xrow[m] + 8 * r);
-#pragma unroll
-          for (int c = 0; c < NC; ++c) {
-            acc[m][c][0] = fmaf(mm_w4_dot8(wv[u][c].x, xv), sv[u][c][0] * mul, acc[m][c][0]);
-            acc[m][c][1] = fmaf(mm_w4_dot8(wv[u][c].y, xv), sv[u][c][1] * mul, acc[m][c][1]);
-            acc[m][c][2] = fmaf(mm_w4_dot8(wv[u][c].z, xv), sv[u][c][2] * mul, acc[m][c][2]);
-            acc[m][c][3] = fmaf(mm_w4_dot8(wv[u][c].w, xv), sv[u][c][3] * mul, acc[m][c][3]);
-          }
-        }
-      }
+      for (int h = 0; h < 2; ++h) st.w[u][h] = mm_ld_weights(qw + (mm_i64)(un * 8 + 4 * h + cq) * NLD + col4);
+      if (((un + 1) * 64) % G == 0) st.s[u] = __ldg((const uint2*)(sc + (mm_i64)(un * 64 / G) * NLD + col4));
     }
   }
 }
 
-/* Sum acc over the TK threads of each column group. Afterwards fin[m][c][q] (q < 4*LN, column
- * 4*ln + i of set c) holds the block's totals; a __syncthreads() has been done. */
-template <int MT, int NC, int LN>
-__device__ __forceinline__ void mm_w4_reduce(float (&acc)[MT][NC][4], float* red, float* fin) {
-  constexpr int NW = 8, W = MT * NC * 4 * LN;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, ln = threadIdx.x % LN;
+/* x of unit un for this lane (zeros past M or past the range). */
+template <int NT>
+__device__ __forceinline__ void mm_w4_gv_x(uint4 (&xv)[2][NT], const mm_bf16* const (&xr)[NT], int un, int u1) {
+  const int cq = threadIdx.x & 3;
 #pragma unroll
-  for (int m = 0; m < MT; ++m)
+  for (int h = 0; h < 2; ++h)
 #pragma unroll
-    for (int c = 0; c < NC; ++c)
+    for (int nt = 0; nt < NT; ++nt)
+      xv[h][nt] = xr[nt] != nullptr && un < u1 ? __ldg((const uint4*)(xr[nt] + un * 64 + 32 * h + 8 * cq))
+                                               : make_uint4(0u, 0u, 0u, 0u);
+}
+
+/* Consumes the units of one register set; xc holds the x of the set's first unit on entry and
+ * that of the next unit on return (each unit's x is loaded one unit ahead, hiding its L2 latency
+ * behind a unit of math). */
+template <int NLD, int G, int NT, int U>
+__device__ __forceinline__ void mm_w4_gv_use(const mm_w4_gv_set<NLD, G, NT, U>& st, const mm_bf16* const (&xr)[NT],
+                                             int ub, int u1, float mul, uint4 (&xc)[2][NT],
+                                             float (&tmp)[NT][2][4], float (&acc)[NT][2][4]) {
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        float v = acc[m][c][i];
+  for (int u = 0; u < U; ++u) {
+    const int un = ub + u;
+    if (un >= u1) break;   // uniform over the warp
+    uint4 xv[2][NT];
 #pragma unroll
-        for (int o = LN; o < 32; o <<= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        if (lane < LN) red[warp * W + (m * NC + c) * 4 * LN + 4 * ln + i] = v;
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) xv[h][nt] = xc[h][nt];
+    mm_w4_gv_x(xc, xr, un + 1, u1);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      mm_u32 b[NT][2][2];
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        const uint4 X = xv[h][nt];
+        b[nt][0][0] = __byte_perm(X.x, X.z, 0x5410);
+        b[nt][0][1] = __byte_perm(X.x, X.z, 0x7632);
+        b[nt][1][0] = __byte_perm(X.y, X.w, 0x5410);
+        b[nt][1][1] = __byte_perm(X.y, X.w, 0x7632);
+      }
+      const mm_u32 w[4] = {st.w[u][h].x, st.w[u][h].y, st.w[u][h].z, st.w[u][h].w};
+#pragma unroll
+      for (int t = 0; t < 2; ++t)
+#pragma unroll
+        for (int k = 0; k < 2; ++k) {
+          const mm_u32 a0 = mm_dq_pair(w[2 * t], 2 * k), a1 = mm_dq_pair(w[2 * t + 1], 2 * k);
+          const mm_u32 a2 = mm_dq_pair(w[2 * t], 2 * k + 1), a3 = mm_dq_pair(w[2 * t + 1], 2 * k + 1);
+#pragma unroll
+          for (int nt = 0; nt < NT; ++nt) mm_mma_bf16_nv(tmp[nt][t], a0, a1, a2, a3, b[nt][k][0], b[nt][k][1]);
+        }
+    }
+    if (((un + 1) * 64) % G == 0) {   // end of a quantization group: scale in fp32
+      const __half2 s01 = *(const __half2*)&st.s[u].x, s23 = *(const __half2*)&st.s[u].y;
+      const float s[4] = {__low2float(s01) * mul, __high2float(s01) * mul, __low2float(s23) * mul,
+                          __high2float(s23) * mul};
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int t = 0; t < 2; ++t)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            acc[nt][t][e] = fmaf(tmp[nt][t][e], s[2 * t + (e >> 1)], acc[nt][t][e]);
+            tmp[nt][t][e] = 0.f;
+          }
+    }
+  }
+}
+
+template <int NLD, int G, int NT, int U>
+__device__ __forceinline__ void mm_w4_gv(const mm_bf16* const (&xr)[NT], const mm_u32* qw, const __half* sc,
+                                         int col4, bool cok, int u0, int u1, float mul,
+                                         float (&acc)[NT][2][4]) {
+  static_assert(G % 64 == 0, "G must be a multiple of 64");
+  float tmp[NT][2][4];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int t = 0; t < 2; ++t)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) tmp[nt][t][e] = 0.f;
+  mm_w4_gv_set<NLD, G, NT, U> A, B;
+  uint4 xc[2][NT];
+  mm_w4_gv_load(A, qw, sc, col4, cok, u0, u1);
+  mm_w4_gv_x(xc, xr, u0, u1);
+#pragma unroll 1
+  for (int ub = u0; ub < u1; ub += 2 * U) {
+    if (ub + U < u1) mm_w4_gv_load(B, qw, sc, col4, cok, ub + U, u1);
+    mm_w4_gv_use(A, xr, ub, u1, mul, xc, tmp, acc);
+    if (ub + U >= u1) break;
+    if (ub + 2 * U < u1) mm_w4_gv_load(A, qw, sc, col4, cok, ub + 2 * U, u1);
+    mm_w4_gv_use(B, xr, ub + U, u1, mul, xc, tmp, acc);
+  }
+}
+
+/* Reduction of mm_w4_gv partial sums. Warp w = wn * WK + wk holds strip wn's partial sums over its
+ * K range (rows < mrows); the CS blocks of the cluster hold the other K ranges. red: WK*WN*8*NT*32
+ * floats, part: WN*8*NT*32 floats of shared memory. epi(m, c, v) is called once per (row m <
+ * mrows, strip column c < 32) by one thread of one block of the cluster, with v[wn] the totals,
+ * summed in a fixed order. Ends with a barrier (block or cluster), so red/part may be reused. */
+template <int NT, int WK, int WN, int CS, class Epi>
+__device__ __forceinline__ void mm_w4_gv_finish(const float (&acc)[NT][2][4], int mrows, float* red, float* part,
+                                                Epi epi) {
+  constexpr int RW = 8 * NT * 32, THR = 32 * WK * WN;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gq = lane >> 2, cq = lane & 3;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int t = 0; t < 2; ++t)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int m = nt * 8 + 2 * cq + (e & 1), c = 4 * gq + 2 * t + (e >> 1);
+        if (m < mrows) red[warp * RW + m * 32 + c] = acc[nt][t][e];
       }
   __syncthreads();
-  for (int e = threadIdx.x; e < W; e += 256) {
+  const int nv = mrows * 32;
+  for (int i = threadIdx.x; i < WN * nv; i += THR) {
+    const int wn = i / nv, r = i % nv;
     float s = 0.f;
 #pragma unroll
-    for (int w = 0; w < NW; ++w) s += red[w * W + e];
-    fin[e] = s;
+    for (int wk = 0; wk < WK; ++wk) s += red[(wn * WK + wk) * RW + r];
+    part[wn * RW + r] = s;
   }
-  __syncthreads();
+  if constexpr (CS > 1) {
+    mm_cluster_sync();
+    const int rank = (int)mm_cluster_rank();
+    for (int i = rank + CS * (int)threadIdx.x; i < nv; i += CS * THR) {
+      float v[WN];
+#pragma unroll
+      for (int wn = 0; wn < WN; ++wn) {
+        float s = 0.f;
+#pragma unroll
+        for (int q = 0; q < CS; ++q) s += mm_ld_dsmem(part + wn * RW + i, (unsigned)q);
+        v[wn] = s;
+      }
+      epi(i / 32, i % 32, v);
+    }
+    mm_cluster_sync();   // no block leaves (or reuses part) while another still reads it
+  } else {
+    __syncthreads();
+    for (int i = threadIdx.x; i < nv; i += THR) {
+      float v[WN];
+#pragma unroll
+      for (int wn = 0; wn < WN; ++wn) v[wn] = part[wn * RW + i];
+      epi(i / 32, i % 32, v);
+    }
+    __syncthreads();
+  }
 }
 
 /* ---- MMA core ---- */

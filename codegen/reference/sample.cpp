@@ -1,16 +1,58 @@
 // SAMPLE reference: temperature <= 0 is argmax (ties: lower id). Otherwise the candidates sorted by
-// logit descending (ties: lower id) are truncated to the top_k first (top_k <= 0: all);
-// p = softmax(logits / temperature) over those candidates (fp32, sums in candidate order); then
-// truncated to the shortest prefix whose mass >= top_p (top_p >= 1: all; at least one candidate);
-// u = sample_uniform(seed, STEP, row); the first candidate whose cumulative mass exceeds
-// u * (mass of the prefix) wins (the last one if rounding leaves none).
+// logit descending (ties: lower id) are truncated to the top_k first (top_k <= 0: all); each gets
+// the fixed-point mass w_i = floor(exp((l_i - max) / temperature) * 2^40) (sample_mass below);
+// then truncated to the shortest prefix whose mass >= ceil(top_p * mass of the top-k) (top_p >= 1:
+// all); u = top 24 bits of splitmix64 / 2^24 (sample_uniform's bits); the first candidate whose
+// cumulative mass reaches floor(u * total) + 1 (i.e. exceeds u * total) wins.
+//
+// Why fixed point: an fp32 running sum over 200k candidates drifts by ~1e-3 of the total, far more
+// than one candidate's mass (~5e-6), so a float prefix sum does not define "the first candidate
+// whose cumulative mass exceeds u * total". Integer sums are exact and order-free. The mass uses
+// only IEEE-exact steps (fp32 mul/sub, fmaf, rint, power-of-two scaling) so that the CUDA kernel
+// (codegen/kernels/sample.cuh, mm_sample_w) computes bit-identical masses and draws.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 #include "codegen/reference/ref_util.h"
 
 namespace mm::ref {
+
+namespace {
+
+uint64_t splitmix(uint64_t x) {
+  uint64_t z = x + 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// floor(exp(x) * 2^40) for x = (v - mx) * invt <= 0, with v >= mx mapping to x = 0 (so the top
+// candidate always weighs 2^40, even for an infinite 1/temperature). Cody-Waite reduction and a
+// degree-7 Taylor polynomial, all through explicit fmaf: no contraction can change the result.
+// Keep in step with mm_sample_w in codegen/kernels/sample.cuh.
+uint64_t sample_mass(float v, float mx, float invt) {
+  const float x = v >= mx ? 0.0f : (v - mx) * invt;
+  if (!(x >= -28.0f)) return 0;   // exp(-28) * 2^40 < 1; NaN too
+  const float n = std::rint(x * 1.44269504f);
+  float r = std::fmaf(n, -0.693145752f, x);
+  r = std::fmaf(n, -1.42860677e-6f, r);
+  float p = 1.98412698e-4f;
+  p = std::fmaf(p, r, 1.38888889e-3f);
+  p = std::fmaf(p, r, 8.33333333e-3f);
+  p = std::fmaf(p, r, 4.16666667e-2f);
+  p = std::fmaf(p, r, 1.66666667e-1f);
+  p = std::fmaf(p, r, 0.5f);
+  p = std::fmaf(p, r, 1.0f);
+  p = std::fmaf(p, r, 1.0f);
+  const uint32_t e = static_cast<uint32_t>(127 + 40 + static_cast<int>(n)) << 23;
+  float scale;
+  std::memcpy(&scale, &e, 4);
+  return static_cast<uint64_t>(p * scale);
+}
+
+}  // namespace
 
 void sample_ref(const mm_kernel_args& args, const SampleParams& p) {
   using detail::ptr;
@@ -24,7 +66,7 @@ void sample_ref(const mm_kernel_args& args, const SampleParams& p) {
   const uint64_t* seed = ptr<const uint64_t>(args, 4);
   int32_t* sampled = ptr<int32_t>(args, 5);
   std::vector<int32_t> order;
-  std::vector<float> prob;
+  std::vector<uint64_t> mass;
   for (int64_t r = 0; r < R; ++r) {
     const float* l = logits + r * V;
     if (!(temperature[r] > 0.0f)) {
@@ -39,37 +81,40 @@ void sample_ref(const mm_kernel_args& args, const SampleParams& p) {
     order.resize(static_cast<size_t>(V));
     std::iota(order.begin(), order.end(), 0);
     std::partial_sort(order.begin(), order.begin() + k, order.end(), by_logit);
-    const float inv_t = 1.0f / temperature[r];
-    const float mx = l[order[0]] * inv_t;
-    prob.resize(static_cast<size_t>(k));
-    float total = 0.0f;
-    for (int64_t i = 0; i < k; ++i) {
-      prob[i] = std::exp(l[order[i]] * inv_t - mx);
-      total += prob[i];
-    }
-    for (int64_t i = 0; i < k; ++i) prob[i] /= total;
+    const float invt = 1.0f / temperature[r];
+    float mx = -INFINITY;
+    for (int64_t v = 0; v < V; ++v) mx = std::fmax(mx, l[v]);
+    mass.resize(static_cast<size_t>(k));
+    uint64_t mk = 0;
+    for (int64_t i = 0; i < k; ++i) mk += (mass[i] = sample_mass(l[order[i]], mx, invt));
     int64_t n = k;
     if (top_p[r] < 1.0f) {
-      float cum = 0.0f;
-      for (int64_t i = 0; i < k; ++i) {
-        cum += prob[i];
-        if (cum >= top_p[r]) {
-          n = i + 1;
-          break;
-        }
+      uint64_t target = static_cast<uint64_t>(std::ceil(static_cast<double>(std::fmax(top_p[r], 0.0f)) * static_cast<double>(mk)));
+      if (target == 0) target = 1;
+      if (target <= mk) {
+        uint64_t cum = 0;
+        for (int64_t i = 0; i < k; ++i)
+          if ((cum += mass[i]) >= target) {
+            n = i + 1;
+            break;
+          }
       }
     }
-    float mass = 0.0f;
-    for (int64_t i = 0; i < n; ++i) mass += prob[i];
-    const float target = sample_uniform(seed[r], step, r) * mass;
-    int64_t pick = n - 1;
-    float cum = 0.0f;
-    for (int64_t i = 0; i < n; ++i) {
-      cum += prob[i];
-      if (cum > target) {
-        pick = i;
-        break;
-      }
+    uint64_t tot = 0;
+    for (int64_t i = 0; i < n; ++i) tot += mass[i];
+    int64_t pick = 0;   // no mass at all (NaN logits): the first candidate
+    if (tot > 0) {
+      const uint64_t bits = splitmix(seed[r] ^ splitmix(static_cast<uint64_t>(step) * 0x9E3779B97F4A7C15ull +
+                                                        static_cast<uint64_t>(r)));
+      const double u = static_cast<double>(bits >> 40) / 16777216.0;
+      uint64_t target = static_cast<uint64_t>(u * static_cast<double>(tot)) + 1;
+      if (target > tot) target = tot;
+      uint64_t cum = 0;
+      for (int64_t i = 0; i < n; ++i)
+        if ((cum += mass[i]) >= target) {
+          pick = i;
+          break;
+        }
     }
     sampled[r] = order[pick];
   }

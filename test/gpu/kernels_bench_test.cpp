@@ -1,20 +1,156 @@
 // Bandwidth of the decode kernels that dominate a decode step (GEMM_W4 variant 0, MOE_W13 and
-// MOE_W2 direct variants) at the full-size model's shapes. L2 is flushed (a 256 MiB memset)
-// before every timed launch; the time is the kernel alone (events around it), the bandwidth counts
-// the weight bytes the launch must read (qweight + scales of the experts it touches).
-// Run: kernels_gpu_test --gtest_filter='GpuBench.*'
+// MOE_W2 direct variants) at the full-size model's shapes; the bandwidth counts the weight bytes
+// the launch must read (qweight + scales of the experts it touches). Three timings per kernel:
+//   flush   - a 256 MiB memset before every timed launch, events around the kernel alone (the
+//             first bench's method; the memset leaves L2 full of dirty lines, so the kernel's
+//             reads also pay their write-back, and the ~2-3 us launch latency is in the time);
+//   rflush  - the same, but L2 is flushed by reading 256 MiB (clean lines, as in a decode step,
+//             whose other kernels write only a few KB of activations);
+//   stream  - R launches back to back over R distinct copies of the weights (> 150 MB, so
+//             nothing stays in L2) replayed as one CUDA graph, events around it, divided by R:
+//             what consecutive layers of a decode step see.
+// Run: kernels_gpu_test --gtest_filter='GpuBench.*'. For Nsight Compute, MM_BENCH_PROFILE=1 makes
+// every timing a single launch and skips the graphs.
+#include <cstdlib>
+
 #include "test/gpu/gpu_harness.h"
 
 namespace mm::gputest {
 namespace {
 using kernels::Kind;
 
-double time_us(const Compiled& k, const std::vector<Buf*>& ops, const std::vector<int64_t>& dims, void* flush, size_t flush_bytes) {
-  constexpr int kIters = 20;
+// Reads n 16-byte words (L2 flush that leaves clean lines); the xor keeps the loads alive.
+constexpr const char* kReadFlushSrc = R"(
+extern "C" __global__ void mm_bench_read_flush(const mm_kernel_args args) {
+  const uint4* p = (const uint4*)args.ptr[0];
+  const long long n = args.dim[0];
+  unsigned a = 0;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    const uint4 v = p[i];
+    a ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (a == 0x9E3779B9u) ((unsigned*)args.ptr[1])[0] = a;
+}
+)";
+
+// Spins for args.dim[0] ns of %globaltimer; block 0 writes the SM clock cycles and ns it saw.
+constexpr const char* kSpinSrc = R"(
+extern "C" __global__ void mm_bench_spin(const mm_kernel_args args) {
+  unsigned long long t0, t1;
+  const long long c0 = clock64();
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+  do { asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t1)); } while ((long long)(t1 - t0) < args.dim[0]);
+  const long long c1 = clock64();
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    ((long long*)args.ptr[0])[0] = c1 - c0;
+    ((long long*)args.ptr[0])[1] = (long long)(t1 - t0);
+  }
+}
+)";
+
+rt::Kernel load_raw(const char* name, const char* body, bool& ok) {
+  const std::string src = std::string(kernels::embedded_source("abi.h")) + body;
+  auto res = ctx().nvrtc->compile(name, src);
+  EXPECT_TRUE(res.ok()) << (res.ok() ? "" : res.error().message);
+  ok = res.ok();
+  if (!ok) return {};
+  rt::KernelImage img;
+  img.name = name;
+  for (const auto& bin : (*res)->binaries)
+    img.cubins.emplace_back(bin.arch, std::string_view(reinterpret_cast<const char*>(bin.cubin.data()), bin.cubin.size()));
+  auto k = ctx().dev->load(img);
+  EXPECT_TRUE(k.ok()) << (k.ok() ? "" : k.error().message);
+  ok = k.ok();
+  return ok ? *k : rt::Kernel{};
+}
+
+// The SM clock seen by a 20 us spin (MHz). The card's clocks are left alone (METHOD.md); an idle
+// card runs its SMs slowly until it has been busy for a while, so the benches warm it up first.
+struct Clock {
+  rt::Kernel spin{};
+  Buf out{16};
+  bool ok = false;
+  Clock() {
+    spin = load_raw("mm_bench_spin", kSpinSrc, ok);
+    if (ok) out.upload();
+  }
+  void run(int64_t ns, unsigned blocks) {
+    mm_kernel_args a{};
+    a.ptr[0] = out.dev;
+    a.dim[0] = ns;
+    EXPECT_TRUE(ctx().dev->launch(spin, rt::Dim3{blocks, 1, 1}, rt::Dim3{128, 1, 1}, 0, a).ok());
+    EXPECT_TRUE(ctx().dev->synchronize().ok());
+  }
+  double mhz() {
+    run(20000, 1);
+    const auto v = out.download();
+    int64_t c[2];
+    std::memcpy(c, v.data(), 16);
+    return c[1] > 0 ? 1e3 * static_cast<double>(c[0]) / static_cast<double>(c[1]) : 0.0;
+  }
+  void warm_up() {
+    const double before = mhz();
+    for (int i = 0; i < 10; ++i) run(30'000'000, static_cast<unsigned>(ctx().dev->info().sm_count * 4));   // 0.3 s busy
+    std::printf("[bench] SM clock %.0f MHz idle, %.0f MHz after 0.3 s busy\n", before, mhz());
+  }
+};
+
+struct Flush {
+  size_t bytes = size_t{256} << 20;
+  void* buf = nullptr;
+  void* sink = nullptr;
+  rt::Kernel reader{};
+  bool ok = false;
+  Flush() {
+    auto b = ctx().dev->alloc(bytes);
+    auto s = ctx().dev->alloc(64);
+    if (!b.ok() || !s.ok()) return;
+    buf = *b;
+    sink = *s;
+    EXPECT_TRUE(ctx().dev->memset_async(buf, 1, bytes).ok());
+    const std::string src = std::string(kernels::embedded_source("abi.h")) + kReadFlushSrc;
+    auto res = ctx().nvrtc->compile("mm_bench_read_flush", src);
+    EXPECT_TRUE(res.ok()) << (res.ok() ? "" : res.error().message);
+    if (!res.ok()) return;
+    rt::KernelImage img;
+    img.name = "mm_bench_read_flush";
+    for (const auto& bin : (*res)->binaries)
+      img.cubins.emplace_back(bin.arch, std::string_view(reinterpret_cast<const char*>(bin.cubin.data()), bin.cubin.size()));
+    auto k = ctx().dev->load(img);
+    EXPECT_TRUE(k.ok()) << (k.ok() ? "" : k.error().message);
+    if (!k.ok()) return;
+    reader = *k;
+    ok = true;
+  }
+  ~Flush() {
+    if (buf) (void)ctx().dev->free(buf);
+    if (sink) (void)ctx().dev->free(sink);
+  }
+  void dirty(int i) { EXPECT_TRUE(ctx().dev->memset_async(buf, i & 0xff, bytes).ok()); }
+  void clean() {
+    mm_kernel_args a{};
+    a.ptr[0] = buf;
+    a.ptr[1] = sink;
+    a.dim[0] = static_cast<int64_t>(bytes / 16);
+    EXPECT_TRUE(ctx().dev->launch(reader, rt::Dim3{132 * 8, 1, 1}, rt::Dim3{512, 1, 1}, 0, a).ok());
+  }
+};
+
+bool profile_mode() { return std::getenv("MM_BENCH_PROFILE") != nullptr; }
+
+double median_ms(std::vector<float> ms) {
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+// One launch per timing, after a dirty (memset) or clean (read) L2 flush; median of 20, in us.
+double time_us(const Compiled& k, const std::vector<Buf*>& ops, const std::vector<int64_t>& dims, Flush& fl,
+               bool clean_flush) {
+  const int kIters = profile_mode() ? 1 : 20;
   launch(k, ops, dims);   // warm-up (module load, clocks)
   std::vector<float> ms;
   for (int i = 0; i < kIters; ++i) {
-    EXPECT_TRUE(ctx().dev->memset_async(flush, i & 0xff, flush_bytes).ok());
+    if (clean_flush) fl.clean(); else fl.dirty(i);
     auto a = ctx().dev->record_event();
     launch(k, ops, dims, /*sync=*/false);
     auto b = ctx().dev->record_event();
@@ -25,50 +161,171 @@ double time_us(const Compiled& k, const std::vector<Buf*>& ops, const std::vecto
     (void)ctx().dev->destroy_event(*a);
     (void)ctx().dev->destroy_event(*b);
   }
-  std::sort(ms.begin(), ms.end());
-  return 1000.0 * ms[ms.size() / 2];   // median
+  return 1000.0 * median_ms(ms);
+}
+
+// R launches back to back (operand sets opsets[0..R-1], distinct weights) captured in one CUDA
+// graph (so host launch latency is out of the picture, as in the runtime's decode graph), per
+// launch, median of 5. MM_BENCH_PROFILE=1 (single launches for ncu) skips it: returns 0.
+double time_stream_us(const Compiled& k, const std::vector<std::vector<Buf*>>& opsets, const std::vector<int64_t>& dims,
+                      Flush& fl) {
+  if (profile_mode()) return 0.0;
+  EXPECT_TRUE(ctx().dev->begin_capture().ok());
+  for (const auto& ops : opsets) launch(k, ops, dims, /*sync=*/false);
+  auto g = ctx().dev->end_capture();
+  EXPECT_TRUE(g.ok()) << (g.ok() ? "" : g.error().message);
+  if (!g.ok()) return -1;
+  EXPECT_TRUE(ctx().dev->launch_graph(*g).ok());   // warm-up (graph upload)
+  std::vector<float> ms;
+  for (int i = 0; i < 5; ++i) {
+    fl.clean();   // ~85 us of GPU work: the events and the graph are queued before it ends
+    auto a = ctx().dev->record_event();
+    EXPECT_TRUE(ctx().dev->launch_graph(*g).ok());
+    auto b = ctx().dev->record_event();
+    if (!a.ok() || !b.ok()) return -1;
+    auto t = ctx().dev->elapsed_ms(*a, *b);
+    EXPECT_TRUE(t.ok());
+    ms.push_back(t.ok() ? *t : 0.f);
+    (void)ctx().dev->destroy_event(*a);
+    (void)ctx().dev->destroy_event(*b);
+  }
+  EXPECT_TRUE(ctx().dev->synchronize().ok());
+  EXPECT_TRUE(ctx().dev->destroy_graph(*g).ok());
+  return 1000.0 * median_ms(ms) / static_cast<double>(opsets.size());
 }
 
 void report(const char* what, double bytes, double us) {
   std::printf("[bench] %-44s %8.1f us  %7.1f GB/s  (%.1f MB)\n", what, us, bytes / (us * 1e3), bytes / 1e6);
   ::testing::Test::RecordProperty(what, std::to_string(bytes / (us * 1e3)) + " GB/s");
 }
+void report3(const char* what, double bytes, double flush, double rflush, double stream) {
+  std::printf("[bench] %-40s flush %6.1f us %6.0f GB/s | rflush %6.1f us %6.0f GB/s | stream %6.1f us %6.0f GB/s  (%.1f MB)\n",
+              what, flush, bytes / (flush * 1e3), rflush, bytes / (rflush * 1e3), stream, bytes / (stream * 1e3), bytes / 1e6);
+  ::testing::Test::RecordProperty(what, std::to_string(bytes / (stream * 1e3)) + " GB/s (stream)");
+}
 
 TEST(GpuBench, DecodeBandwidth) {
   MM_REQUIRE_GPU();
-  const size_t flush_bytes = size_t{256} << 20;
-  auto fl = ctx().dev->alloc(flush_bytes);
-  ASSERT_TRUE(fl.ok());
+  Flush fl;
+  ASSERT_TRUE(fl.ok);
   std::printf("[bench] device %s, %d SMs\n", ctx().dev->info().name.c_str(), ctx().dev->info().sm_count);
+  Clock clk;
+  ASSERT_TRUE(clk.ok);
+  clk.warm_up();
   struct G { const char* name; int64_t K, N, M; };
   for (G g : {G{"GEMM_W4 v0 qkv 3072x8192 M=1", 3072, 8192, 1}, G{"GEMM_W4 v0 o_proj 6144x3072 M=1", 6144, 3072, 1},
-              G{"GEMM_W4 v0 qkv 3072x8192 M=8", 3072, 8192, 8}, G{"GEMM_W4 v0 o_proj 6144x3072 M=16", 6144, 3072, 16}}) {
+              G{"GEMM_W4 v0 qkv 3072x8192 M=8", 3072, 8192, 8}, G{"GEMM_W4 v0 o_proj 6144x3072 M=16", 6144, 3072, 16},
+              G{"GEMM_W4 v0 qkv 3072x8192 M=16", 3072, 8192, 16}, G{"GEMM_W4 v0 o_proj 6144x3072 M=8", 6144, 3072, 8}}) {
     auto k = build(Kind::GEMM_W4, {{{"K", g.K}, {"N", g.N}, {"G", 128}, {"OUT", 0}, {"VARIANT", 0}}, {}});
     ASSERT_TRUE(k);
-    Buf x(g.M * g.K * 2), qw(g.K / 8 * g.N * 4), sc(g.K / 128 * g.N * 2), y(g.M * g.N * 2);
-    fill_bf16(x); fill_u32(qw); fill_f16(sc, 0.002f, 0.02f, true);
-    x.upload(); qw.upload(); sc.upload(); y.upload();
-    const double us = time_us(*k, {&x, &qw, &sc, &y}, {g.M, g.M}, *fl, flush_bytes);
-    report(g.name, static_cast<double>(qw.host.size() + sc.host.size()), us);
+    const size_t wbytes = g.K / 8 * g.N * 4 + g.K / 128 * g.N * 2;
+    const int R = static_cast<int>(std::min<size_t>(16, (size_t{160} << 20) / wbytes + 1));
+    Buf x(g.M * g.K * 2), y(g.M * g.N * 2);
+    fill_bf16(x);
+    x.upload(); y.upload();
+    std::vector<std::unique_ptr<Buf>> qws, scs;
+    std::vector<std::vector<Buf*>> opsets;
+    for (int r = 0; r < R; ++r) {
+      qws.push_back(std::make_unique<Buf>(g.K / 8 * g.N * 4));
+      scs.push_back(std::make_unique<Buf>(g.K / 128 * g.N * 2));
+      fill_u32(*qws.back()); fill_f16(*scs.back(), 0.002f, 0.02f, true);
+      qws.back()->upload(); scs.back()->upload();
+      opsets.push_back({&x, qws.back().get(), scs.back().get(), &y});
+    }
+    const double d = time_us(*k, opsets[0], {g.M, g.M}, fl, false), c = time_us(*k, opsets[0], {g.M, g.M}, fl, true);
+    report3(g.name, static_cast<double>(wbytes), d, c, time_stream_us(*k, opsets, {g.M, g.M}, fl));
   }
-  // MoE decode at batch 1: top-8 of 192 experts, H 3072, I 1536.
-  const int64_t H = 3072, I = 1536, E = 192, TOPK = 8, T = 1;
+  // MoE decode at batch 1: top-8 of 192 experts, H 3072, I 1536. Stream: 24 launches whose ids
+  // cover all 192 experts once.
+  const int64_t H = 3072, I = 1536, E = 192, TOPK = 8, T = 1, R = E / TOPK;
   Buf x(T * H * 2), w13q(E * (H / 8) * 2 * I * 4), w13s(E * (H / 128) * 2 * I * 2), w2q(E * (I / 8) * H * 4),
-      w2s(E * (I / 128) * H * 2), ids(T * TOPK * 4), wts(T * TOPK * 4), act(T * TOPK * I * 2), y(T * H * 2);
+      w2s(E * (I / 128) * H * 2), wts(T * TOPK * 4), act(T * TOPK * I * 2), y(T * H * 2);
   fill_bf16(x); fill_u32(w13q); fill_f16(w13s, 0.002f, 0.02f, true); fill_u32(w2q); fill_f16(w2s, 0.002f, 0.02f, true);
-  for (int64_t j = 0; j < TOPK; ++j) { ids.h<int32_t>()[j] = static_cast<int32_t>(j * 23 + 1); wts.h<float>()[j] = 0.125f; }
+  for (int64_t j = 0; j < TOPK; ++j) wts.h<float>()[j] = 0.125f;
   fill_bf16(act);
-  for (Buf* b : {&x, &w13q, &w13s, &w2q, &w2s, &ids, &wts, &act, &y}) b->upload();
+  for (Buf* b : {&x, &w13q, &w13s, &w2q, &w2s, &wts, &act, &y}) b->upload();
+  std::vector<std::unique_ptr<Buf>> idsets;
+  std::vector<int32_t> perm(E);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), rng());
+  for (int64_t r = 0; r < R; ++r) {
+    idsets.push_back(std::make_unique<Buf>(T * TOPK * 4));
+    for (int64_t j = 0; j < TOPK; ++j) idsets.back()->h<int32_t>()[j] = perm[r * TOPK + j];
+    idsets.back()->upload();
+  }
   auto k13 = build(Kind::MOE_W13, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", 0}}, {}});
   auto k2 = build(Kind::MOE_W2, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", 0}, {"COMBINE", 1}}, {}});
   ASSERT_TRUE(k13 && k2);
   const double b13 = TOPK * ((H / 8) * 2 * I * 4.0 + (H / 128) * 2 * I * 2.0);
   const double b2 = TOPK * ((I / 8) * H * 4.0 + (I / 128) * H * 2.0);
-  report("MOE_W13 decode top-8 of 192, B=1", b13,
-         time_us(*k13, {&x, &w13q, &w13s, &ids, nullptr, nullptr, &act}, {T}, *fl, flush_bytes));
-  report("MOE_W2 decode combine top-8 of 192, B=1", b2,
-         time_us(*k2, {&act, &w2q, &w2s, &ids, &wts, nullptr, nullptr, &y}, {T}, *fl, flush_bytes));
-  EXPECT_TRUE(ctx().dev->free(*fl).ok());
+  std::vector<std::vector<Buf*>> s13, s2;
+  for (auto& ids : idsets) {
+    s13.push_back({&x, &w13q, &w13s, ids.get(), nullptr, nullptr, &act});
+    s2.push_back({&act, &w2q, &w2s, ids.get(), &wts, nullptr, nullptr, &y});
+  }
+  report3("MOE_W13 decode top-8 of 192, B=1", b13, time_us(*k13, s13[0], {T}, fl, false), time_us(*k13, s13[0], {T}, fl, true),
+          time_stream_us(*k13, s13, {T}, fl));
+  report3("MOE_W2 decode combine top-8 of 192, B=1", b2, time_us(*k2, s2[0], {T}, fl, false), time_us(*k2, s2[0], {T}, fl, true),
+          time_stream_us(*k2, s2, {T}, fl));
+  std::printf("[bench] SM clock %.0f MHz at the end\n", clk.mhz());
+}
+
+// The other per-layer decode launches at batch 1: the fused router (ROUTE_TOPK FUSED_GEMM=1, one
+// cluster of CS blocks per token; CS=1 is the former one-block-per-token kernel) against the
+// unfused pair GEMM_DENSE + ROUTE_TOPK FUSED_GEMM=0, and split-K decode attention (the lowering's
+// SPLITS = 8 plus the combine launch) at contexts 512 and 4096. Timed after a clean (read) flush.
+TEST(GpuBench, DecodeRouterAndAttention) {
+  MM_REQUIRE_GPU();
+  Flush fl;
+  ASSERT_TRUE(fl.ok);
+  Clock clk;
+  ASSERT_TRUE(clk.ok);
+  clk.warm_up();
+  const int64_t H = 3072, E = 192, TOPK = 8, T = 1;
+  Buf x(T * H * 2), gate(E * H * 2), bias(E * 4), ids(T * TOPK * 4), w(T * TOPK * 4), logits(T * E * 4);
+  fill_bf16(x); fill_bf16(gate, -0.05f, 0.05f); fill_f32(bias, -0.5f, 0.5f);
+  for (Buf* b : {&x, &gate, &bias, &ids, &w, &logits}) b->upload();
+  const double gate_bytes = static_cast<double>(gate.host.size());
+  for (int64_t cs : {1, 8}) {
+    auto k = build(Kind::ROUTE_TOPK, {{{"E", E}, {"TOPK", TOPK}, {"H", H}, {"WDT", 0}, {"FUSED_GEMM", 1}, {"CS", cs}}, {}});
+    ASSERT_TRUE(k);
+    const std::string name = "ROUTE_TOPK fused E=192 B=1 CS=" + std::to_string(cs);
+    report(name.c_str(), gate_bytes, time_us(*k, {&x, &gate, &bias, &ids, &w}, {T}, fl, true));
+  }
+  for (int64_t v : {0, 1}) {
+    auto g = build(Kind::GEMM_DENSE, {{{"K", H}, {"N", E}, {"WDT", 0}, {"OUT", 2}, {"MDIM", 0}, {"VARIANT", v}}, {}});
+    ASSERT_TRUE(g);
+    const std::string name = "GEMM_DENSE router v" + std::to_string(v) + " B=1";
+    report(name.c_str(), gate_bytes, time_us(*g, {&x, &gate, &logits}, {T}, fl, true));
+  }
+  auto r0 = build(Kind::ROUTE_TOPK, {{{"E", E}, {"TOPK", TOPK}, {"H", H}, {"WDT", 0}, {"FUSED_GEMM", 0}}, {}});
+  ASSERT_TRUE(r0);
+  report("ROUTE_TOPK from logits B=1", E * 4.0, time_us(*r0, {&logits, &bias, &ids, &w}, {T}, fl, true));
+
+  const int64_t NQ = 48, NKV = 8, D = 128, BLOCK = 16, SPLITS = 8;
+  for (int64_t ctxlen : {512, 4096}) {
+    const int64_t MAXB = ctxlen / BLOCK;
+    Buf q(NQ * D * 2), pos(4), slot(4), bt(MAXB * 4), kp(MAXB * BLOCK * NKV * D * 2), vp(kp.host.size()),
+        part(NQ * SPLITS * (D + 2) * 4), o(NQ * D * 2);
+    fill_bf16(q); fill_bf16(kp); fill_bf16(vp);
+    pos.h<int32_t>()[0] = static_cast<int32_t>(ctxlen - 1);
+    slot.h<int32_t>()[0] = 0;
+    for (int64_t b = 0; b < MAXB; ++b) bt.h<int32_t>()[b] = static_cast<int32_t>((b * 7) % MAXB);   // scattered blocks
+    for (Buf* b : {&q, &pos, &slot, &bt, &kp, &vp, &part, &o}) b->upload();
+    kernels::Params p{{{"NQ", NQ}, {"NKV", NKV}, {"D", D}, {"KVDT", 0}, {"BLOCK", BLOCK}, {"MAX_BLOCKS", MAXB},
+                       {"VARIANT", 1}, {"SPLITS", SPLITS}}, {}};
+    auto a = build(Kind::ATTENTION, p);
+    p.ints["VARIANT"] = 2;
+    auto c = build(Kind::ATTENTION, p);
+    ASSERT_TRUE(a && c);
+    std::vector<Buf*> ops = {&q, &pos, &slot, &bt, &kp, &vp, nullptr, nullptr, &part, &o};
+    const std::vector<int64_t> dims = {1, 1, 1, ctxlen};
+    const double kv_bytes = 2.0 * ctxlen * NKV * D * 2;
+    std::string name = "ATTENTION decode split-K ctx " + std::to_string(ctxlen) + " B=1";
+    report(name.c_str(), kv_bytes, time_us(*a, ops, dims, fl, true));
+    name = "ATTENTION combine ctx " + std::to_string(ctxlen) + " B=1";
+    report(name.c_str(), NQ * SPLITS * (D + 2) * 4.0, time_us(*c, ops, dims, fl, true));
+  }
 }
 
 }  // namespace

@@ -29,13 +29,13 @@ TEST(Specialize, KindNamesRoundTrip) {
 TEST(Specialize, BakesConstantsAndNamesTheEntry) {
   auto s = specialize(Kind::GEMM_W4, w4(3072, 8192, 128, 0));
   ASSERT_TRUE(s.ok()) << s.error().message;
-  EXPECT_EQ(s->entry, "gemm_w4_g128_k3072_ln4_mdim0_n8192_out0_variant0");
+  EXPECT_EQ(s->entry, "gemm_w4_cs1_g128_k3072_mdim0_n8192_out0_variant0_wk8");
   EXPECT_NE(s->source.find("constexpr int K = 3072;"), std::string::npos);
   EXPECT_NE(s->source.find("#define MM_ENTRY " + s->entry), std::string::npos);
   EXPECT_NE(s->source.find("struct mm_kernel_args"), std::string::npos);  // abi.h is embedded
   EXPECT_EQ(s->block[0], 256);
   const int64_t dims[8] = {5, 1, 1, 100, 0, 0, 0, 0};
-  EXPECT_EQ(s->grid[0].eval(dims), 8192 / 16);
+  EXPECT_EQ(s->grid[0].eval(dims), 8192 / 32);   // one block of 8 warps per 32-column strip
   EXPECT_EQ(s->grid[1].eval(dims), 1);
   auto p = specialize(Kind::GEMM_W4, w4(3072, 8192, 128, 1));
   ASSERT_TRUE(p.ok());
@@ -79,6 +79,35 @@ TEST(Specialize, RejectsGroupedCombine) {
                                             {"GROUPED", 1}, {"COMBINE", 1}}, {}});
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message.find("COMBINE = 0"), std::string::npos);
+}
+
+// The decode GEMV split (w4.cuh): all warps resident on 132 SMs x 16 warps, the groups split
+// evenly, a thread block cluster only where the block's 8 warps are not enough.
+TEST(Specialize, DecodeGemvSplit) {
+  struct C { Kind kind; Params p; int64_t wk, cs, threads, grid0; };
+  const C cases[] = {
+      // qkv 3072 x 8192: 256 strips x 8 parts = 2048 warps, no cluster.
+      {Kind::GEMM_W4, w4(3072, 8192, 128, 0), 8, 1, 256, 256},
+      // o_proj 6144 x 3072: 96 strips x 16 parts (48 groups / 16), clusters of 2.
+      {Kind::GEMM_W4, w4(6144, 3072, 128, 0), 8, 2, 256, 192},
+      // W13 top-8: 8 slots x 48 column pairs x 2 warps x 2 parts.
+      {Kind::MOE_W13, Params{{{"H", 3072}, {"I", 1536}, {"E", 192}, {"TOPK", 8}, {"G", 128}, {"GROUPED", 0}}, {}},
+       2, 1, 128, 48},
+      // W2 combine: the 8 experts' 96 groups in 16 parts over clusters of 2.
+      {Kind::MOE_W2, Params{{{"H", 3072}, {"I", 1536}, {"E", 192}, {"TOPK", 8}, {"G", 128}, {"GROUPED", 0}, {"COMBINE", 1}}, {}},
+       8, 2, 256, 192},
+  };
+  for (const C& c : cases) {
+    auto s = specialize(c.kind, c.p);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    EXPECT_EQ(s->params.ints.at("WK"), c.wk) << s->entry;
+    EXPECT_EQ(s->params.ints.at("CS"), c.cs) << s->entry;
+    EXPECT_EQ(s->block[0], c.threads) << s->entry;
+    const int64_t dims[8] = {1, 1, 1, 1, 0, 0, 0, 0};
+    EXPECT_EQ(s->grid[0].eval(dims), c.grid0) << s->entry;
+    const bool cluster = s->source.find("__cluster_dims__(") != std::string::npos;
+    EXPECT_EQ(cluster, c.cs > 1) << s->entry;
+  }
 }
 
 TEST(Specialize, AttentionSplitKGrid) {
