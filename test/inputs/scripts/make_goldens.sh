@@ -18,13 +18,23 @@ cd "$root"
 out=test/inputs/golden
 mkdir -p "$work" "$out"
 
-# Seeds: mm-synth tiny uses seed 0 (its default); unseen-a 1234, unseen-b 4321 (the presets').
+# Seeds: mm-synth tiny and mid use seed 0 (its default); unseen-a 1234, unseen-b 4321 (the presets').
 for quant in auto-round gptq; do
   rm -rf "$work/tiny-$quant"
   "$synth" --preset tiny --quant "$quant" --seed 0 --out "$work/tiny-$quant"
   "$py" test/inputs/scripts/golden.py "$work/tiny-$quant" --name "tiny-$quant" \
     --source "mm-synth --preset tiny --quant $quant --seed 0 --out $work/tiny-$quant" \
     --special-ids 2034,2050,2051,2052 --out "$out/tiny-$quant.json"
+done
+# mid: the tiny model's layout at shapes that exercise the GPU kernels' tiling (hidden 3072,
+# I 1536, 48 heads / 8 kv, head_dim 128, rotary 64, 8 experts top-4). Same seed, prompts and
+# steps as tiny; 8-15 minutes per checkpoint on 2 busy cores, ~3 GB of memory.
+for quant in auto-round gptq; do
+  rm -rf "$work/mid-$quant"
+  "$synth" --preset mid --quant "$quant" --seed 0 --out "$work/mid-$quant"
+  "$py" test/inputs/scripts/golden.py "$work/mid-$quant" --name "mid-$quant" \
+    --source "mm-synth --preset mid --quant $quant --seed 0 --out $work/mid-$quant" \
+    --special-ids 2034,2050,2051,2052 --out "$out/mid-$quant.json"
 done
 for preset in unseen-a unseen-b; do
   rm -rf "$work/$preset"
