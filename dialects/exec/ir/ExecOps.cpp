@@ -109,15 +109,18 @@ LogicalResult KernelOp::verify() {
   if (threads > 1024)
     return emitOpError() << "block has " << threads << " threads, the limit is 1024";
   // 99 KiB: the per-block shared memory limit of sm_121 (GB10), our smallest target.
-  if (getSmem() < 0 || getSmem() > 99 * 1024)
-    return emitOpError() << "dynamic shared memory " << getSmem()
+  int64_t smem = getSmemAttr().getInt();
+  if (smem < 0 || smem > 99 * 1024)
+    return emitOpError() << "dynamic shared memory " << smem
                          << " bytes is outside [0, 101376]";
   return success();
 }
 
 LogicalResult ProgramOp::verify() {
-  if (getMaxTokens() <= 0)
-    return emitOpError() << "max_tokens must be positive, got " << getMaxTokens();
+  // I64Attr getters return uint64_t: read the signed value so negative input is caught.
+  int64_t maxTokens = getMaxTokensAttr().getInt();
+  if (maxTokens <= 0)
+    return emitOpError() << "max_tokens must be positive, got " << maxTokens;
   for (Operation &op : getBody().front())
     if (!isa<BufferOp, LaunchOp>(op))
       return op.emitOpError() << "is not allowed in an exec.program";
@@ -125,10 +128,11 @@ LogicalResult ProgramOp::verify() {
 }
 
 LogicalResult BufferOp::verify() {
-  if (getSize() <= 0)
-    return emitOpError() << "size must be positive, got " << getSize();
-  if (auto off = getOffset(); off && *off < 0)
-    return emitOpError() << "offset must be >= 0, got " << *off;
+  int64_t size = getSizeAttr().getInt();
+  if (size <= 0)
+    return emitOpError() << "size must be positive, got " << size;
+  if (auto off = getOffsetAttr(); off && off.getInt() < 0)
+    return emitOpError() << "offset must be >= 0, got " << off.getInt();
   return success();
 }
 

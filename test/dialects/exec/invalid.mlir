@@ -207,3 +207,18 @@ exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {g = #exe
 // Tests that KV pools are known.
 // expected-error @+1 {{unknown KV pool 'q'}}
 exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {g = #exec.kv<0, "q">}, smem = 0 : i64}
+
+// -----
+
+// Tests that a negative max_tokens is caught (not read as a huge unsigned value).
+// expected-error @+1 {{max_tokens must be positive, got -3}}
+exec.program @p attributes {max_tokens = -3 : i64} {
+}
+
+// -----
+
+// Tests that a negative buffer size is caught.
+exec.program @p attributes {max_tokens = 1 : i64} {
+  // expected-error @+1 {{size must be positive, got -8}}
+  exec.buffer @b {size = -8 : i64}
+}

@@ -309,7 +309,7 @@ TEST(SynthWrite, RefusesANonEmptyDirectoryUnlessForced) {
   fs::remove_all(dir);
 }
 
-TEST(SynthWrite, SparseFullPresetIsFastAndTakesNoSpace) {
+TEST(SynthWrite, SparseFullPresetIsFastAndSmallOnDisk) {
   fs::path dir = fresh_dir("sparse_full");
   Options o;
   o.preset = "minimax-m2.7-reap-172b";
@@ -327,7 +327,9 @@ TEST(SynthWrite, SparseFullPresetIsFastAndTakesNoSpace) {
     allocated += static_cast<uint64_t>(st.st_blocks) * 512;
   }
   EXPECT_GT(apparent, s->bytes);          // headers + every tensor byte
-  EXPECT_LT(allocated, 64ull << 20);      // headers and side files only
+  // Headers, side files and the zero points (kept real so the runtime's load-time check passes:
+  // about 0.8 GB for 62 layers); every other byte is a hole.
+  EXPECT_LT(allocated, 1ull << 30);
   std::map<std::string, ShardTensor> t = read_tensors(dir);
   EXPECT_EQ(t.size(), 108255u);
   fs::remove_all(dir);
