@@ -2,7 +2,7 @@
 # Runs the GPU checks on a machine with an NVIDIA GPU, from binaries and plans built elsewhere
 # (the GPU machine has no MLIR, so plans are compiled beforehand with `mmc compile --target sm_90`):
 #   CARRY/bin:   kernels_gpu_test cuda_executor_test mmrun mm-synth mm-inspect
-#   CARRY/plans: tiny.mmp tiny-gptq.mmp mid.mmp unseen-a.mmp unseen-b.mmp full<L>.mmp
+#   CARRY/plans: tiny.mmp tiny-gptq.mmp mid.mmp mid-gptq.mmp unseen-a.mmp unseen-b.mmp full<L>.mmp
 #   CARRY/exec:  the plans of test/gpu/executor/run_cuda_executor_test.sh prepare
 # Usage: scripts/gpu_check.sh CARRY OUT [kernels|runtime|golden|full|all] [LAYERS]
 #   full: a `mm-synth --preset minimax-m2.7-reap-172b --sparse --layers LAYERS` checkpoint
@@ -24,11 +24,12 @@ synth() {
   case $1 in
     tiny) "$bin/mm-synth" --preset tiny --seed 0 --out "$work/tiny" ;;
     tiny-gptq) "$bin/mm-synth" --preset tiny --quant gptq --seed 0 --out "$work/tiny-gptq" ;;
-    mid) "$bin/mm-synth" --preset mid --out "$work/mid" ;;
+    mid) "$bin/mm-synth" --preset mid --seed 0 --out "$work/mid" ;;
+    mid-gptq) "$bin/mm-synth" --preset mid --quant gptq --seed 0 --out "$work/mid-gptq" ;;
     unseen-a|unseen-b) python3 "$root/test/inputs/scripts/make_checkpoint.py" --preset "$1" --out "$work/$1" ;;
   esac >/dev/null
 }
-for m in tiny tiny-gptq mid unseen-a unseen-b; do synth $m; done
+for m in tiny tiny-gptq mid mid-gptq unseen-a unseen-b; do synth $m; done
 if [ "$what" = all ] || [ "$what" = runtime ]; then
   step runtime bash "$root/test/gpu/executor/run_cuda_executor_test.sh" run "$carry" "$carry/exec"
   grep -E "^== |^\[  (PASSED|FAILED)|SKIPPED \]|agreement|RSS|GiB" "$out/runtime.log" | head -60
@@ -37,7 +38,7 @@ if [ "$what" = all ] || [ "$what" = runtime ]; then
   tail -3 "$out/generate-mid.log"
 fi
 if [ "$what" = all ] || [ "$what" = golden ]; then
-  for g in tiny:tiny-auto-round tiny-gptq:tiny-gptq unseen-a:unseen-a unseen-b:unseen-b; do
+  for g in tiny:tiny-auto-round tiny-gptq:tiny-gptq mid:mid-auto-round mid-gptq:mid-gptq unseen-a:unseen-a unseen-b:unseen-b; do
     m=${g%%:*}; gold=${g##*:}
     step "golden-$gold" python3 "$root/test/inputs/scripts/teacher_forced.py" \
       "$root/test/inputs/golden/$gold.json" --all-prompts \

@@ -7,6 +7,8 @@
 //===----------------------------------------------------------------------===//
 #include "compiler/lowering/Lowering.h"
 
+#include <algorithm>
+
 #include "mlir/IR/BuiltinTypes.h"
 
 #include "codegen/kernels/abi.h"
@@ -127,7 +129,10 @@ LogicalResult lowerAttention(Lowering &l, moe::AttentionOp op) {
   // Decode splits each sequence's context over SPLITS blocks so a batch of one still fills the
   // GPU, then a second launch (VARIANT 2) merges the partial softmaxes; prefill has enough
   // (token, head) work already.
-  int64_t splits = decode ? 8 : 1;
+  // About 256 keys per split at the longest context the plan serves, at most 32 splits: a
+  // decode step at long context then still spreads over enough blocks to fill the GPU.
+  int64_t splits =
+      decode ? std::clamp<int64_t>((l.options().maxSeqLen + 255) / 256, 1, 32) : 1;
   auto params = [&](int64_t variant) {
     return SmallVector<NamedAttribute>{
         l.p("NQ", nq),         l.p("NKV", cache.getKvHeads()),
