@@ -16,6 +16,9 @@ echo "== 2. check:      mmc check $work/tiny"
 "$bin/mmc" check "$work/tiny"
 echo "== 3. compile:    mmc compile $work/tiny -o $work/tiny.mmp"
 "$bin/mmc" compile "$work/tiny" -o "$work/tiny.mmp"
-"$bin/mm-inspect" "$work/tiny.mmp" | head -40
+"$bin/mm-inspect" "$work/tiny.mmp" > "$work/tiny.inspect.txt"
+sed -n 1,12p "$work/tiny.inspect.txt"   # the full report: $work/tiny.inspect.txt
 echo "== 4. generate:   mmrun generate $work/tiny.mmp --weights $work/tiny --prompt 'Hello' --max-new-tokens 24"
 "$bin/mmrun" generate "$work/tiny.mmp" --weights "$work/tiny" --prompt "Hello" --max-new-tokens 24
+echo
+echo "(the tiny model has random weights: its text is noise; the pipeline is what is shown)"
