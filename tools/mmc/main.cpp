@@ -1,7 +1,8 @@
 // mmc: the ahead-of-time compiler's command line (design.md section 6). Thin: flags in, library out.
 //   mmc check MODEL_DIR
 //   mmc compile MODEL_DIR -o PLAN [--target sm_121,sm_90] [--max-seq-len N] [--max-batch N]
-//               [--kv-cache-dtype bf16|fp8] [--emit moe|moe-fused|exec|cuda|plan] [--stats]
+//               [--max-prefill-tokens N] [--kv-cache-dtype bf16|fp8]
+//               [--emit moe|moe-fused|exec|cuda|plan] [--stats]
 #include <iostream>
 #include <map>
 #include <string>
@@ -30,6 +31,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   compile->add_option("--max-batch", opts.maxBatch, "most sequences decoded at once")
       ->check(CLI::Range(int64_t{1}, int64_t{4096}));
+  compile->add_option("--max-prefill-tokens", opts.maxPrefillTokens,
+                      "prefill chunk: most prompt tokens per prefill call (capped at --max-seq-len)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
   compile->add_option("--kv-cache-dtype", opts.kvCacheDtype, "bf16 or fp8")
       ->check(CLI::IsMember({"bf16", "fp8"}));
   compile->add_option("--emit", emit, "stop after a phase and print it")
