@@ -273,6 +273,27 @@ ordered_json ReplyPrinter::assistant_message() const {
   return m;
 }
 
+
+// The engine of one model: the plan's EOS ids plus the tokenizer's end-of-message token.
+static TextEngine make_engine(const plan::PlanDef& def, std::unique_ptr<Session> session,
+                              text::Tokenizer tokenizer) {
+  std::vector<int64_t> plan_eos;
+  if (def.model()->eos_token_ids())
+    for (int64_t e : *def.model()->eos_token_ids()) plan_eos.push_back(e);
+  std::vector<int32_t> eos = eos_ids_of(plan_eos, &tokenizer);
+  return TextEngine(std::move(session), std::move(tokenizer), std::move(eos));
+}
+
+// Sampling, length and stop settings shared by `generate --prompt` and `chat`.
+static TextGenParams gen_params(const GenerateOptions& o) {
+  TextGenParams params;
+  params.sampling = Sampling{o.temperature, o.top_k, o.top_p, o.seed};
+  params.max_new_tokens = o.max_new_tokens;
+  params.ignore_eos = o.ignore_eos;
+  params.stop = o.stop;
+  return params;
+}
+
 int text_generate_command(const GenerateOptions& o, std::ostream& out, std::ostream& err) {
   if (o.max_new_tokens < 0) return report(Error::usage("--max-new-tokens must be >= 0"), err);
   if (o.weights.empty()) return report(Error::usage("--weights DIR|random is required"), err);
@@ -319,17 +340,8 @@ int text_generate_command(const GenerateOptions& o, std::ostream& out, std::ostr
 
   auto opened = open_model(*plan, o, max_seq_len);
   if (!opened) return report(opened.error(), err);
-  std::vector<int64_t> plan_eos;
-  if (def.model()->eos_token_ids())
-    for (int64_t e : *def.model()->eos_token_ids()) plan_eos.push_back(e);
-  std::vector<int32_t> eos = eos_ids_of(plan_eos, &assets->tokenizer);
-  TextEngine engine(std::move(opened->session), std::move(assets->tokenizer), std::move(eos));
-
-  TextGenParams params;
-  params.sampling = Sampling{o.temperature, o.top_k, o.top_p, o.seed};
-  params.max_new_tokens = o.max_new_tokens;
-  params.ignore_eos = o.ignore_eos;
-  params.stop = o.stop;
+  TextEngine engine = make_engine(def, std::move(opened->session), std::move(assets->tokenizer));
+  TextGenParams params = gen_params(o);
   params.keep_logits = !o.dump_logits.empty();
 
   text::ToolCallIdGenerator call_ids(o.seed);
@@ -377,17 +389,8 @@ int chat_command(const GenerateOptions& o, int in_fd, std::ostream& out, std::os
   if (!assets) return report(assets.error(), err);
   auto opened = open_model(*plan, o, o.max_seq_len);
   if (!opened) return report(opened.error(), err);
-  std::vector<int64_t> plan_eos;
-  if (def.model()->eos_token_ids())
-    for (int64_t e : *def.model()->eos_token_ids()) plan_eos.push_back(e);
-  std::vector<int32_t> eos = eos_ids_of(plan_eos, &assets->tokenizer);
-  TextEngine engine(std::move(opened->session), std::move(assets->tokenizer), std::move(eos));
-
-  TextGenParams params;
-  params.sampling = Sampling{o.temperature, o.top_k, o.top_p, o.seed};
-  params.max_new_tokens = o.max_new_tokens;
-  params.ignore_eos = o.ignore_eos;
-  params.stop = o.stop;
+  TextEngine engine = make_engine(def, std::move(opened->session), std::move(assets->tokenizer));
+  TextGenParams params = gen_params(o);
 
   const bool interactive = ::isatty(in_fd) != 0;
   const bool colour = colour_for(1);
