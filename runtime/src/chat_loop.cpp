@@ -1,5 +1,6 @@
 #include "runtime/src/chat_loop.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -143,13 +144,18 @@ class LineReader {
         if (!line->empty() && line->back() == '\r') line->pop_back();
         return Result::Line;
       }
-      char chunk[4096];
-      const ssize_t n = ::read(fd_, chunk, sizeof chunk);
-      if (n < 0 && errno == EINTR) {
-        if (!g_interrupted.load()) continue;
+      // A Ctrl-C that lands after the prompt is printed but before read() blocks would not
+      // interrupt the read: check the flag, and wait in short polls so it is seen either way.
+      if (g_interrupted.load()) {
         buf_.clear();  // the terminal dropped the line being typed, so do we
         return Result::Interrupted;
       }
+      struct pollfd pfd {fd_, POLLIN, 0};
+      const int ready = ::poll(&pfd, 1, 100);
+      if (ready == 0 || (ready < 0 && errno == EINTR)) continue;
+      char chunk[4096];
+      const ssize_t n = ::read(fd_, chunk, sizeof chunk);
+      if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
         if (buf_.empty()) return Result::Eof;
         *line = std::move(buf_);

@@ -40,10 +40,16 @@ TEST_P(KernelsCompile, EveryKindForSm121AndSm90) {
         EXPECT_GT(b.cubin.size(), 1000u);
         EXPECT_GT(b.registers, 0) << b.arch;
         EXPECT_LE(b.shared_bytes + spec->dynamic_shared_bytes, 48 * 1024) << b.arch;  // static limit
-        EXPECT_EQ(b.spill_bytes, 0) << b.arch << ": register spills";
-        // Only sincosf's exact argument reduction (large RoPE angles) may use a stack frame.
+        // The MoE decode kernels run at a 128-register cap (4 warps x 4 blocks per SM keep enough
+        // loads in flight) and spill 16-20 bytes per thread there: those are the binaries that
+        // were measured on the H100 (MOE_W13 1.5 TB/s, MOE_W2 1.0 TB/s). Anything more is a
+        // regression; every other kind must not spill at all.
+        const bool moe = cfg.kind == mm::kernels::Kind::MOE_W13 || cfg.kind == mm::kernels::Kind::MOE_W2;
+        EXPECT_LE(b.spill_bytes, moe ? 32 : 0) << b.arch << ": register spills";
+        // Only sincosf's exact argument reduction (large RoPE angles) and those spill slots may use
+        // a stack frame.
         if (cfg.kind != mm::kernels::Kind::QK_NORM_ROPE_KV) {
-          EXPECT_EQ(b.local_bytes, 0) << b.arch;
+          EXPECT_LE(b.local_bytes, moe ? 32 : 0) << b.arch;
         }
         EXPECT_LE(b.registers * spec->block[0], 65536) << b.arch << ": block cannot launch";
       }
