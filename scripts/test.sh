@@ -7,4 +7,9 @@ build=${BUILD_DIR:-$root/build}
 bash "$root/scripts/deps.sh"
 BUILD_DIR=$build bash "$root/scripts/build.sh"
 cd "$build"
+if ! nvidia-smi -L 2>/dev/null | grep -q GPU; then
+  gpu_tests=$(ctest -N -L gpu | sed -n 's/^Total Tests: //p')
+  echo "GPU tests (ctest label gpu, ${gpu_tests:-0} tests): skipped: no CUDA device." \
+       "They run on a GPU machine: scripts/gpu_check.sh"
+fi
 ctest --output-on-failure -j "$(nproc)" "$@"
