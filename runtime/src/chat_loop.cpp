@@ -331,18 +331,9 @@ int text_generate_command(const GenerateOptions& o, std::ostream& out, std::ostr
   const int64_t prompt_len = static_cast<int64_t>(ids.size());
   if (prompt_len == 0) return report(Error::bad_input("--prompt encodes to no tokens"), err);
 
-  const int64_t plan_max = def.limits()->max_seq_len();
-  if (o.max_seq_len > plan_max)
-    return report(Error::bad_input("--max-seq-len " + std::to_string(o.max_seq_len) + " exceeds the plan's limit " +
-                                   std::to_string(plan_max) + " (recompile with mmc compile --max-seq-len)"),
-                  err);
-  int64_t max_seq_len = o.max_seq_len;
-  if (max_seq_len == 0) max_seq_len = std::min(plan_max, prompt_len + std::max<int64_t>(o.max_new_tokens, 1));
-  if (prompt_len > max_seq_len)
-    return report(Error::bad_input("the prompt has " + std::to_string(prompt_len) +
-                                   " tokens, longer than the maximum sequence length " + std::to_string(max_seq_len) +
-                                   (o.max_seq_len ? " (--max-seq-len)" : " of the plan")),
-                  err);
+  auto resolved = resolve_max_seq_len(def, o.max_seq_len, prompt_len, o.max_new_tokens);
+  if (!resolved) return report(resolved.error(), err);
+  const int64_t max_seq_len = *resolved;
 
   auto opened = open_model(*plan, o, max_seq_len);
   if (!opened) return report(opened.error(), err);

@@ -97,6 +97,22 @@ Expected<OpenedModel> open_model(std::shared_ptr<const Plan> plan, const Generat
   return m;
 }
 
+Expected<int64_t> resolve_max_seq_len(const plan::PlanDef& def, int64_t requested, int64_t prompt_len,
+                                      int64_t new_tokens) {
+  const int64_t plan_max = def.limits()->max_seq_len();
+  if (requested < 0) return Error::usage("--max-seq-len must be positive");
+  if (requested > plan_max)
+    return Error::bad_input("--max-seq-len " + std::to_string(requested) + " exceeds the plan's limit " +
+                            std::to_string(plan_max) + " (recompile with mmc compile --max-seq-len)");
+  const int64_t max_seq_len =
+      requested > 0 ? requested : std::min(plan_max, prompt_len + std::max<int64_t>(new_tokens, 1));
+  if (prompt_len > max_seq_len)
+    return Error::bad_input("the prompt has " + std::to_string(prompt_len) +
+                            " tokens, longer than the maximum sequence length " + std::to_string(max_seq_len) +
+                            (requested ? " (--max-seq-len)" : " of the plan"));
+  return max_seq_len;
+}
+
 int generate_command(const GenerateOptions& o, std::ostream& out, std::ostream& err) {
   if (o.device != "" && o.device != "cuda" && o.device != "host") {
     err << "error: --device must be cuda or host, got '" << o.device << "'\n";
@@ -138,20 +154,10 @@ int generate_command(const GenerateOptions& o, std::ostream& out, std::ostream& 
       return report(Error::bad_input("--force-ids: id " + std::to_string(o.force_ids[i]) +
                                      " (item " + std::to_string(i) + ") is outside the vocabulary [0, " +
                                      std::to_string(vocab) + ")"), err);
-  const int64_t plan_max = def.limits()->max_seq_len();
   const int64_t steps_wanted = o.force_ids.empty() ? o.max_new_tokens : static_cast<int64_t>(o.force_ids.size());
-  int64_t max_seq_len = o.max_seq_len;
-  if (max_seq_len < 0) return report(Error::usage("--max-seq-len must be positive"), err);
-  if (max_seq_len > plan_max)
-    return report(Error::bad_input("--max-seq-len " + std::to_string(max_seq_len) +
-                                   " exceeds the plan's limit " + std::to_string(plan_max) +
-                                   " (recompile with mmc compile --max-seq-len)"), err);
-  if (max_seq_len == 0) max_seq_len = std::min(plan_max, prompt_len + std::max<int64_t>(steps_wanted, 1));
-  if (prompt_len > max_seq_len)
-    return report(Error::bad_input("the prompt has " + std::to_string(prompt_len) +
-                                   " tokens, longer than the maximum sequence length " +
-                                   std::to_string(max_seq_len) +
-                                   (o.max_seq_len ? " (--max-seq-len)" : " of the plan")), err);
+  auto resolved = resolve_max_seq_len(def, o.max_seq_len, prompt_len, steps_wanted);
+  if (!resolved) return report(resolved.error(), err);
+  const int64_t max_seq_len = *resolved;
   // Generated token i (i >= 1) is fed back at position prompt_len + i - 1.
   const int64_t steps = std::min(steps_wanted, max_seq_len - prompt_len + 1);
   if (steps < steps_wanted)

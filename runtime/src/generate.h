@@ -61,6 +61,11 @@ Expected<OpenedModel> open_model(std::shared_ptr<const Plan> plan, const Generat
 // messages and timings to `err`.
 int generate_command(const GenerateOptions& options, std::ostream& out, std::ostream& err);
 
+// The KV capacity of one sequence: --max-seq-len (`requested`, 0 = unset) within the plan's limit,
+// else prompt + new tokens capped by the plan; refuses a prompt that does not fit.
+Expected<int64_t> resolve_max_seq_len(const plan::PlanDef& def, int64_t requested, int64_t prompt_len,
+                                      int64_t new_tokens);
+
 // Parses "1,2,3" (spaces allowed); false with a message naming the bad item.
 bool parse_id_list(const std::string& text, std::vector<int32_t>* ids, std::string* error);
 
