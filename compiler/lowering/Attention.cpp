@@ -18,8 +18,6 @@ using namespace mm;
 
 namespace mm::compiler::lowering {
 
-static int64_t width(Value v) { return cast<ShapedType>(v.getType()).getShape().back(); }
-
 static int64_t kvDtypeCode(moe::KVCacheType cache) {
   return cache.getDtype().isBF16() ? MM_DT_BF16 : MM_DT_FP8E4M3;
 }

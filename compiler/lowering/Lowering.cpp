@@ -271,28 +271,26 @@ NamedAttribute Lowering::pf(StringRef name, double v) {
 }
 
 int64_t Lowering::layerOf(Operation *op) {
-  Location loc = op->getLoc();
-  while (true) {
+  // The builder names each layer's ops "model.layers.N"; passes may wrap that in a FusedLoc.
+  auto layerOfName = [](NameLoc name) -> int64_t {
+    StringRef s = name.getName().getValue();
+    int64_t layer;
+    if (s.consume_front("model.layers.") && !s.getAsInteger(10, layer))
+      return layer;
+    return -1;
+  };
+  for (Location loc = op->getLoc();;) {
     if (auto name = dyn_cast<NameLoc>(loc)) {
-      StringRef s = name.getName().getValue();
-      if (s.consume_front("model.layers.")) {
-        int64_t layer;
-        if (!s.getAsInteger(10, layer))
-          return layer;
-      }
+      if (int64_t layer = layerOfName(name); layer >= 0)
+        return layer;
       loc = name.getChildLoc();
       continue;
     }
-    if (auto fused = dyn_cast<FusedLoc>(loc)) {
-      for (Location inner : fused.getLocations()) {
-        if (auto name = dyn_cast<NameLoc>(inner)) {
-          StringRef s = name.getName().getValue();
-          int64_t layer;
-          if (s.consume_front("model.layers.") && !s.getAsInteger(10, layer))
+    if (auto fused = dyn_cast<FusedLoc>(loc))
+      for (Location inner : fused.getLocations())
+        if (auto name = dyn_cast<NameLoc>(inner))
+          if (int64_t layer = layerOfName(name); layer >= 0)
             return layer;
-        }
-      }
-    }
     return -1;
   }
 }

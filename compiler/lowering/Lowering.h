@@ -17,6 +17,7 @@
 #include "llvm/ADT/StringMap.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/BuiltinTypes.h"
 
 #include "compiler/lowering/MoEToExec.h"
 #include "dialects/exec/ir/ExecOps.h"
@@ -128,6 +129,11 @@ private:
   bool decode = false;
   int64_t tokens = 0;
 };
+
+// The row width (last dim) of an activation tensor.
+inline int64_t width(mlir::Value v) {
+  return mlir::cast<mlir::ShapedType>(v.getType()).getShape().back();
+}
 
 // Op-family lowerings (one file each). Each returns failure after emitting a diagnostic.
 mlir::LogicalResult lowerEmbed(Lowering &l, mm::moe::EmbedOp op);

@@ -17,8 +17,6 @@ using namespace mm;
 
 namespace mm::compiler::lowering {
 
-static int64_t width(Value v) { return cast<ShapedType>(v.getType()).getShape().back(); }
-
 LogicalResult lowerRouteTopK(Lowering &l, moe::RouteTopKOp op) {
   auto gate = l.denseWeight(op.getGateAttr(), false, op);
   auto wdt = l.denseDtype(op.getGateAttr(), op);

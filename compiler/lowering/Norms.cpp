@@ -16,8 +16,6 @@ using namespace mm;
 
 namespace mm::compiler::lowering {
 
-static int64_t width(Value v) { return cast<ShapedType>(v.getType()).getShape().back(); }
-
 // Rows of the logits programs compute: prefill only the last token, decode every sequence.
 static int64_t maxLogitRows(Lowering &l) { return l.isDecode() ? l.maxTokens() : 1; }
 
