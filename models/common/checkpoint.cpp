@@ -7,9 +7,9 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "models/common/json_util.h"
+#include "support/json_util.h"
 #include "models/common/model_config.h"
-#include "models/common/safetensors.h"
+#include "support/safetensors.h"
 
 namespace mm {
 namespace {

@@ -9,20 +9,12 @@
 #include <string>
 #include <vector>
 
-#include "models/common/dtype.h"
-#include "models/common/status.h"
+#include "support/dtype.h"
+#include "support/safetensors.h"
+#include "support/status.h"
 #include "models/minimax_m2/arch.h"
 
 namespace mm {
-
-struct TensorInfo {
-  std::string name;
-  DType dtype = DType::BF16;
-  std::vector<int64_t> shape;
-  std::string file;         // shard file name relative to the model directory
-  uint64_t offset = 0;      // absolute byte offset of the data inside the shard file
-  uint64_t nbytes = 0;
-};
 
 enum class QuantMethod : uint8_t { AUTO_ROUND, GPTQ };
 

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <optional>
 
-#include "models/common/json_util.h"
+#include "support/json_util.h"
 
 namespace mm {
 namespace {

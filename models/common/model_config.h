@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "models/common/checkpoint.h"
-#include "models/common/status.h"
+#include "support/status.h"
 #include "models/minimax_m2/arch.h"
 
 namespace mm {

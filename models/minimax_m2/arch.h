@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "models/common/dtype.h"
+#include "support/dtype.h"
 
 namespace mm::minimax_m2 {
 

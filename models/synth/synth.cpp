@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "models/common/safetensors_writer.h"
+#include "support/safetensors_writer.h"
 #include "models/synth/embedded.h"
 #include "models/synth/int4.h"
 

@@ -22,8 +22,8 @@
 #include <string_view>
 #include <vector>
 
-#include "models/common/dtype.h"
-#include "models/common/status.h"
+#include "support/dtype.h"
+#include "support/status.h"
 #include "models/minimax_m2/arch.h"
 #include "models/synth/masters.h"
 

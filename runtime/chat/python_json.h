@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "models/common/status.h"
+#include "support/status.h"
 
 namespace mm::text {
 

@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <string>
 
-#include "models/common/status.h"
+#include "support/status.h"
 
 namespace mm::rt::cu {
 

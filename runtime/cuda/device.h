@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "codegen/kernels/abi.h"
-#include "models/common/status.h"
+#include "support/status.h"
 #include "runtime/cuda/cuda_symbols.h"
 
 namespace mm::rt {

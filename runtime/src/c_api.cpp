@@ -3,13 +3,11 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "mm/mm_runtime.h"
-#include "runtime/src/cuda_executor.h"
-#include "runtime/src/generate.h"
-#include "runtime/src/host_executor.h"
+#include "runtime/src/open_session.h"
 #include "runtime/src/session.h"
-#include "runtime/src/weights.h"
 
 struct mm_status_object {
   mm_status_code code;
@@ -17,9 +15,11 @@ struct mm_status_object {
 };
 struct mm_plan {
   std::shared_ptr<const mm::rt::Plan> plan;
+  std::vector<int64_t> eos;  // the plan's EOS ids, for mm_plan_info
 };
 struct mm_session {
-  std::unique_ptr<mm::rt::Session> session;
+  mm::rt::OpenedSession opened;
+  mm::rt::Session& s() { return *opened.session; }
 };
 
 namespace {
@@ -47,13 +47,60 @@ mm_status_code mm_status_get_code(mm_status status) { return status ? status->co
 const char* mm_status_get_message(mm_status status) { return status ? status->message.c_str() : ""; }
 void mm_status_free(mm_status status) { delete status; }
 
+namespace {
+mm_status wrap_plan(mm::Expected<std::shared_ptr<const mm::rt::Plan>> p, mm_plan** out_plan) {
+  if (!p) return from_error(p.error(), MM_STATUS_INVALID_PLAN);
+  *out_plan = new (std::nothrow) mm_plan{std::move(*p), {}};
+  if (!*out_plan) return make_status(MM_STATUS_INTERNAL, "out of memory");
+  if (const auto* eos = (*out_plan)->plan->def().model()->eos_token_ids())
+    (*out_plan)->eos.assign(eos->begin(), eos->end());
+  return nullptr;
+}
+}  // namespace
+
 mm_status mm_plan_load(const char* path, mm_plan** out_plan) {
   if (!path || !out_plan) return make_status(MM_STATUS_INVALID_ARGUMENT, "mm_plan_load: null argument");
-  auto p = mm::rt::load_plan(path);
-  if (!p) return from_error(p.error(), MM_STATUS_INVALID_PLAN);
-  *out_plan = new (std::nothrow) mm_plan{std::move(*p)};
-  return *out_plan ? nullptr : make_status(MM_STATUS_INTERNAL, "out of memory");
+  return wrap_plan(mm::rt::load_plan(path), out_plan);
 }
+
+mm_status mm_plan_load_from_memory(const void* data, size_t size, const char* origin, mm_plan** out_plan) {
+  if (!data || !out_plan) return make_status(MM_STATUS_INVALID_ARGUMENT, "mm_plan_load_from_memory: null argument");
+  return wrap_plan(mm::rt::load_plan_from_memory(data, size, origin ? origin : "<memory>"),
+                   out_plan);
+}
+
+mm_status mm_plan_get_info(const mm_plan* plan, mm_plan_info* out) {
+  if (!plan || !out) return make_status(MM_STATUS_INVALID_ARGUMENT, "mm_plan_get_info: null argument");
+  const auto& def = plan->plan->def();
+  const auto& m = *def.model();
+  const auto& lim = *def.limits();
+  auto str = [](const flatbuffers::String* s) { return s ? s->c_str() : ""; };
+  *out = mm_plan_info{};
+  out->path = plan->plan->origin().c_str();
+  out->architecture = str(m.architecture());
+  out->vocab_size = m.vocab_size();
+  out->hidden_size = m.hidden_size();
+  out->num_layers = m.num_layers();
+  out->max_seq_len = lim.max_seq_len();
+  out->max_batch = lim.max_batch();
+  out->max_prefill_tokens = lim.max_prefill_tokens();
+  out->kv_block_size = lim.kv_block_size();
+  out->kv_cache_dtype = lim.kv_dtype() == mm::plan::DType::FP8_E4M3 ? "fp8" : "bf16";
+  out->bos_token_id = m.bos_token_id();
+  out->eos_token_ids = plan->eos.data();
+  out->num_eos_token_ids = static_cast<int32_t>(plan->eos.size());
+  out->tokenizer_file = str(def.tokenizer_file());
+  out->chat_template_file = str(def.chat_template_file());
+  uint64_t bytes = 0;
+  if (def.weights())
+    for (const auto* w : *def.weights())
+      if (w->transform() != mm::plan::WeightTransform::CHECK_ZEROS) bytes += w->nbytes();
+  out->weight_bytes = bytes;
+  out->model_hash = def.model_hash();
+  return nullptr;
+}
+
+int mm_cuda_device_available(void) { return mm::rt::cuda_device_present() ? 1 : 0; }
 
 int64_t mm_plan_vocab_size(const mm_plan* plan) {
   return plan ? plan->plan->def().model()->vocab_size() : 0;
@@ -65,37 +112,26 @@ mm_status mm_session_init(const mm_plan* plan, const mm_session_options* options
                           mm_session** out_session) {
   if (!plan || !options || !options->weights || !out_session)
     return make_status(MM_STATUS_INVALID_ARGUMENT, "mm_session_init: null argument");
-  const std::string device = options->device ? options->device : "";
-  if (!device.empty() && device != "host" && device != "cuda")
-    return make_status(MM_STATUS_INVALID_ARGUMENT, "device must be \"host\" or \"cuda\", got \"" + device + "\"");
-  const auto& lim = *plan->plan->def().limits();
-  const int64_t max_seq_len = options->max_seq_len > 0 ? options->max_seq_len : lim.max_seq_len();
-  const int64_t max_seqs = options->max_seqs > 0 ? options->max_seqs : 1;
-  const std::string weights_arg = options->weights;
-  const int64_t block = lim.kv_block_size();
-  const int64_t kv_blocks = max_seqs * ((max_seq_len + block - 1) / block);
-  if (device == "cuda" || (device.empty() && mm::rt::cuda_device_present())) {
-    mm::rt::CudaOptions co;
-    co.weights = weights_arg;
-    co.seed = options->seed;
-    co.max_seq_len = max_seq_len;
-    co.max_seqs = max_seqs;
-    auto ex = mm::rt::CudaExecutor::create(plan->plan, co);
-    if (!ex) return make_status(ex.error().kind == mm::ErrorKind::BadInput ? MM_STATUS_INVALID_WEIGHTS : MM_STATUS_UNAVAILABLE,
-                                ex.error().message);
-    auto s = mm::rt::Session::create(plan->plan, std::move(*ex), max_seq_len, max_seqs);
-    if (!s) return from_error(s.error(), MM_STATUS_INVALID_ARGUMENT);
-    *out_session = new (std::nothrow) mm_session{std::move(*s)};
-    return *out_session ? nullptr : make_status(MM_STATUS_INTERNAL, "out of memory");
+  mm::rt::SessionOptions o;
+  o.weights = options->weights;
+  o.device = options->device ? options->device : "";
+  o.max_seq_len = options->max_seq_len;
+  o.max_seqs = options->max_seqs > 0 ? options->max_seqs : 1;
+  o.seed = options->seed;
+  o.threads = options->threads;
+  o.progress = options->progress != 0;
+  o.gpu_memory_utilization = options->gpu_memory_utilization;
+  auto opened = mm::rt::open_session(plan->plan, o);
+  if (!opened) {
+    const mm::Error& e = opened.error();
+    // A usage error here is an argument of this call; a bad input is the weights directory (or a
+    // size the plan cannot hold); anything else is the device.
+    return make_status(e.kind == mm::ErrorKind::Usage      ? MM_STATUS_INVALID_ARGUMENT
+                       : e.kind == mm::ErrorKind::BadInput ? MM_STATUS_INVALID_WEIGHTS
+                                                           : MM_STATUS_UNAVAILABLE,
+                       e.message);
   }
-  auto w = weights_arg == "random" ? mm::rt::random_host_weights(*plan->plan, options->seed)
-                                   : mm::rt::load_host_weights(*plan->plan, weights_arg, false);
-  if (!w) return from_error(w.error(), MM_STATUS_INVALID_WEIGHTS);
-  auto ex = mm::rt::HostExecutor::create(plan->plan, std::move(*w), kv_blocks);
-  if (!ex) return from_error(ex.error(), MM_STATUS_INVALID_ARGUMENT);
-  auto s = mm::rt::Session::create(plan->plan, std::move(*ex), max_seq_len, max_seqs);
-  if (!s) return from_error(s.error(), MM_STATUS_INVALID_ARGUMENT);
-  *out_session = new (std::nothrow) mm_session{std::move(*s)};
+  *out_session = new (std::nothrow) mm_session{std::move(*opened)};
   return *out_session ? nullptr : make_status(MM_STATUS_INTERNAL, "out of memory");
 }
 
@@ -105,7 +141,7 @@ mm_status mm_session_prefill(mm_session* session, int32_t slot, const int32_t* i
   if (!session || !ids || n <= 0) return make_status(MM_STATUS_INVALID_ARGUMENT, "mm_session_prefill: no tokens");
   std::vector<float> l;
   int32_t tok = -1;
-  mm::Status st = session->session->prefill(slot, {ids, static_cast<size_t>(n)}, to_sampling(sampling),
+  mm::Status st = session->s().prefill(slot, {ids, static_cast<size_t>(n)}, to_sampling(sampling),
                                             step, logits ? &l : nullptr, &tok);
   if (!st) return from_error(st.error(), MM_STATUS_INVALID_ARGUMENT);
   if (logits) std::memcpy(logits, l.data(), l.size() * sizeof(float));
@@ -122,7 +158,7 @@ mm_status mm_session_decode(mm_session* session, int32_t n, const int32_t* slots
   for (int32_t i = 0; i < n; ++i) s[i] = to_sampling(&sampling[i]);
   std::vector<float> l;
   std::vector<int32_t> toks;
-  mm::Status st = session->session->decode({slots, static_cast<size_t>(n)}, {ids, static_cast<size_t>(n)},
+  mm::Status st = session->s().decode({slots, static_cast<size_t>(n)}, {ids, static_cast<size_t>(n)},
                                            s, step, logits ? &l : nullptr, &toks);
   if (!st) return from_error(st.error(), MM_STATUS_INVALID_ARGUMENT);
   if (logits) std::memcpy(logits, l.data(), l.size() * sizeof(float));
@@ -132,8 +168,35 @@ mm_status mm_session_decode(mm_session* session, int32_t n, const int32_t* slots
 
 mm_status mm_session_release(mm_session* session, int32_t slot) {
   if (!session) return make_status(MM_STATUS_INVALID_ARGUMENT, "mm_session_release: null session");
-  mm::Status st = session->session->release(slot);
+  mm::Status st = session->s().release(slot);
   return st ? nullptr : from_error(st.error(), MM_STATUS_INVALID_ARGUMENT);
+}
+
+mm_status mm_session_truncate(mm_session* session, int32_t slot, int64_t length) {
+  if (!session) return make_status(MM_STATUS_INVALID_ARGUMENT, "mm_session_truncate: null session");
+  mm::Status st = session->s().truncate(slot, length);
+  return st ? nullptr : from_error(st.error(), MM_STATUS_INVALID_ARGUMENT);
+}
+
+int64_t mm_session_length(const mm_session* session, int32_t slot) {
+  if (!session || slot < 0 || slot >= session->opened.session->max_seqs()) return -1;
+  return session->opened.session->length(slot);
+}
+
+mm_status mm_session_get_info(const mm_session* session, mm_session_info* out) {
+  if (!session || !out) return make_status(MM_STATUS_INVALID_ARGUMENT, "mm_session_get_info: null argument");
+  const mm::rt::Session& s = *session->opened.session;
+  *out = mm_session_info{};
+  out->backend = session->opened.backend.c_str();
+  out->details = session->opened.details.c_str();
+  out->weight_bytes = session->opened.weight_bytes;
+  out->load_seconds = session->opened.load_s;
+  out->max_seq_len = s.max_seq_len();
+  out->max_seqs = static_cast<int32_t>(s.max_seqs());
+  out->kv_block_size = s.plan().def().limits()->kv_block_size();
+  out->kv_blocks_total = s.kv_blocks_total();
+  out->kv_blocks_free = s.kv_blocks_free();
+  return nullptr;
 }
 
 void mm_session_free(mm_session* session) { delete session; }

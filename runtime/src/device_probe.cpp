@@ -2,7 +2,7 @@
 // or driver (design.md section 3).
 #include <dlfcn.h>
 
-#include "runtime/src/generate.h"
+#include "runtime/src/open_session.h"
 
 namespace mm::rt {
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "models/common/status.h"
+#include "support/status.h"
 
 namespace mm::rt {
 

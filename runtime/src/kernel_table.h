@@ -7,7 +7,7 @@
 #include <variant>
 
 #include "codegen/reference/reference.h"
-#include "models/common/status.h"
+#include "support/status.h"
 #include "runtime/schemas/plan_generated.h"
 
 namespace mm::rt {

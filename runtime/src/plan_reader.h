@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "models/common/status.h"
+#include "support/status.h"
 #include "runtime/schemas/plan_generated.h"
 #include "runtime/src/kernel_table.h"
 

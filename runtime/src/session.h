@@ -32,8 +32,11 @@ class Session {
   int64_t vocab_size() const { return vocab_; }
   int64_t max_seq_len() const { return max_seq_len_; }
   int64_t length(int32_t slot) const { return seqs_[slot].length; }
+  int64_t max_seqs() const { return max_seqs_; }
+  int64_t kv_blocks_free() const { return static_cast<int64_t>(free_blocks_.size()); }
   const Plan& plan() const { return *plan_; }
   Executor& executor() { return *executor_; }
+  int64_t kv_blocks_total() const { return executor_->kv_blocks(); }
 
   // Appends `tokens` to sequence `slot`; `logits` receives the last token's logits [V] (may be
   // null), `next` the token sampled from them with sampling step `step`.

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "models/common/status.h"
+#include "support/status.h"
 #include "runtime/cuda/device.h"
 #include "runtime/src/plan_reader.h"
 #include "runtime/src/weights.h"

@@ -12,7 +12,7 @@
 #include <map>
 
 #include "codegen/reference/reference.h"
-#include "models/common/safetensors.h"
+#include "support/safetensors.h"
 
 namespace mm::rt {
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "models/common/status.h"
+#include "support/status.h"
 #include "runtime/src/host_buffer.h"
 #include "runtime/src/plan_reader.h"
 

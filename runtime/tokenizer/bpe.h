@@ -13,7 +13,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "models/common/status.h"
+#include "support/status.h"
 
 namespace mm::text {
 

@@ -9,7 +9,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "models/common/status.h"
+#include "support/status.h"
 #include "runtime/tokenizer/regex.h"
 
 namespace mm::text {

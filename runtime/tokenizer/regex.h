@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "models/common/status.h"
+#include "support/status.h"
 
 namespace mm::text {
 

@@ -30,7 +30,7 @@
 #include <string_view>
 #include <vector>
 
-#include "models/common/status.h"
+#include "support/status.h"
 
 namespace mm::text {
 

@@ -3,7 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "runtime/src/inspect.h"
+#include "runtime/tooling/inspect.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"mm-inspect: print what a plan (.mmp) contains"};

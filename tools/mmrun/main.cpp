@@ -12,8 +12,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include "runtime/src/chat_loop.h"
-#include "runtime/src/generate.h"
+#include "runtime/tooling/chat_loop.h"
+#include "runtime/tooling/generate.h"
 #include "runtime/tokenizer/tokenizer.h"
 
 namespace {

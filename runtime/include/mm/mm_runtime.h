@@ -4,6 +4,7 @@
 #ifndef MM_RUNTIME_H
 #define MM_RUNTIME_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -28,8 +29,36 @@ const char* mm_status_get_message(mm_status status); /* "" for NULL */
 void mm_status_free(mm_status status);
 
 mm_status mm_plan_load(const char* path, mm_plan** out_plan);
+/* Same over `size` bytes in memory (copied); `origin` names them in messages. */
+mm_status mm_plan_load_from_memory(const void* data, size_t size, const char* origin, mm_plan** out_plan);
 int64_t mm_plan_vocab_size(const mm_plan* plan);
 void mm_plan_free(mm_plan* plan);
+
+/* What a plan says about its model and limits. Strings and arrays point into the plan and live as
+ * long as it does. */
+typedef struct mm_plan_info {
+  const char* path;             /* the file the plan was loaded from */
+  const char* architecture;     /* "MiniMaxM2ForCausalLM" */
+  int64_t vocab_size;
+  int64_t hidden_size;
+  int64_t num_layers;
+  int64_t max_seq_len;          /* longest sequence the plan's kernels accept */
+  int64_t max_batch;            /* most sequences one decode call takes */
+  int64_t max_prefill_tokens;   /* prompt tokens per prefill chunk */
+  int32_t kv_block_size;        /* tokens per KV-cache block */
+  const char* kv_cache_dtype;   /* "bf16" | "fp8" */
+  int64_t bos_token_id;         /* -1: none */
+  const int64_t* eos_token_ids;
+  int32_t num_eos_token_ids;
+  const char* tokenizer_file;   /* relative to the model directory; "" when the plan has none */
+  const char* chat_template_file;
+  uint64_t weight_bytes;        /* device bytes of every weight after its load-time transform */
+  uint64_t model_hash;          /* of the checkpoint's config and tensor table */
+} mm_plan_info;
+mm_status mm_plan_get_info(const mm_plan* plan, mm_plan_info* out_info);
+
+/* Whether a CUDA device can be opened (libcuda is loaded at run time; 0 on machines without). */
+int mm_cuda_device_available(void);
 
 typedef struct mm_session_options {
   const char* weights;  /* model directory, or "random" */
@@ -37,6 +66,10 @@ typedef struct mm_session_options {
   int64_t max_seq_len;  /* 0: the plan's limit */
   int32_t max_seqs;     /* concurrent sequences; 0: 1 */
   uint64_t seed;        /* for "random" weights */
+  int32_t threads;      /* host backend threads; 0: every core */
+  int32_t progress;     /* non-zero: a weight-loading progress line on stderr */
+  double gpu_memory_utilization; /* cuda, max_seq_len 0: share of the memory left after weights
+                                    and arena the KV cache may take; 0: 0.9 */
 } mm_session_options;
 
 typedef struct mm_sampling {
@@ -60,6 +93,25 @@ mm_status mm_session_decode(mm_session* session, int32_t n, const int32_t* slots
                             float* logits, int32_t* next);
 /* Frees a sequence's KV cache blocks. */
 mm_status mm_session_release(mm_session* session, int32_t slot);
+/* Keeps the first `length` tokens of a sequence (<= its length) and frees the blocks past them, so
+ * that a new prompt sharing that prefix only prefills what differs. */
+mm_status mm_session_truncate(mm_session* session, int32_t slot, int64_t length);
+/* Tokens in the KV cache of sequence `slot`; -1 for a bad session or slot. */
+int64_t mm_session_length(const mm_session* session, int32_t slot);
+
+typedef struct mm_session_info {
+  const char* backend;      /* "host (2 threads)", "cuda (NVIDIA H200, sm_90)" */
+  const char* details;      /* device memory use, several lines; "" on the host */
+  uint64_t weight_bytes;
+  double load_seconds;      /* opening the backend and loading the weights */
+  int64_t max_seq_len;      /* per sequence */
+  int32_t max_seqs;
+  int32_t kv_block_size;
+  int64_t kv_blocks_total;
+  int64_t kv_blocks_free;
+} mm_session_info;
+/* Strings live until the next call on the session. */
+mm_status mm_session_get_info(const mm_session* session, mm_session_info* out_info);
 void mm_session_free(mm_session* session);
 
 #ifdef __cplusplus

@@ -15,7 +15,7 @@
 #include <string>
 
 #include "runtime/src/cuda_executor.h"
-#include "runtime/src/generate.h"
+#include "runtime/src/open_session.h"
 #include "runtime/src/host_executor.h"
 #include "runtime/src/session.h"
 #include "runtime/src/weights.h"

@@ -10,7 +10,7 @@
 #include <map>
 
 #include "codegen/reference/reference.h"
-#include "models/common/safetensors_writer.h"
+#include "support/safetensors_writer.h"
 #include "runtime/src/weight_stream.h"
 #include "test/unit/runtime/test_plan.h"
 

@@ -1,4 +1,4 @@
-// How mmrun shows a reply (runtime/src/chat_loop.h ReplyPrinter): reasoning apart from the
+// How mmrun shows a reply (runtime/tooling/chat_loop.h ReplyPrinter): reasoning apart from the
 // answer (headers without colour, ANSI dim with it), tool calls as JSON lines, the history
 // message, and raw completions passed through verbatim, whatever the chunking.
 #include <gtest/gtest.h>
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/src/chat_loop.h"
+#include "runtime/tooling/chat_loop.h"
 
 namespace mm::rt {
 namespace {

@@ -1,4 +1,4 @@
-// TextEngine (runtime/src/text_session.h) on the host backend: the test plan of
+// TextEngine (runtime/tooling/text_session.h) on the host backend: the test plan of
 // test/unit/runtime/test_plan.h with the tiny MiniMax vocabulary (2112 ids, random weights) and the
 // tiny tokenizer fixture. Seed determinism, KV-cache reuse of an extended prompt (checked against
 // a fresh engine), EOS / stop / length / cancel endings.
@@ -9,8 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/src/host_executor.h"
-#include "runtime/src/text_session.h"
+#include "runtime/tooling/text_session.h"
 #include "test/unit/runtime/test_plan.h"
 
 namespace mm::rt {
@@ -18,14 +17,14 @@ namespace {
 
 constexpr int64_t kVocab = 2112;
 
-std::shared_ptr<const Plan> tiny_plan() {
+ApiPlan tiny_plan() {
   test::TinyModel m;
   m.V = kVocab;
   m.max_seq_len = 64;
   auto bytes = test::build_tiny_plan(m);
-  auto p = load_plan_from_memory(bytes.data(), bytes.size(), "tiny.mmp");
+  auto p = ApiPlan::load_from_memory(bytes.data(), bytes.size(), "tiny.mmp");
   EXPECT_TRUE(p.ok()) << p.error().message;
-  return *p;
+  return std::move(*p);
 }
 
 text::Tokenizer tiny_tokenizer() {
@@ -35,20 +34,20 @@ text::Tokenizer tiny_tokenizer() {
 }
 
 std::unique_ptr<TextEngine> make_engine(std::vector<int32_t> eos = {2020}, uint64_t weight_seed = 5) {
-  auto plan = tiny_plan();
-  auto w = random_host_weights(*plan, weight_seed);
-  EXPECT_TRUE(w.ok());
-  const int64_t len = plan->def().limits()->max_seq_len();
-  auto ex = HostExecutor::create(plan, std::move(*w), plan->max_blocks_per_seq());
-  EXPECT_TRUE(ex.ok());
-  auto s = Session::create(plan, std::move(*ex), len, 1);
+  ApiPlan plan = tiny_plan();
+  mm_session_options o{};
+  o.weights = "random";
+  o.device = "host";
+  o.seed = weight_seed;
+  o.max_seqs = 1;
+  auto s = ApiSession::open(plan, o);
   EXPECT_TRUE(s.ok()) << s.error().message;
   return std::make_unique<TextEngine>(std::move(*s), tiny_tokenizer(), std::move(eos));
 }
 
 TextGenParams sampled(uint64_t seed, int64_t n) {
   TextGenParams p;
-  p.sampling = Sampling{1.0f, 0, 1.0f, seed};
+  p.sampling = mm_sampling{1.0f, 0, 1.0f, seed};
   p.max_new_tokens = n;
   p.ignore_eos = true;
   return p;

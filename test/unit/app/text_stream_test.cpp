@@ -1,11 +1,11 @@
 // Stop strings across token boundaries, end-of-sequence handling and UTF-8-safe streaming of
-// generated ids (runtime/src/text_stream.h), with the tiny MiniMax tokenizer fixture.
+// generated ids (runtime/tooling/text_stream.h), with the tiny MiniMax tokenizer fixture.
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-#include "runtime/src/text_stream.h"
+#include "runtime/tooling/text_stream.h"
 
 namespace mm::rt {
 namespace {

@@ -15,7 +15,7 @@
 
 #include "models/common/check_report.h"
 #include "models/common/checkpoint.h"
-#include "models/common/safetensors.h"
+#include "support/safetensors.h"
 
 namespace mm {
 namespace {

@@ -9,7 +9,7 @@
 #include <map>
 
 #include "codegen/reference/reference.h"
-#include "models/common/safetensors_writer.h"
+#include "support/safetensors_writer.h"
 #include "runtime/src/weights.h"
 #include "test_plan.h"
 

@@ -1,4 +1,4 @@
-#include "runtime/src/text_stream.h"
+#include "runtime/tooling/text_stream.h"
 
 #include <algorithm>
 

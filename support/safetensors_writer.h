@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "models/common/dtype.h"
-#include "models/common/status.h"
+#include "support/dtype.h"
+#include "support/status.h"
 
 namespace mm {
 

@@ -1,4 +1,4 @@
-#include "runtime/src/chat_loop.h"
+#include "runtime/tooling/chat_loop.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -12,8 +12,8 @@
 #include <sstream>
 
 #include "runtime/chat/chat_template.h"
-#include "runtime/src/npy.h"
-#include "runtime/src/text_session.h"
+#include "runtime/tooling/npy.h"
+#include "runtime/tooling/text_session.h"
 
 namespace mm::rt {
 
@@ -58,8 +58,7 @@ struct TextAssets {
 // --tokenizer DIR overrides the directory, and is required with --weights random. With `chat`,
 // the directory's chat template (when the plan records one) must be the MiniMax-M2 format, the
 // only one the C++ renderer knows.
-Expected<TextAssets> load_text_assets(const Plan& plan, const GenerateOptions& o, bool chat, std::ostream& err) {
-  const auto& def = plan.def();
+Expected<TextAssets> load_text_assets(const mm_plan_info& plan, const GenerateOptions& o, bool chat, std::ostream& err) {
   std::string dir = o.tokenizer_dir;
   if (dir.empty()) {
     if (o.weights == "random")
@@ -68,8 +67,7 @@ Expected<TextAssets> load_text_assets(const Plan& plan, const GenerateOptions& o
           "from: pass --tokenizer DIR (a directory with tokenizer.json), or use --prompt-ids");
     dir = o.weights;
   }
-  const std::string tok_name =
-      def.tokenizer_file() && def.tokenizer_file()->size() ? def.tokenizer_file()->str() : "tokenizer.json";
+  const std::string tok_name = *plan.tokenizer_file ? plan.tokenizer_file : "tokenizer.json";
   const std::string tok_path = join_path(dir, tok_name);
   if (!file_exists(tok_path))
     return Error::bad_input("tokenizer " + tok_path + " does not exist (" +
@@ -77,12 +75,12 @@ Expected<TextAssets> load_text_assets(const Plan& plan, const GenerateOptions& o
                             " must be the model directory, with " + tok_name + ")");
   auto tok = text::Tokenizer::load(tok_path);
   if (!tok) return tok.error();
-  if (tok->vocab_size() > def.model()->vocab_size())
+  if (tok->vocab_size() > plan.vocab_size)
     return Error::bad_input("tokenizer " + tok_path + " has ids up to " + std::to_string(tok->vocab_size() - 1) +
-                            ", outside the vocabulary [0, " + std::to_string(def.model()->vocab_size()) +
-                            ") of the plan " + plan.origin() + " (a tokenizer of another model?)");
-  if (chat && def.chat_template_file() && def.chat_template_file()->size()) {
-    const std::string tpl_path = join_path(dir, def.chat_template_file()->str());
+                            ", outside the vocabulary [0, " + std::to_string(plan.vocab_size) +
+                            ") of the plan " + std::string(plan.path) + " (a tokenizer of another model?)");
+  if (chat && *plan.chat_template_file) {
+    const std::string tpl_path = join_path(dir, plan.chat_template_file);
     if (file_exists(tpl_path)) {
       auto tpl = read_file(tpl_path, "chat template");
       if (!tpl) return tpl.error();
@@ -281,19 +279,16 @@ ordered_json ReplyPrinter::assistant_message() const {
 
 
 // The engine of one model: the plan's EOS ids plus the tokenizer's end-of-message token.
-static TextEngine make_engine(const plan::PlanDef& def, std::unique_ptr<Session> session,
+static TextEngine make_engine(const ApiPlan& plan, std::unique_ptr<ApiSession> session,
                               text::Tokenizer tokenizer) {
-  std::vector<int64_t> plan_eos;
-  if (def.model()->eos_token_ids())
-    for (int64_t e : *def.model()->eos_token_ids()) plan_eos.push_back(e);
-  std::vector<int32_t> eos = eos_ids_of(plan_eos, &tokenizer);
+  std::vector<int32_t> eos = eos_ids_of(plan.eos_ids(), &tokenizer);
   return TextEngine(std::move(session), std::move(tokenizer), std::move(eos));
 }
 
 // Sampling, length and stop settings shared by `generate --prompt` and `chat`.
 static TextGenParams gen_params(const GenerateOptions& o) {
   TextGenParams params;
-  params.sampling = Sampling{o.temperature, o.top_k, o.top_p, o.seed};
+  params.sampling = mm_sampling{o.temperature, o.top_k, o.top_p, o.seed};
   params.max_new_tokens = o.max_new_tokens;
   params.ignore_eos = o.ignore_eos;
   params.stop = o.stop;
@@ -310,10 +305,9 @@ int text_generate_command(const GenerateOptions& o, std::ostream& out, std::ostr
     if (Status st = check_writable(o.dump_logits); !st)
       return report(Error::bad_input("--dump-logits " + st.error().message), err);
 
-  auto plan = load_plan(o.plan);
+  auto plan = ApiPlan::load(o.plan);
   if (!plan) return report(plan.error(), err);
-  const auto& def = (*plan)->def();
-  auto assets = load_text_assets(**plan, o, o.chat, err);
+  auto assets = load_text_assets(plan->info(), o, o.chat, err);
   if (!assets) return report(assets.error(), err);
 
   std::string prompt = *o.prompt_text;
@@ -331,13 +325,15 @@ int text_generate_command(const GenerateOptions& o, std::ostream& out, std::ostr
   const int64_t prompt_len = static_cast<int64_t>(ids.size());
   if (prompt_len == 0) return report(Error::bad_input("--prompt encodes to no tokens"), err);
 
-  auto resolved = resolve_max_seq_len(def, o.max_seq_len, prompt_len, o.max_new_tokens);
+  auto resolved = resolve_max_seq_len(plan->info(), o.max_seq_len, prompt_len, o.max_new_tokens);
   if (!resolved) return report(resolved.error(), err);
   const int64_t max_seq_len = *resolved;
 
   auto opened = open_model(*plan, o, max_seq_len);
   if (!opened) return report(opened.error(), err);
-  TextEngine engine = make_engine(def, std::move(opened->session), std::move(assets->tokenizer));
+  const mm_session_info sinfo = (*opened)->info();
+  const std::string backend = sinfo.backend, details = sinfo.details;
+  TextEngine engine = make_engine(*plan, std::move(*opened), std::move(assets->tokenizer));
   TextGenParams params = gen_params(o);
   params.keep_logits = !o.dump_logits.empty();
 
@@ -354,7 +350,7 @@ int text_generate_command(const GenerateOptions& o, std::ostream& out, std::ostr
   out.flush();
   if (params.keep_logits)
     if (Status st = write_npy_f32(o.dump_logits, r->logits.data(), static_cast<int64_t>(r->ids.size()),
-                                  def.model()->vocab_size());
+                                  plan->info().vocab_size);
         !st)
       return report(st.error(), err);
   if (r->context_full)
@@ -363,37 +359,38 @@ int text_generate_command(const GenerateOptions& o, std::ostream& out, std::ostr
   std::snprintf(line, sizeof line,
                 "backend %s: weights %.1f MiB, load %.2f s; prefill %lld tokens %.3f s (%.1f tok/s); "
                 "decode %lld tokens %.3f s (%.2f tok/s); finish: %s\n",
-                opened->backend.c_str(), opened->weight_bytes / 1048576.0, opened->load_s,
+                backend.c_str(), sinfo.weight_bytes / 1048576.0, sinfo.load_seconds,
                 static_cast<long long>(prompt_len), r->prefill_s, r->prefill_s > 0 ? prompt_len / r->prefill_s : 0.0,
                 static_cast<long long>(r->decoded), r->decode_s, r->decode_s > 0 ? r->decoded / r->decode_s : 0.0,
                 finish_reason_name(r->reason));
   err << line;
-  if (!opened->cuda_summary.empty()) err << opened->cuda_summary << "\n";
+  if (!details.empty()) err << details << "\n";
   return 0;
 }
 
 int chat_command(const GenerateOptions& o, int in_fd, std::ostream& out, std::ostream& err) {
   if (o.max_new_tokens <= 0) return report(Error::usage("--max-new-tokens must be positive"), err);
   if (o.weights.empty()) return report(Error::usage("--weights DIR|random is required"), err);
-  auto plan = load_plan(o.plan);
+  auto plan = ApiPlan::load(o.plan);
   if (!plan) return report(plan.error(), err);
-  const auto& def = (*plan)->def();
-  if (o.max_seq_len > def.limits()->max_seq_len())
+  if (o.max_seq_len > plan->info().max_seq_len)
     return report(Error::bad_input("--max-seq-len " + std::to_string(o.max_seq_len) + " exceeds the plan's limit " +
-                                   std::to_string(def.limits()->max_seq_len())),
+                                   std::to_string(plan->info().max_seq_len)),
                   err);
-  auto assets = load_text_assets(**plan, o, true, err);
+  auto assets = load_text_assets(plan->info(), o, true, err);
   if (!assets) return report(assets.error(), err);
   auto opened = open_model(*plan, o, o.max_seq_len);
   if (!opened) return report(opened.error(), err);
-  TextEngine engine = make_engine(def, std::move(opened->session), std::move(assets->tokenizer));
+  const mm_session_info sinfo = (*opened)->info();
+  const std::string backend = sinfo.backend, details = sinfo.details;
+  TextEngine engine = make_engine(*plan, std::move(*opened), std::move(assets->tokenizer));
   TextGenParams params = gen_params(o);
 
   const bool interactive = ::isatty(in_fd) != 0;
   const bool colour = colour_for(1);
-  err << "mmrun chat: " << opened->backend << ", context " << engine.max_seq_len()
+  err << "mmrun chat: " << backend << ", context " << engine.max_seq_len()
       << " tokens. /reset clears the conversation, /exit quits, Ctrl-C stops an answer.\n";
-  if (!opened->cuda_summary.empty()) err << opened->cuda_summary << "\n";
+  if (!details.empty()) err << details << "\n";
 
   ordered_json messages = ordered_json::array();
   auto start_conversation = [&] {

@@ -1,4 +1,4 @@
-#include "models/common/safetensors_writer.h"
+#include "support/safetensors_writer.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "runtime/src/inspect.h"
+#include "runtime/tooling/inspect.h"
 
 #include <map>
 

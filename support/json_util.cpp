@@ -1,4 +1,4 @@
-#include "models/common/json_util.h"
+#include "support/json_util.h"
 
 #include <cstdio>
 #include <filesystem>

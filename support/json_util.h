@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "models/common/status.h"
+#include "support/status.h"
 
 namespace mm {
 

@@ -9,10 +9,21 @@
 #include <string_view>
 #include <vector>
 
-#include "models/common/checkpoint.h"
-#include "models/common/status.h"
+#include "support/dtype.h"
+#include "support/status.h"
 
 namespace mm {
+
+// One tensor of a shard: what its header says (the data stays in the file).
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::BF16;
+  std::vector<int64_t> shape;
+  std::string file;         // shard file name relative to the model directory
+  uint64_t offset = 0;      // absolute byte offset of the data inside the shard file
+  uint64_t nbytes = 0;
+};
+
 
 // Largest header we accept. The Rust safetensors crate refuses headers above 100 MB; the
 // real target's largest shard header is well under 1 MB.

@@ -1,11 +1,11 @@
-#include "models/common/safetensors.h"
+#include "support/safetensors.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 
-#include "models/common/json_util.h"
+#include "support/json_util.h"
 
 namespace mm {
 namespace {

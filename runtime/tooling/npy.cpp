@@ -1,4 +1,4 @@
-#include "runtime/src/npy.h"
+#include "runtime/tooling/npy.h"
 
 #include <cerrno>
 #include <cstdio>

@@ -1,4 +1,4 @@
-#include "runtime/src/text_session.h"
+#include "runtime/tooling/text_session.h"
 
 #include <algorithm>
 #include <chrono>
@@ -13,7 +13,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-TextEngine::TextEngine(std::unique_ptr<Session> session, text::Tokenizer tokenizer, std::vector<int32_t> eos_ids)
+TextEngine::TextEngine(std::unique_ptr<ApiSession> session, text::Tokenizer tokenizer, std::vector<int32_t> eos_ids)
     : session_(std::move(session)), tokenizer_(std::move(tokenizer)), eos_(std::move(eos_ids)) {}
 
 Status TextEngine::reset() {

@@ -1,12 +1,12 @@
-// Text generation over a Session: one sequence (slot 0) whose KV cache is kept between calls, so
-// that a conversation re-rendered with one more turn only prefills what is new.
+// Text generation over a session of the C API (runtime_api.h): one sequence (slot 0) whose KV
+// cache is kept between calls, so that a conversation re-rendered with one more turn only
+// prefills what is new.
 //
 // The engine remembers the ids whose keys/values are in the cache (the prompt and every fed-back
-// generated token; the last sampled token is not fed). A new prompt that starts with exactly those
-// ids prefills only its remaining tokens; any other prompt releases the sequence and prefills from
-// scratch. (Reusing a shorter common prefix needs a way to drop the cache's tail, which Session does
-// not offer; with the MiniMax-M2 template that is the usual case in plain chat, because an earlier
-// turn's reasoning is not re-rendered once a new user message follows.)
+// generated token; the last sampled token is not fed). A new prompt keeps the cache for the longest
+// prefix it shares with those ids (mm_session_truncate drops the rest) and prefills the remainder;
+// with the MiniMax-M2 template the shared part of a chat ends where the previous answer's
+// reasoning was, since it is not re-rendered once a new user message follows.
 #pragma once
 
 #include <atomic>
@@ -18,14 +18,14 @@
 #include <string_view>
 #include <vector>
 
-#include "runtime/src/session.h"
-#include "runtime/src/text_stream.h"
+#include "runtime/tooling/runtime_api.h"
+#include "runtime/tooling/text_stream.h"
 #include "runtime/tokenizer/tokenizer.h"
 
 namespace mm::rt {
 
 struct TextGenParams {
-  Sampling sampling;
+  mm_sampling sampling = greedy_sampling();
   int64_t max_new_tokens = 256;
   bool ignore_eos = false;
   std::vector<std::string> stop;
@@ -48,7 +48,7 @@ struct TextGenResult {
 class TextEngine {
  public:
   // `eos_ids`: see eos_ids_of(). The session must allow slot 0.
-  TextEngine(std::unique_ptr<Session> session, text::Tokenizer tokenizer, std::vector<int32_t> eos_ids);
+  TextEngine(std::unique_ptr<ApiSession> session, text::Tokenizer tokenizer, std::vector<int32_t> eos_ids);
 
   // Generates from `prompt` (ids), calling on_text with each piece of text as soon as it is safe to
   // show. Stops on EOS, a stop string, max_new_tokens, the end of the KV capacity (reason Length,
@@ -64,10 +64,10 @@ class TextEngine {
   // Ids whose KV is in the cache, in order.
   const std::vector<int32_t>& cached_ids() const { return cached_; }
   int64_t max_seq_len() const { return session_->max_seq_len(); }
-  Session& session() { return *session_; }
+  ApiSession& session() { return *session_; }
 
  private:
-  std::unique_ptr<Session> session_;
+  std::unique_ptr<ApiSession> session_;
   text::Tokenizer tokenizer_;
   std::vector<int32_t> eos_;
   std::vector<int32_t> cached_;

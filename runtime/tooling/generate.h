@@ -11,9 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "models/common/status.h"
-#include "runtime/src/plan_reader.h"
-#include "runtime/src/session.h"
+#include "runtime/tooling/runtime_api.h"
+#include "support/status.h"
 
 namespace mm::rt {
 
@@ -44,17 +43,10 @@ struct GenerateOptions {
   bool verbose = false;              // per-answer statistics on stderr (chat)
 };
 
-// A backend and a session over one plan. max_seq_len 0: the plan's limit on the host; on cuda
-// as much as memory allows (capped by the plan).
-struct OpenedModel {
-  std::unique_ptr<Session> session;
-  std::string backend;       // "host (2 threads)", "cuda (NAME, sm_90)"
-  uint64_t weight_bytes = 0;
-  double load_s = 0;
-  std::string cuda_summary;  // CudaExecutor::summary(), empty on the host
-};
-Expected<OpenedModel> open_model(std::shared_ptr<const Plan> plan, const GenerateOptions& options,
-                                 int64_t max_seq_len, int64_t max_seqs = 1);
+// A session over one plan on the backend the options ask for (mm_session_init). max_seq_len 0:
+// the plan's limit on the host; on cuda as much as memory allows (capped by the plan).
+Expected<std::unique_ptr<ApiSession>> open_model(const ApiPlan& plan, const GenerateOptions& options,
+                                                 int64_t max_seq_len, int64_t max_seqs = 1);
 
 // Returns the exit code of design.md section 6 (0 ok, 1 bad input, 2 usage, 3 internal/device);
 // results go to `out` (the ids as a JSON array with print_ids, else the ids space-separated),
@@ -63,13 +55,10 @@ int generate_command(const GenerateOptions& options, std::ostream& out, std::ost
 
 // The KV capacity of one sequence: --max-seq-len (`requested`, 0 = unset) within the plan's limit,
 // else prompt + new tokens capped by the plan; refuses a prompt that does not fit.
-Expected<int64_t> resolve_max_seq_len(const plan::PlanDef& def, int64_t requested, int64_t prompt_len,
+Expected<int64_t> resolve_max_seq_len(const mm_plan_info& plan, int64_t requested, int64_t prompt_len,
                                       int64_t new_tokens);
 
 // Parses "1,2,3" (spaces allowed); false with a message naming the bad item.
 bool parse_id_list(const std::string& text, std::vector<int32_t>* ids, std::string* error);
-
-// Whether a CUDA device can be opened through libcuda (dlopen; no link dependency).
-bool cuda_device_present();
 
 }  // namespace mm::rt

@@ -1,4 +1,4 @@
-#include "models/common/dtype.h"
+#include "support/dtype.h"
 
 #include <array>
 

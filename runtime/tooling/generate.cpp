@@ -1,4 +1,4 @@
-#include "runtime/src/generate.h"
+#include "runtime/tooling/generate.h"
 
 #include <unistd.h>
 
@@ -9,14 +9,8 @@
 #include <chrono>
 #include <cstdio>
 
-#include "codegen/reference/reference.h"
-#include "runtime/src/chat_loop.h"
-#include "runtime/src/cuda_executor.h"
-#include "runtime/src/host_executor.h"
-#include "runtime/src/npy.h"
-#include "runtime/src/plan_reader.h"
-#include "runtime/src/session.h"
-#include "runtime/src/weights.h"
+#include "runtime/tooling/chat_loop.h"
+#include "runtime/tooling/npy.h"
 
 namespace mm::rt {
 
@@ -55,51 +49,22 @@ bool parse_id_list(const std::string& text, std::vector<int32_t>* ids, std::stri
   }
 }
 
-Expected<OpenedModel> open_model(std::shared_ptr<const Plan> plan, const GenerateOptions& o,
-                                 int64_t max_seq_len, int64_t max_seqs) {
-  const auto& def = plan->def();
-  const bool use_cuda = o.device == "cuda" || (o.device.empty() && cuda_device_present());
-  if (o.threads > 0) ref::set_num_threads(o.threads);
-  const auto t_load = std::chrono::steady_clock::now();
-  OpenedModel m;
-  std::unique_ptr<Executor> executor;
-  if (use_cuda) {
-    CudaOptions co;
-    co.weights = o.weights;
-    co.seed = o.seed;
-    co.max_seq_len = max_seq_len;
-    co.max_seqs = max_seqs;
-    co.progress = ::isatty(2) != 0;
-    auto ex = CudaExecutor::create(plan, co);
-    if (!ex) return ex.error();
-    m.weight_bytes = (*ex)->weight_bytes();
-    m.backend = "cuda (" + (*ex)->device_info().name + ", " + (*ex)->device_info().arch() + ")";
-    m.cuda_summary = (*ex)->summary();
-    max_seq_len = (*ex)->max_seq_len();
-    executor = std::move(*ex);
-  } else {
-    if (max_seq_len == 0) max_seq_len = def.limits()->max_seq_len();
-    Expected<HostWeights> weights = o.weights == "random"
-                                        ? random_host_weights(*plan, o.seed)
-                                        : load_host_weights(*plan, o.weights, ::isatty(2) != 0);
-    if (!weights) return weights.error();
-    m.weight_bytes = weights->total_bytes;
-    const int64_t block = def.limits()->kv_block_size();
-    auto ex = HostExecutor::create(plan, std::move(*weights), max_seqs * ((max_seq_len + block - 1) / block));
-    if (!ex) return ex.error();
-    m.backend = "host (" + std::to_string(ref::num_threads()) + " threads)";
-    executor = std::move(*ex);
-  }
-  auto session = Session::create(plan, std::move(executor), max_seq_len, max_seqs);
-  if (!session) return session.error();
-  m.session = std::move(*session);
-  m.load_s = seconds_since(t_load);
-  return m;
+Expected<std::unique_ptr<ApiSession>> open_model(const ApiPlan& plan, const GenerateOptions& o,
+                                                 int64_t max_seq_len, int64_t max_seqs) {
+  mm_session_options so{};
+  so.weights = o.weights.c_str();
+  so.device = o.device.empty() ? nullptr : o.device.c_str();
+  so.max_seq_len = max_seq_len;
+  so.max_seqs = static_cast<int32_t>(max_seqs);
+  so.seed = o.seed;
+  so.threads = o.threads;
+  so.progress = ::isatty(2) != 0;
+  return ApiSession::open(plan, so);
 }
 
-Expected<int64_t> resolve_max_seq_len(const plan::PlanDef& def, int64_t requested, int64_t prompt_len,
+Expected<int64_t> resolve_max_seq_len(const mm_plan_info& plan, int64_t requested, int64_t prompt_len,
                                       int64_t new_tokens) {
-  const int64_t plan_max = def.limits()->max_seq_len();
+  const int64_t plan_max = plan.max_seq_len;
   if (requested < 0) return Error::usage("--max-seq-len must be positive");
   if (requested > plan_max)
     return Error::bad_input("--max-seq-len " + std::to_string(requested) + " exceeds the plan's limit " +
@@ -139,10 +104,10 @@ int generate_command(const GenerateOptions& o, std::ostream& out, std::ostream& 
   if (!o.dump_logits.empty())
     if (Status st = check_writable(o.dump_logits); !st) return report(Error::bad_input("--dump-logits " + st.error().message), err);
 
-  auto plan = load_plan(o.plan);
+  auto plan = ApiPlan::load(o.plan);
   if (!plan) return report(plan.error(), err);
-  const auto& def = (*plan)->def();
-  const int64_t vocab = def.model()->vocab_size();
+  const mm_plan_info& info = plan->info();
+  const int64_t vocab = info.vocab_size;
   const int64_t prompt_len = static_cast<int64_t>(o.prompt_ids.size());
   for (size_t i = 0; i < o.prompt_ids.size(); ++i)
     if (o.prompt_ids[i] < 0 || o.prompt_ids[i] >= vocab)
@@ -155,7 +120,7 @@ int generate_command(const GenerateOptions& o, std::ostream& out, std::ostream& 
                                      " (item " + std::to_string(i) + ") is outside the vocabulary [0, " +
                                      std::to_string(vocab) + ")"), err);
   const int64_t steps_wanted = o.force_ids.empty() ? o.max_new_tokens : static_cast<int64_t>(o.force_ids.size());
-  auto resolved = resolve_max_seq_len(def, o.max_seq_len, prompt_len, steps_wanted);
+  auto resolved = resolve_max_seq_len(info, o.max_seq_len, prompt_len, steps_wanted);
   if (!resolved) return report(resolved.error(), err);
   const int64_t max_seq_len = *resolved;
   // Generated token i (i >= 1) is fed back at position prompt_len + i - 1.
@@ -166,19 +131,17 @@ int generate_command(const GenerateOptions& o, std::ostream& out, std::ostream& 
 
   auto opened = open_model(*plan, o, max_seq_len);
   if (!opened) return report(opened.error(), err);
-  auto& session = opened->session;
-  const std::string& backend = opened->backend;
-  const std::string& cuda_summary = opened->cuda_summary;
-  const uint64_t weight_bytes = opened->weight_bytes;
-  const double load_s = opened->load_s;
+  auto& session = *opened;
+  const mm_session_info sinfo = session->info();
+  const std::string backend = sinfo.backend, cuda_summary = sinfo.details;
+  const uint64_t weight_bytes = sinfo.weight_bytes;
+  const double load_s = sinfo.load_seconds;
 
-  Sampling sampling{o.temperature, o.top_k, o.top_p, o.seed};
+  const mm_sampling sampling{o.temperature, o.top_k, o.top_p, o.seed};
   std::vector<int32_t> chosen, sampled_ids;
   std::vector<float> all_logits, logits;
   const bool keep_logits = !o.dump_logits.empty();
-  std::vector<int64_t> eos;
-  if (def.model()->eos_token_ids())
-    for (int64_t e : *def.model()->eos_token_ids()) eos.push_back(e);
+  const std::vector<int64_t> eos = plan->eos_ids();
 
   double prefill_s = 0, decode_s = 0;
   int64_t decoded = 0;

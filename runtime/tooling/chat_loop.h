@@ -22,7 +22,7 @@
 
 #include "runtime/chat/reasoning_parser.h"
 #include "runtime/chat/tool_call_parser.h"
-#include "runtime/src/generate.h"
+#include "runtime/tooling/generate.h"
 
 namespace mm::rt {
 

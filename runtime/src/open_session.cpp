@@ -1,0 +1,57 @@
+#include "runtime/src/open_session.h"
+
+#include <chrono>
+
+#include "codegen/reference/reference.h"
+#include "runtime/src/cuda_executor.h"
+#include "runtime/src/host_executor.h"
+#include "runtime/src/weights.h"
+
+namespace mm::rt {
+
+Expected<OpenedSession> open_session(std::shared_ptr<const Plan> plan, const SessionOptions& o) {
+  if (!o.device.empty() && o.device != "host" && o.device != "cuda")
+    return Error::usage("device must be \"host\" or \"cuda\", got \"" + o.device + "\"");
+  if (o.weights.empty()) return Error::usage("weights: a model directory or \"random\" is required");
+  const auto& def = plan->def();
+  const bool use_cuda = o.device == "cuda" || (o.device.empty() && cuda_device_present());
+  const auto t_load = std::chrono::steady_clock::now();
+  OpenedSession m;
+  std::unique_ptr<Executor> executor;
+  int64_t max_seq_len = o.max_seq_len;
+  if (use_cuda) {
+    CudaOptions co;
+    co.weights = o.weights;
+    co.seed = o.seed;
+    co.max_seq_len = max_seq_len;
+    co.max_seqs = o.max_seqs;
+    co.progress = o.progress;
+    if (o.gpu_memory_utilization > 0) co.gpu_memory_utilization = o.gpu_memory_utilization;
+    auto ex = CudaExecutor::create(plan, co);
+    if (!ex) return ex.error();
+    m.weight_bytes = (*ex)->weight_bytes();
+    m.backend = "cuda (" + (*ex)->device_info().name + ", " + (*ex)->device_info().arch() + ")";
+    m.details = (*ex)->summary();
+    max_seq_len = (*ex)->max_seq_len();
+    executor = std::move(*ex);
+  } else {
+    if (o.threads > 0) ref::set_num_threads(o.threads);
+    if (max_seq_len == 0) max_seq_len = def.limits()->max_seq_len();
+    Expected<HostWeights> weights = o.weights == "random" ? random_host_weights(*plan, o.seed)
+                                                          : load_host_weights(*plan, o.weights, o.progress);
+    if (!weights) return weights.error();
+    m.weight_bytes = weights->total_bytes;
+    const int64_t block = def.limits()->kv_block_size();
+    auto ex = HostExecutor::create(plan, std::move(*weights), o.max_seqs * ((max_seq_len + block - 1) / block));
+    if (!ex) return ex.error();
+    m.backend = "host (" + std::to_string(ref::num_threads()) + " threads)";
+    executor = std::move(*ex);
+  }
+  auto session = Session::create(plan, std::move(executor), max_seq_len, o.max_seqs);
+  if (!session) return session.error();
+  m.session = std::move(*session);
+  m.load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
+  return m;
+}
+
+}  // namespace mm::rt
