@@ -27,16 +27,7 @@ constexpr int MM_RPW = (MM_NR + MM_NW - 1) / MM_NW;
 constexpr int MM_PER = mmp::D / 32;
 
 extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_kernel_args args) {
-  const mm_bf16* q = (const mm_bf16*)args.ptr[0];
-  const int* positions = (const int*)args.ptr[1];
-  const int* seq_slots = (const int*)args.ptr[2];
-  const int* block_tables = (const int*)args.ptr[3];
-  const void* k_pool = args.ptr[4];
-  const void* v_pool = args.ptr[5];
-  const float* k_scale = (const float*)args.ptr[6];
-  const float* v_scale = (const float*)args.ptr[7];
-  float* partial = (float*)args.ptr[8];
-  mm_bf16* o = (mm_bf16*)args.ptr[9];
+  MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
   const mm_i64 T = args.dim[MM_DIM_T];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 

@@ -6,9 +6,7 @@
  * Test: test/gpu/kernels_gpu_test (Embed*), reference codegen/reference. */
 extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_kernel_args args) {
   typedef typename mm_dt<mmp::WDT>::T wt;
-  const int* tokens = (const int*)args.ptr[0];
-  const wt* table = (const wt*)args.ptr[1];
-  mm_bf16* y = (mm_bf16*)args.ptr[2];
+  MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
   const mm_i64 t = blockIdx.x;
   if (t >= args.dim[MM_DIM_T]) return;
   const int id = tokens[t];

@@ -47,9 +47,7 @@ __device__ __forceinline__ void mm_dense_gemv(const mm_bf16* x, const mm_wt* w, 
 }
 
 extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_kernel_args args) {
-  const mm_bf16* x = (const mm_bf16*)args.ptr[0];
-  const mm_wt* w = (const mm_wt*)args.ptr[1];
-  mm_ot* y = (mm_ot*)args.ptr[2];
+  MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
   const mm_i64 M = args.dim[mmp::MDIM == 0 ? MM_DIM_T : MM_DIM_R];
   if constexpr (mmp::VARIANT == 0) {
     const int lane = threadIdx.x & 31;

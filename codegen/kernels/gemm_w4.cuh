@@ -44,10 +44,7 @@ __device__ __forceinline__ void mm_gemm_w4_pass(const mm_bf16* x, const mm_u32* 
 
 extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, 512 / mmp::THREADS)
     MM_ENTRY(const mm_kernel_args args) {
-  const mm_bf16* x = (const mm_bf16*)args.ptr[0];
-  const mm_u32* qw = (const mm_u32*)args.ptr[1];
-  const __half* sc = (const __half*)args.ptr[2];
-  void* y = args.ptr[3];
+  MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
   const mm_i64 M = args.dim[mmp::MDIM == 0 ? MM_DIM_T : MM_DIM_R];
   if constexpr (mmp::VARIANT == 0) {
     __shared__ float red[mmp::WK * 16 * 32];

@@ -9,9 +9,7 @@
  * order is deterministic, never decided by atomics. Ids outside [0, E) are left out.
  * Variants: one. */
 extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_kernel_args args) {
-  const int* ids = (const int*)args.ptr[0];
-  int* offsets = (int*)args.ptr[1];
-  int* sorted = (int*)args.ptr[2];
+  MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
   constexpr int NW = mmp::THREADS / 32;
   __shared__ int counts[mmp::E];
   __shared__ int base[mmp::E];

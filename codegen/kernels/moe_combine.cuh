@@ -3,8 +3,7 @@
  * Layouts: y f32[T*TOPK, H]; out bf16[T, H].
  * Constants: mmp::H, TOPK, THREADS. Grid (T), block (THREADS). Variants: one. */
 extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_kernel_args args) {
-  const float* y = (const float*)args.ptr[0];
-  mm_bf16* out = (mm_bf16*)args.ptr[1];
+  MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
   const mm_i64 t = blockIdx.x;
   if (t >= args.dim[MM_DIM_T]) return;
   for (int h = threadIdx.x; h < mmp::H; h += mmp::THREADS) {

@@ -21,13 +21,7 @@ __device__ __forceinline__ float mm_silu_mul(float g, float u) { return g / (1.f
 
 extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, 512 / mmp::THREADS)
     MM_ENTRY(const mm_kernel_args args) {
-  const mm_bf16* x = (const mm_bf16*)args.ptr[0];
-  const mm_u32* qw = (const mm_u32*)args.ptr[1];
-  const __half* sc = (const __half*)args.ptr[2];
-  const int* ids = (const int*)args.ptr[3];
-  const int* offsets = (const int*)args.ptr[4];
-  const int* sorted = (const int*)args.ptr[5];
-  mm_bf16* act = (mm_bf16*)args.ptr[6];
+  MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
   constexpr int N2 = 2 * mmp::I;
   constexpr mm_i64 QW_E = (mm_i64)(mmp::H / 8) * N2, SC_E = (mm_i64)(mmp::H / mmp::G) * N2;
   const mm_i64 T = args.dim[MM_DIM_T];

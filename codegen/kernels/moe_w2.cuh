@@ -17,14 +17,7 @@
  *     (ceil(H / 128), ceil((T*TOPK + 63 E) / 64)). */
 extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, 512 / mmp::THREADS)
     MM_ENTRY(const mm_kernel_args args) {
-  const mm_bf16* act = (const mm_bf16*)args.ptr[0];
-  const mm_u32* qw = (const mm_u32*)args.ptr[1];
-  const __half* sc = (const __half*)args.ptr[2];
-  const int* ids = (const int*)args.ptr[3];
-  const float* weights = (const float*)args.ptr[4];
-  const int* offsets = (const int*)args.ptr[5];
-  const int* sorted = (const int*)args.ptr[6];
-  void* y = args.ptr[7];
+  MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
   constexpr mm_i64 QW_E = (mm_i64)(mmp::I / 8) * mmp::H, SC_E = (mm_i64)(mmp::I / mmp::G) * mmp::H;
   const mm_i64 T = args.dim[MM_DIM_T];
   if constexpr (mmp::GROUPED == 0) {

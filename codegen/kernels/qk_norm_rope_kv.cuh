@@ -17,17 +17,7 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_ker
   typedef typename mm_dt<mmp::WDT>::T wt;
   constexpr int QD = mmp::NQ * mmp::D, KD = mmp::NKV * mmp::D, LD = QD + 2 * KD;
   constexpr int NW = mmp::THREADS / 32, PER = mmp::D / 32, HALF = mmp::DR / 2;
-  const mm_bf16* qkv = (const mm_bf16*)args.ptr[0];
-  const wt* qn = (const wt*)args.ptr[1];
-  const wt* kn = (const wt*)args.ptr[2];
-  const int* positions = (const int*)args.ptr[3];
-  const int* seq_slots = (const int*)args.ptr[4];
-  const int* block_tables = (const int*)args.ptr[5];
-  void* k_pool = args.ptr[6];
-  void* v_pool = args.ptr[7];
-  float* k_scale = (float*)args.ptr[8];
-  float* v_scale = (float*)args.ptr[9];
-  mm_bf16* q_out = (mm_bf16*)args.ptr[10];
+  MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
   __shared__ float scratch[32];
   __shared__ float buf[NW][mmp::D];
   const mm_i64 t = blockIdx.x;

@@ -8,11 +8,7 @@
  * Variants: one. */
 extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_kernel_args args) {
   typedef typename mm_dt<mmp::WDT>::T wt;
-  mm_bf16* x = (mm_bf16*)args.ptr[0];
-  const mm_bf16* r = (const mm_bf16*)args.ptr[1];
-  const wt* w = (const wt*)args.ptr[2];
-  const int* rows = (const int*)args.ptr[3];
-  mm_bf16* y = (mm_bf16*)args.ptr[4];
+  MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
   __shared__ float hs[mmp::N];
   __shared__ float scratch[32];
   const mm_i64 i = blockIdx.x;

@@ -11,7 +11,8 @@
  *     fixed-order warp sum per item and a fixed-order sum over items (deterministic). Block 0 gathers the scores of the
  *     other blocks through distributed shared memory and selects. Grid (T * CS), block (THREADS =
  *     1024).
- *   0 (prefill): ptr logits f32[T,E], bias, ids, weights. Grid (T), block (THREADS = 128).
+ *   0 (prefill): ptr logits f32[T,E], (gate unused), bias, ids, weights. Grid (T), block
+ *     (THREADS = 128).
  * The selection runs on warp 0: TOPK rounds of a warp arg-max over the not-yet-chosen experts.
  * Constants: mmp::E, TOPK, H, WDT, FUSED_GEMM, CS, THREADS. */
 extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_kernel_args args) {
@@ -22,15 +23,8 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS) MM_EN
   const mm_i64 t = blockIdx.x / CS;
   if (t >= args.dim[MM_DIM_T]) return;   // every block of a cluster has the same token
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const float* bias;
-  int* ids;
-  float* weights;
+  MM_OPERANDS(args);   // x or logits, gate (fused only), bias, ids, weights (codegen/kernels/kinds.def)
   if constexpr (mmp::FUSED_GEMM) {
-    const mm_bf16* x = (const mm_bf16*)args.ptr[0];
-    const wt* gate = (const wt*)args.ptr[1];
-    bias = (const float*)args.ptr[2];
-    ids = (int*)args.ptr[3];
-    weights = (float*)args.ptr[4];
     constexpr int EB = (mmp::E + CS - 1) / CS, SEG = 256, SPE = (mmp::H + SEG - 1) / SEG;
     constexpr int NW = mmp::THREADS / 32, UW = (EB * SPE + NW - 1) / NW, U = UW < 10 ? UW : 10;
     // x as raw bf16: a lane reads its 8 values as one 16-byte word, the warp 512 contiguous bytes
@@ -94,10 +88,6 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS) MM_EN
       }
     }
   } else {
-    const float* logits = (const float*)args.ptr[0];
-    bias = (const float*)args.ptr[1];
-    ids = (int*)args.ptr[2];
-    weights = (float*)args.ptr[3];
     for (int e = tid; e < mmp::E; e += mmp::THREADS) {
       const float s = 1.f / (1.f + expf(-logits[t * mmp::E + e]));
       sg[e] = s;

@@ -102,12 +102,7 @@ __device__ __forceinline__ mm_u64 mm_sample_mass(const float* lg, float mx, floa
 
 /* min 1 block per SM: without it ptxas held this kernel to 32 registers and spilled. */
 extern "C" __global__ void __launch_bounds__(mmp::THREADS, 1) MM_ENTRY(const mm_kernel_args args) {
-  const float* logits = (const float*)args.ptr[0];
-  const float* temperature = (const float*)args.ptr[1];
-  const int* top_k = (const int*)args.ptr[2];
-  const float* top_p = (const float*)args.ptr[3];
-  const mm_u64* seed = (const mm_u64*)args.ptr[4];
-  int* sampled = (int*)args.ptr[5];
+  MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
   __shared__ float scratch[32];
   __shared__ int iscratch[32];
   __shared__ mm_u64 hist[256];

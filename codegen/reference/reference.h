@@ -8,13 +8,14 @@
 // each kernel unless docs/kernels.md says otherwise (RMSNorm rounds twice, like Hugging Face).
 // The references are deterministic: the result does not depend on the number of threads.
 //
-// Plain C++ (depends only on abi.h) so runtime-zone code and GPU tests can link it.
+// Plain C++ (depends only on abi.h and the registry) so runtime-zone code and GPU tests can link it.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 
 #include "codegen/kernels/abi.h"
+#include "codegen/kernels/registry.h"
 
 namespace mm::ref {
 
@@ -49,82 +50,18 @@ int num_threads();
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
 // ---- Kernel kinds -----------------------------------------------------------------------------
-// Integer parameters are int64_t, floating ones double, dtype codes MM_DT_*.
-
-// EMBED. ptr: tokens i32[T], table WDT[V,H], out y bf16[T,H].
-struct EmbedParams { int64_t V = 0, H = 0; int64_t WDT = MM_DT_BF16; };
-void embed_ref(const mm_kernel_args& args, const EmbedParams& p);
-
-// RMS_NORM. ptr: x bf16[*,N] (updated in place when RESIDUAL), r bf16[*,N], w WDT[N],
-// rows i32[R], out y bf16[rows_out,N]; rows_out = GATHER ? R : T.
-struct RmsNormParams {
-  int64_t N = 0; double EPS = 1e-6; int64_t WDT = MM_DT_BF16;
-  int64_t RESIDUAL = 0, GATHER = 0;
-};
-void rms_norm_ref(const mm_kernel_args& args, const RmsNormParams& p);
-
-// GEMM_W4. ptr: x bf16[M,K], qweight i32[K/8,N], scales f16[K/G,N], out y OUT[M,N];
-// M = dim[MDIM] (0 -> T, 1 -> R). VARIANT does not change the result.
-struct GemmW4Params {
-  int64_t K = 0, N = 0, G = 128; int64_t OUT = MM_DT_BF16; int64_t VARIANT = 0, MDIM = 0;
-};
-void gemm_w4_ref(const mm_kernel_args& args, const GemmW4Params& p);
-
-// GEMM_DENSE. ptr: x bf16[M,K], w WDT[N,K], out y OUT[M,N]; M = dim[MDIM].
-struct GemmDenseParams {
-  int64_t K = 0, N = 0; int64_t WDT = MM_DT_BF16, OUT = MM_DT_F32; int64_t MDIM = 0;
-};
-void gemm_dense_ref(const mm_kernel_args& args, const GemmDenseParams& p);
-
-// QK_NORM_ROPE_KV. ptr: qkv bf16[T, NQ*D + 2*NKV*D], q_norm WDT[NQ*D], k_norm WDT[NKV*D],
-// positions i32[T], seq_slots i32[T], block_tables i32[*, MAX_BLOCKS], k_pool, v_pool,
-// k_scale f32 (fp8 only), v_scale f32 (fp8 only), out q bf16[T, NQ*D].
-struct QkNormRopeKvParams {
-  int64_t NQ = 0, NKV = 0, D = 0, DR = 0; double THETA = 10000.0, EPS = 1e-6;
-  int64_t WDT = MM_DT_BF16, KVDT = MM_DT_BF16; int64_t BLOCK = 16, MAX_BLOCKS = 0;
-};
-void qk_norm_rope_kv_ref(const mm_kernel_args& args, const QkNormRopeKvParams& p);
-
-// ATTENTION. ptr: q bf16[T, NQ*D], positions, seq_slots, block_tables, k_pool, v_pool, k_scale,
-// v_scale, partial f32 (ignored by the reference), out o bf16[T, NQ*D].
-// VARIANT 2 (split-K combine, after a VARIANT 1 launch) is a no-op here.
-// VARIANT and SPLITS do not change the result.
-struct AttentionParams {
-  int64_t NQ = 0, NKV = 0, D = 0; int64_t KVDT = MM_DT_BF16; int64_t BLOCK = 16, MAX_BLOCKS = 0;
-  int64_t VARIANT = 0, SPLITS = 1;
-};
-void attention_ref(const mm_kernel_args& args, const AttentionParams& p);
-
-// ROUTE_TOPK. FUSED_GEMM=1: ptr x bf16[T,H], gate WDT[E,H], bias f32[E], out ids i32[T,TOPK],
-// out weights f32[T,TOPK]. FUSED_GEMM=0: ptr logits f32[T,E], bias, out ids, out weights.
-struct RouteTopkParams {
-  int64_t E = 0, TOPK = 0, H = 0; int64_t WDT = MM_DT_BF16; int64_t FUSED_GEMM = 0;
-};
-void route_topk_ref(const mm_kernel_args& args, const RouteTopkParams& p);
-
-// MOE_ALIGN. ptr: ids i32[T,TOPK], out offsets i32[E+1], out sorted i32[T*TOPK].
-struct MoeAlignParams { int64_t E = 0, TOPK = 0; };
-void moe_align_ref(const mm_kernel_args& args, const MoeAlignParams& p);
-
-// MOE_W13. ptr: x bf16[T,H], w13 qweight i32[E,H/8,2I], w13 scales f16[E,H/G,2I], ids i32[T,TOPK],
-// offsets, sorted (GROUPED only; the reference does not need them), out act bf16[T*TOPK, I].
-struct MoeW13Params { int64_t H = 0, I = 0, E = 0, TOPK = 0, G = 128; int64_t GROUPED = 0; };
-void moe_w13_ref(const mm_kernel_args& args, const MoeW13Params& p);
-
-// MOE_W2. ptr: act bf16[T*TOPK, I], w2 qweight i32[E,I/8,H], w2 scales f16[E,I/G,H], ids,
-// weights f32[T,TOPK], offsets, sorted (GROUPED only), out y (COMBINE ? bf16[T,H] : f32[T*TOPK,H]).
-struct MoeW2Params {
-  int64_t H = 0, I = 0, E = 0, TOPK = 0, G = 128; int64_t GROUPED = 0, COMBINE = 1;
-};
-void moe_w2_ref(const mm_kernel_args& args, const MoeW2Params& p);
-
-// MOE_COMBINE. ptr: y f32[T*TOPK, H], out out bf16[T,H].
-struct MoeCombineParams { int64_t H = 0, TOPK = 0; };
-void moe_combine_ref(const mm_kernel_args& args, const MoeCombineParams& p);
-
-// SAMPLE. ptr: logits f32[R,V], temperature f32[R], top_k i32[R], top_p f32[R], seed u64[R],
-// out sampled i32[R].
-struct SampleParams { int64_t V = 0; };
-void sample_ref(const mm_kernel_args& args, const SampleParams& p);
+// One entry point per kind of the registry (codegen/kernels/kinds.def: operands in ptr[] order,
+// parameters), generated from it: `void <ref>_ref(const mm_kernel_args&, const <Struct>Params&)`,
+// e.g. gemm_w4_ref(args, GemmW4Params). Integer parameters are int64_t, floating ones double,
+// dtype codes MM_DT_*. Notes per kind:
+//   RMS_NORM: rows_out = GATHER ? R : T; x is updated in place when RESIDUAL.
+//   GEMM_W4 / GEMM_DENSE: M = dim[MDIM] (0 -> T, 1 -> R); VARIANT does not change the result.
+//   ATTENTION: VARIANT 2 (the split-K combine after a VARIANT 1 launch) is a no-op here; VARIANT
+//     and SPLITS do not change the result; `partial` is ignored.
+//   MOE_W13 / MOE_W2: offsets and sorted (GROUPED only) are not needed by the reference.
+#define MM_KIND(NAME, Struct, fn, file, uses_w4) \
+  using Struct##Params = kernels::Struct##Params;  \
+  void fn##_ref(const mm_kernel_args& args, const Struct##Params& p);
+#include "codegen/kernels/kinds_expand.h"
 
 }  // namespace mm::ref

@@ -13,10 +13,10 @@ void route_topk_ref(const mm_kernel_args& args, const RouteTopkParams& p) {
   using detail::ptr;
   const int64_t T = args.dim[MM_DIM_T];
   const int64_t E = p.E, K = p.TOPK, H = p.H;
-  const int base = p.FUSED_GEMM ? 2 : 1;  // index of `bias`
-  const float* bias = ptr<const float>(args, base);
-  int32_t* ids = ptr<int32_t>(args, base + 1);
-  float* weights = ptr<float>(args, base + 2);
+  // ptr: x (fused) or logits, gate (fused only), bias, ids, weights.
+  const float* bias = ptr<const float>(args, 2);
+  int32_t* ids = ptr<int32_t>(args, 3);
+  float* weights = ptr<float>(args, 4);
 
   // Fused: logits = x . gate^T in fp32 (the same dot as GEMM_DENSE, so both paths agree bitwise).
   std::vector<float> logits;

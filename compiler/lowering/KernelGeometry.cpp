@@ -24,15 +24,23 @@ mm::kernels::Params toKernelParams(DictionaryAttr params) {
   return out;
 }
 
-FailureOr<Geometry> kernelGeometry(MLIRContext *ctx, StringRef kind, DictionaryAttr params,
+DictionaryAttr toParamsAttr(MLIRContext *ctx, const mm::kernels::Params &params) {
+  SmallVector<NamedAttribute> attrs;
+  Builder b(ctx);
+  for (const auto &[name, v] : params.ints)
+    attrs.push_back(b.getNamedAttr(name, b.getI64IntegerAttr(v)));
+  for (const auto &[name, v] : params.floats)
+    attrs.push_back(b.getNamedAttr(name, b.getF64FloatAttr(v)));
+  return DictionaryAttr::get(ctx, attrs);
+}
+
+FailureOr<Geometry> kernelGeometry(MLIRContext *ctx, mm::kernels::Kind kind, DictionaryAttr params,
                                    Location loc) {
-  auto k = mm::kernels::kind_from_name(std::string_view(kind.data(), kind.size()));
-  if (!k)
-    return emitError(loc) << "no kernel template implements kind '" << kind << "'";
-  auto spec = mm::kernels::specialize(*k, toKernelParams(params));
+  auto spec = mm::kernels::specialize(kind, toKernelParams(params));
   if (!spec.ok())
-    return emitError(loc) << "cannot specialize " << kind << ": " << spec.error().message;
+    return emitError(loc) << "cannot specialize: " << spec.error().message;
   Geometry g;
+  g.params = toParamsAttr(ctx, spec->params);
   for (int i = 0; i < 3; ++i) {
     g.block[i] = spec->block[i];
     const mm::kernels::DimExpr &d = spec->grid[i];

@@ -41,8 +41,13 @@ FailureOr<std::string> Lowering::declareWeight(const std::string &name, StringRe
   if (program)
     b.setInsertionPoint(program);
   SmallVector<StringRef> srcRefs(sources.begin(), sources.end());
-  exec::WeightOp::create(b, dst.getLoc(), b.getStringAttr(name), b.getStringAttr(dtype),
-                         b.getDenseI64ArrayAttr(shape), b.getStringAttr(transform),
+  auto dt = exec::symbolizeWeightDType(dtype);
+  auto tr = exec::symbolizeTransform(transform);
+  if (!dt || !tr)
+    return emitError(dst.getLoc()) << "weight " << name << ": no exec encoding for dtype '" << dtype
+                                   << "' or transform '" << transform << "'";
+  exec::WeightOp::create(b, dst.getLoc(), b.getStringAttr(name), exec::WeightDTypeAttr::get(ctx, *dt),
+                         b.getDenseI64ArrayAttr(shape), exec::TransformAttr::get(ctx, *tr),
                          b.getStrArrayAttr(srcRefs), b.getStringAttr(category));
   declaredWeights[name] = true;
   return name;
@@ -187,7 +192,10 @@ FailureOr<FlatSymbolRefAttr> Lowering::kernel(StringRef kind, ArrayRef<NamedAttr
   auto it = kernelsByKey.find(key);
   if (it != kernelsByKey.end())
     return it->second;
-  auto geom = kernelGeometry(ctx, kind, dict, user->getLoc());
+  auto k = mm::kernels::kind_from_name(std::string_view(kind.data(), kind.size()));
+  if (!k)
+    return user->emitOpError() << "no kernel kind '" << kind << "' in the registry";
+  auto geom = kernelGeometry(ctx, *k, dict, user->getLoc());
   if (failed(geom))
     return failure();
   std::string name = llvm::StringRef(kind).lower() + "_" + std::to_string(kindCounts[kind]++);
@@ -195,7 +203,9 @@ FailureOr<FlatSymbolRefAttr> Lowering::kernel(StringRef kind, ArrayRef<NamedAttr
     OpBuilder::InsertionGuard guard(b);
     if (program)
       b.setInsertionPoint(program);
-    exec::KernelOp::create(b, user->getLoc(), b.getStringAttr(name), b.getStringAttr(kind), dict,
+    exec::KernelOp::create(b, user->getLoc(), b.getStringAttr(name),
+                           exec::KernelKindAttr::get(ctx, static_cast<exec::KernelKind>(static_cast<uint32_t>(*k))),
+                           geom->params,
                            b.getDenseI64ArrayAttr(geom->block),
                            b.getI64IntegerAttr(geom->smem));
   }

@@ -23,7 +23,7 @@
 #include "dialects/exec/ir/ExecOps.h"
 #include "dialects/moe/ir/MoEOps.h"
 
-namespace mm::kernels { struct Params; }
+#include "codegen/kernels/specialize.h"
 
 namespace mm::compiler::lowering {
 
@@ -33,18 +33,22 @@ struct QuantWeights {
   int64_t k = 0, n = 0, group = 0;
 };
 
-// Thread-block shape, dynamic shared memory and grid of a kernel specialization.
+// What the specializer decided for one kernel: the complete parameters (defaults and derived
+// tile constants included), thread-block shape, dynamic shared memory and grid.
 struct Geometry {
+  mlir::DictionaryAttr params;
   std::array<int64_t, 3> block{1, 1, 1};
   int64_t smem = 0;
   std::array<mm::exec::DimAttr, 3> grid;
 };
 
-// Exec kernel params (integers and floats) in the form codegen/kernels takes.
+// Exec kernel params (integers and floats) in the form codegen/kernels takes, and back.
 mm::kernels::Params toKernelParams(mlir::DictionaryAttr params);
+mlir::DictionaryAttr toParamsAttr(mlir::MLIRContext *ctx, const mm::kernels::Params &params);
 
-// Asks codegen/kernels for a specialization's geometry (KernelGeometry.cpp).
-mlir::FailureOr<Geometry> kernelGeometry(mlir::MLIRContext *ctx, llvm::StringRef kind,
+// Specializes a kernel (codegen/kernels/specialize.h) — the one time it happens: the exec IR
+// records the result (KernelGeometry.cpp).
+mlir::FailureOr<Geometry> kernelGeometry(mlir::MLIRContext *ctx, mm::kernels::Kind kind,
                                          mlir::DictionaryAttr params, mlir::Location loc);
 
 class Lowering {

@@ -51,7 +51,8 @@ LogicalResult lowerRouteTopK(Lowering &l, moe::RouteTopKOp op) {
       return failure();
     std::string logits = l.newBuffer("router_logits", t * e * 4);
     l.launch(*gemm, {l.buf(*x), l.weight(*gate), l.buf(logits)}, op, "router");
-    l.launch(*k, {l.buf(logits), l.weight(*bias), l.buf(ids), l.buf(weights)}, op, "route");
+    l.launch(*k, {l.buf(logits), l.none(), l.weight(*bias), l.buf(ids), l.buf(weights)}, op,
+             "route");
   }
   l.bind(op.getIds(), ids);
   l.bind(op.getWeights(), weights);

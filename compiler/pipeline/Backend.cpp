@@ -50,24 +50,24 @@ FailureOr<OwningOpRef<ModuleOp>> lowerToExec(ModuleOp fused, const CompileOption
   return exec;
 }
 
-static FailureOr<kernels::Specialization> specializeOp(exec::KernelOp k) {
-  auto kind = kernels::kind_from_name(k.getKind().str());
-  if (!kind)
-    return k.emitOpError() << "no kernel template implements kind '" << k.getKind() << "'";
-  auto spec = kernels::specialize(*kind, lowering::toKernelParams(k.getParams()));
-  if (!spec.ok())
-    return k.emitOpError() << spec.error().message;
-  return std::move(spec).value();
+// The CUDA source of an exec kernel from the parameters the lowering's specializer recorded
+// (specialization itself ran once, in the lowering).
+static FailureOr<kernels::KernelSource> sourceOf(exec::KernelOp k) {
+  auto kind = static_cast<kernels::Kind>(static_cast<uint32_t>(k.getKind()));
+  auto src = kernels::kernel_source(kind, lowering::toKernelParams(k.getParams()));
+  if (!src.ok())
+    return k.emitOpError() << src.error().message;
+  return std::move(src).value();
 }
 
 LogicalResult emitCuda(ModuleOp exec, llvm::raw_ostream &os) {
   for (exec::KernelOp k : exec.getOps<exec::KernelOp>()) {
-    auto spec = specializeOp(k);
-    if (failed(spec))
+    auto src = sourceOf(k);
+    if (failed(src))
       return failure();
-    os << "// ===== kernel @" << k.getSymName() << " (" << k.getKind() << ") entry "
-       << spec->entry << "\n"
-       << spec->source << "\n";
+    os << "// ===== kernel @" << k.getSymName() << " (" << exec::stringifyKernelKind(k.getKind())
+       << ") entry " << src->entry << "\n"
+       << src->source << "\n";
   }
   return success();
 }
@@ -76,14 +76,14 @@ FailureOr<llvm::StringMap<CompiledKernel>>
 compileKernels(ModuleOp exec, const std::vector<std::string> &targets) {
   struct Job {
     std::string symbol;
-    kernels::Specialization spec;
+    kernels::KernelSource src;
   };
   std::vector<Job> jobs;
   for (exec::KernelOp k : exec.getOps<exec::KernelOp>()) {
-    auto spec = specializeOp(k);
-    if (failed(spec))
+    auto src = sourceOf(k);
+    if (failed(src))
       return failure();
-    jobs.push_back({k.getSymName().str(), std::move(*spec)});
+    jobs.push_back({k.getSymName().str(), std::move(*src)});
   }
   codegen::NvrtcOptions nvOpts;
   nvOpts.archs = targets;
@@ -98,7 +98,7 @@ compileKernels(ModuleOp exec, const std::vector<std::string> &targets) {
   for (unsigned t = 0; t < threads; ++t)
     pool.emplace_back([&] {
       for (size_t i = next++; i < jobs.size(); i = next++)
-        results[i] = compiler.compile(jobs[i].spec.entry, jobs[i].spec.source);
+        results[i] = compiler.compile(jobs[i].src.entry, jobs[i].src.source);
     });
   for (auto &t : pool)
     t.join();
@@ -110,7 +110,7 @@ compileKernels(ModuleOp exec, const std::vector<std::string> &targets) {
              << "NVRTC failed for kernel @" << jobs[i].symbol << ": " << results[i].error().message;
     const codegen::NvrtcResult &r = **results[i];
     CompiledKernel ck;
-    ck.entry = jobs[i].spec.entry;
+    ck.entry = jobs[i].src.entry;
     ck.ptx = r.ptx;
     ck.ptxArch = r.ptx_arch;
     ck.sourceHash = r.source_hash;

@@ -38,6 +38,32 @@ pl::DType planDtype(mm::DType dt) {
   }
 }
 
+static_assert(static_cast<uint32_t>(exec::getMaxEnumValForKernelKind()) ==
+                  static_cast<uint32_t>(pl::KernelKind::MAX),
+              "the exec and plan kind enums are generated from one registry");
+
+pl::DType planDtype(exec::WeightDType dt) {
+  switch (dt) {
+  case exec::WeightDType::bf16: return pl::DType::BF16;
+  case exec::WeightDType::f16: return pl::DType::F16;
+  case exec::WeightDType::f32: return pl::DType::F32;
+  case exec::WeightDType::i32: return pl::DType::I32;
+  }
+  return pl::DType::U8;
+}
+
+pl::WeightTransform planTransform(exec::Transform t) {
+  switch (t) {
+  case exec::Transform::copy: return pl::WeightTransform::COPY;
+  case exec::Transform::concat_n: return pl::WeightTransform::CONCAT_N;
+  case exec::Transform::stack_experts: return pl::WeightTransform::STACK_EXPERTS;
+  case exec::Transform::stack_experts_w13: return pl::WeightTransform::STACK_EXPERTS_W13;
+  case exec::Transform::upcast_f32: return pl::WeightTransform::UPCAST_F32;
+  case exec::Transform::check_zeros: return pl::WeightTransform::CHECK_ZEROS;
+  }
+  return pl::WeightTransform::COPY;
+}
+
 size_t planDtypeSize(pl::DType dt) {
   switch (dt) {
   case pl::DType::BF16: case pl::DType::F16: return 2;
@@ -99,12 +125,8 @@ writePlan(ModuleOp module, const mm::ModelDesc &model, const PlanLimits &limits,
   llvm::StringMap<uint32_t> weightIndex;
   std::vector<fb::Offset<pl::WeightDef>> weights;
   for (exec::WeightOp w : module.getOps<exec::WeightOp>()) {
-    auto dt = planDtype(w.getDtype());
-    auto transform = enumFromName<pl::WeightTransform>(pl::EnumNamesWeightTransform(),
-                                                       w.getTransform());
-    if (!dt || !transform)
-      return w.emitOpError() << "has no plan encoding for dtype '" << w.getDtype()
-                             << "' or transform '" << w.getTransform() << "'";
+    const std::optional<pl::DType> dt = planDtype(w.getDtype());
+    const std::optional<pl::WeightTransform> transform = planTransform(w.getTransform());
     std::vector<fb::Offset<pl::TensorRefDef>> sources;
     for (StringRef src : w.getSources().getAsValueRange<StringAttr>()) {
       const mm::TensorInfo *t = model.find(src.str());
@@ -130,10 +152,8 @@ writePlan(ModuleOp module, const mm::ModelDesc &model, const PlanLimits &limits,
   llvm::StringMap<uint32_t> kernelIndex;
   std::vector<fb::Offset<pl::KernelDef>> kernelDefs;
   for (exec::KernelOp k : module.getOps<exec::KernelOp>()) {
-    auto kind = enumFromName<pl::KernelKind>(pl::EnumNamesKernelKind(), k.getKind());
-    if (!kind)
-      return k.emitOpError() << "kind '" << k.getKind()
-                             << "' is not a kernel kind of the plan schema";
+    // Both enums are generated from the kernel registry in the same order.
+    const auto kind = static_cast<pl::KernelKind>(static_cast<uint32_t>(k.getKind()));
     auto it = kernels.find(k.getSymName());
     if (it == kernels.end())
       return k.emitOpError() << "has no compiled binary";
@@ -160,7 +180,7 @@ writePlan(ModuleOp module, const mm::ModelDesc &model, const PlanLimits &limits,
     std::vector<int32_t> block(k.getBlock().begin(), k.getBlock().end());
     kernelIndex[k.getSymName()] = kernelDefs.size();
     kernelDefs.push_back(pl::CreateKernelDefDirect(
-        b, ck.entry.c_str(), *kind, &params, &block, static_cast<int32_t>(k.getSmem()), &bins,
+        b, ck.entry.c_str(), kind, &params, &block, static_cast<int32_t>(k.getSmem()), &bins,
         ck.ptx.c_str(), ck.ptxArch.c_str(), ck.sourceHash));
   }
 

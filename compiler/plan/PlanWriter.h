@@ -16,6 +16,7 @@
 #include "mlir/Support/LLVM.h"
 
 #include "models/common/checkpoint.h"
+#include "runtime/schemas/plan_version.h"
 
 namespace mm::compiler {
 
@@ -50,6 +51,6 @@ writePlan(mlir::ModuleOp module, const mm::ModelDesc &model, const PlanLimits &l
           const llvm::StringMap<CompiledKernel> &kernels);
 
 // The schema version this compiler writes (the runtime refuses newer ones).
-constexpr uint32_t kPlanSchemaVersion = 1;
+using mm::plan::kPlanSchemaVersion;  // runtime/schemas/plan_version.h
 
 } // namespace mm::compiler

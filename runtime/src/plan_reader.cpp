@@ -286,14 +286,20 @@ class Checker {
             if (g->div() <= 0) return fail(where + ": grid divisor must be positive");
           }
         }
-        const int want = expected_operand_count(k.kind(), params[l.kernel()]);
+        const int want = expected_operand_count(k.kind());
         const int got = l.operands() ? static_cast<int>(l.operands()->size()) : 0;
         if (got != want)
           return fail(where + ": " + kind_name(k.kind()) + " takes " + std::to_string(want) +
-                      " operands (docs/kernels.md), the launch has " + std::to_string(got));
+                      " operands (codegen/kernels/kinds.def), the launch has " + std::to_string(got));
         for (int oi = 0; oi < got; ++oi) {
           const plan::OperandDef& o = *l.operands()->Get(oi);
           const std::string ow = where + " operand " + std::to_string(oi);
+          // NONE exactly where the kernel's parameters leave the slot unused (kinds.def).
+          const bool wanted = kernels::slot_present(registry_kind(k.kind()), params[l.kernel()], oi);
+          if (wanted == (o.kind() == OperandKind::NONE))
+            return fail(ow + ": " + kind_name(k.kind()) +
+                        (wanted ? " needs this operand with its parameters, the launch passes NONE"
+                                : " leaves this slot unused with its parameters, the launch passes a pointer"));
           switch (o.kind()) {
             case OperandKind::ARENA: {
               uint64_t end = 0;

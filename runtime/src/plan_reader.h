@@ -12,12 +12,13 @@
 
 #include "support/status.h"
 #include "runtime/schemas/plan_generated.h"
+#include "runtime/schemas/plan_version.h"
 #include "runtime/src/kernel_table.h"
 
 namespace mm::rt {
 
 // The schema version this runtime reads; the compiler writes it into PlanDef.schema_version.
-inline constexpr uint32_t kSchemaVersion = 1;
+inline constexpr uint32_t kSchemaVersion = plan::kPlanSchemaVersion;
 
 // Bytes per element of a plan dtype.
 size_t plan_dtype_size(plan::DType dt);

@@ -82,6 +82,7 @@ struct Buf {
 
 struct Compiled {
   kernels::Specialization spec;
+  kernels::KernelSource src;
   rt::Kernel kernel;
 };
 
@@ -90,11 +91,14 @@ inline std::shared_ptr<Compiled> build(kernels::Kind kind, const kernels::Params
   auto spec = kernels::specialize(kind, params);
   EXPECT_TRUE(spec.ok()) << (spec.ok() ? "" : spec.error().message);
   if (!spec.ok()) return nullptr;
-  auto res = ctx().nvrtc->compile(spec->entry, spec->source);
+  auto src = kernels::kernel_source(*spec);
+  EXPECT_TRUE(src.ok()) << (src.ok() ? "" : src.error().message);
+  if (!src.ok()) return nullptr;
+  auto res = ctx().nvrtc->compile(src->entry, src->source);
   EXPECT_TRUE(res.ok()) << (res.ok() ? "" : res.error().message);
   if (!res.ok()) return nullptr;
   rt::KernelImage img;
-  img.name = spec->entry;
+  img.name = src->entry;
   for (const auto& b : (*res)->binaries)
     img.cubins.emplace_back(b.arch, std::string_view(reinterpret_cast<const char*>(b.cubin.data()), b.cubin.size()));
   auto k = ctx().dev->load(img);
@@ -102,6 +106,7 @@ inline std::shared_ptr<Compiled> build(kernels::Kind kind, const kernels::Params
   if (!k.ok()) return nullptr;
   auto c = std::make_shared<Compiled>();
   c->spec = std::move(*spec);
+  c->src = std::move(*src);
   c->kernel = *k;
   return c;
 }
@@ -119,7 +124,7 @@ inline void launch(const Compiled& c, const std::vector<Buf*>& ptrs, const std::
   ASSERT_TRUE(st.ok()) << st.error().message;
   if (sync) {
     st = ctx().dev->synchronize();
-    ASSERT_TRUE(st.ok()) << c.spec.entry << ": " << st.error().message;
+    ASSERT_TRUE(st.ok()) << c.src.entry << ": " << st.error().message;
   }
 }
 

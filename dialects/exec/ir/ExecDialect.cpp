@@ -9,6 +9,7 @@ using namespace mlir;
 using namespace mm::exec;
 
 #include "dialects/exec/ir/ExecDialect.cpp.inc"
+#include "dialects/exec/ir/ExecEnums.cpp.inc"
 
 #define GET_ATTRDEF_CLASSES
 #include "dialects/exec/ir/ExecAttrs.cpp.inc"

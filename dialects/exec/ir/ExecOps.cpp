@@ -4,23 +4,14 @@
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringSet.h"
 
+#include "codegen/kernels/registry.h"
+
 using namespace mlir;
 using namespace mm::exec;
 
 llvm::ArrayRef<llvm::StringRef> mm::exec::dynamicDimNames() {
   static const llvm::StringRef names[] = {"T", "R", "S", "CTX", "STEP"};
   return names;
-}
-
-int64_t mm::exec::evalDim(DimAttr dim, llvm::ArrayRef<int64_t> dims) {
-  int64_t base = 0;
-  if (!dim.getDim().empty()) {
-    auto names = dynamicDimNames();
-    auto *it = llvm::find(names, dim.getDim());
-    base = dims[it - names.begin()];
-  }
-  int64_t num = dim.getMul() * base + dim.getAdd();
-  return (num + dim.getDiv() - 1) / dim.getDiv();
 }
 
 //===----------------------------------------------------------------------===//
@@ -68,36 +59,65 @@ LogicalResult KvAttr::verify(function_ref<InFlightDiagnostic()> emitError, int64
 //===----------------------------------------------------------------------===//
 
 LogicalResult WeightOp::verify() {
-  static const llvm::StringRef transforms[] = {"copy",          "concat_n",   "stack_experts",
-                                               "stack_experts_w13", "upcast_f32", "check_zeros"};
-  static const llvm::StringRef dtypes[] = {"bf16", "f16", "f32", "i32"};
-  if (!llvm::is_contained(transforms, getTransform()))
-    return emitOpError() << "unknown transform '" << getTransform() << "'";
-  if (!llvm::is_contained(dtypes, getDtype()))
-    return emitOpError() << "unknown dtype '" << getDtype() << "', expected bf16, f16, f32 or i32";
   if (getSources().empty())
     return emitOpError() << "needs at least one source tensor";
   for (int64_t d : getShape())
     if (d <= 0)
       return emitOpError() << "shape dims must be positive, got " << d;
   size_t n = getSources().size();
-  if ((getTransform() == "copy" || getTransform() == "upcast_f32") && n != 1)
-    return emitOpError() << "transform '" << getTransform() << "' takes 1 source, got " << n;
-  if (getTransform() == "stack_experts_w13" && n % 2 != 0)
+  Transform t = getTransform();
+  if ((t == Transform::copy || t == Transform::upcast_f32) && n != 1)
+    return emitOpError() << "transform '" << stringifyTransform(t) << "' takes 1 source, got " << n;
+  if (t == Transform::stack_experts_w13 && n % 2 != 0)
     return emitOpError() << "transform 'stack_experts_w13' takes w1/w3 source pairs, got " << n;
   return success();
 }
 
+namespace {
+// An exec.kernel's params dictionary as the registry reads it.
+class DictSource final : public mm::kernels::ParamSource {
+public:
+  explicit DictSource(DictionaryAttr d) : d(d) {}
+  bool get(std::string_view name, int64_t *i, double *f, bool *isInt) const override {
+    Attribute a = d.get(StringRef(name.data(), name.size()));
+    if (auto ia = dyn_cast_or_null<IntegerAttr>(a)) {
+      *i = ia.getInt();
+      *isInt = true;
+      return true;
+    }
+    if (auto fa = dyn_cast_or_null<FloatAttr>(a)) {
+      *f = fa.getValueAsDouble();
+      *isInt = false;
+      return true;
+    }
+    return false;
+  }
+  void names(void (*fn)(void *, std::string_view), void *ctx) const override {
+    for (NamedAttribute p : d)
+      fn(ctx, std::string_view(p.getName().data(), p.getName().size()));
+  }
+
+private:
+  DictionaryAttr d;
+};
+
+mm::kernels::Kind registryKind(KernelKind k) {
+  return static_cast<mm::kernels::Kind>(static_cast<uint32_t>(k));
+}
+} // namespace
+
+static_assert(static_cast<size_t>(getMaxEnumValForKernelKind()) + 1 == mm::kernels::kKindCount,
+              "the exec kind enum is generated from the same registry");
+
 LogicalResult KernelOp::verify() {
-  StringRef kind = getKind();
-  if (kind.empty() || !llvm::all_of(kind, [](char c) {
-        return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-      }))
-    return emitOpError() << "kernel kind must be an upper-case identifier, got '" << kind << "'";
   for (NamedAttribute p : getParams())
     if (!isa<IntegerAttr, FloatAttr>(p.getValue()))
       return emitOpError() << "param '" << p.getName().getValue()
                            << "' must be an integer or a float";
+  mm::kernels::KernelParams parsed;
+  std::string err = mm::kernels::parse_params(registryKind(getKind()), DictSource(getParams()), &parsed);
+  if (!err.empty())
+    return emitOpError() << stringifyKernelKind(getKind()) << ": " << err;
   if (getBlock().size() != 3)
     return emitOpError() << "block must have 3 dims, got " << getBlock().size();
   int64_t threads = 1;
@@ -149,9 +169,12 @@ LogicalResult LaunchOp::verify() {
   for (Attribute g : getGrid())
     if (!isa<DimAttr>(g))
       return emitOpError() << "grid entries must be #exec.dim, got " << g;
-  // 16 = MM_MAX_PTRS of codegen/kernels/abi.h.
-  if (getOperands().size() > 16)
-    return emitOpError() << "has " << getOperands().size() << " operands, the limit is 16";
+  auto kernel = cast<KernelOp>(SymbolTable::lookupSymbolIn(module, getKernelAttr().getAttr()));
+  const mm::kernels::Kind kind = registryKind(kernel.getKind());
+  const mm::kernels::KindInfo &info = mm::kernels::kind_info(kind);
+  if (static_cast<int>(getOperands().size()) != info.slots)
+    return emitOpError() << "has " << getOperands().size() << " operands, kind "
+                         << info.name << " takes " << info.slots;
   for (Attribute a : getOperands()) {
     if (auto buf = dyn_cast<BufAttr>(a)) {
       if (!dyn_cast_or_null<BufferOp>(SymbolTable::lookupSymbolIn(program, buf.getName())))
@@ -165,6 +188,21 @@ LogicalResult LaunchOp::verify() {
       return emitOpError() << "operand " << a << " is not an exec operand attribute";
     }
   }
+  mm::kernels::KernelParams parsed;
+  if (mm::kernels::parse_params(kind, DictSource(kernel.getParams()), &parsed).empty())
+    for (int slot = 0; slot < info.slots; ++slot) {
+      const bool none = isa<NoneAttr>(getOperands()[slot]);
+      const bool wanted = mm::kernels::slot_present(kind, parsed, slot);
+      if (none == wanted) {
+        std::string names;
+        for (const auto &o : info.operands)
+          if (o.slot == slot)
+            names += (names.empty() ? "" : "/") + std::string(o.name);
+        return emitOpError() << "operand " << slot << " (" << names << ") of " << info.name
+                             << (wanted ? " must be set with these parameters, got #exec.none"
+                                        : " must be #exec.none with these parameters");
+      }
+    }
   return success();
 }
 

@@ -12,6 +12,8 @@
 
 #include "dialects/exec/ir/ExecDialect.h"
 
+#include "dialects/exec/ir/ExecEnums.h.inc"
+
 #define GET_ATTRDEF_CLASSES
 #include "dialects/exec/ir/ExecAttrs.h.inc"
 
@@ -22,7 +24,5 @@ namespace mm::exec {
 
 // The dynamic dims a grid formula may name (docs/kernels.md section 1); index = position.
 llvm::ArrayRef<llvm::StringRef> dynamicDimNames();
-// Evaluates a #exec.dim formula for the given dims (T, R, S, CTX, STEP).
-int64_t evalDim(DimAttr dim, llvm::ArrayRef<int64_t> dims);
 
 } // namespace mm::exec

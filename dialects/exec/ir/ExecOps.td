@@ -3,6 +3,7 @@
 #define MM_EXEC_OPS_TD
 
 include "dialects/exec/ir/ExecBase.td"
+include "dialects/exec/ir/ExecEnums.td"
 include "mlir/IR/SymbolInterfaces.td"
 include "mlir/IR/BuiltinAttributes.td"
 
@@ -78,33 +79,36 @@ def Exec_WeightOp : Exec_Op<"weight", [Symbol, HasParent<"mlir::ModuleOp">]> {
     `dtype` (`bf16`, `f16`, `f32`, `i32`) describe the device tensor after it.
 
     ```mlir
-    exec.weight @l0.w13.scales {category = "experts", dtype = "f16", shape = array<i64: 8, 2, 512>,
-        sources = ["model.layers.0.block_sparse_moe.experts.0.w1.scales", ...],
-        transform = "stack_experts_w13"}
+    exec.weight @l0.w13.scales f16 stack_experts_w13 {category = "experts",
+        shape = array<i64: 8, 2, 512>,
+        sources = ["model.layers.0.block_sparse_moe.experts.0.w1.scales", ...]}
     ```
   }];
-  let arguments = (ins SymbolNameAttr:$sym_name, StrAttr:$dtype, DenseI64ArrayAttr:$shape,
-                       StrAttr:$transform, StrArrayAttr:$sources, StrAttr:$category);
-  let assemblyFormat = "$sym_name attr-dict";
+  let arguments = (ins SymbolNameAttr:$sym_name, Exec_WeightDTypeAttr:$dtype,
+                       DenseI64ArrayAttr:$shape, Exec_TransformAttr:$transform,
+                       StrArrayAttr:$sources, StrAttr:$category);
+  let assemblyFormat = "$sym_name $dtype $transform attr-dict";
   let hasVerifier = 1;
 }
 
 def Exec_KernelOp : Exec_Op<"kernel", [Symbol, HasParent<"mlir::ModuleOp">]> {
   let summary = "a kernel specialization: a kind plus its baked-in constants";
   let description = [{
-    `kind` is a kernel kind of docs/kernels.md (`GEMM_W4`, `ATTENTION`, ...); `params` holds its
-    named constants (integers, and floats such as `EPS`); `block` the thread-block shape and
-    `smem` the dynamic shared memory in bytes, both fixed by the specialization.
+    `kind` is a kernel kind of the registry (codegen/kernels/kinds.def: `GEMM_W4`, `ATTENTION`,
+    ...); `params` holds its named constants (integers, and floats such as `EPS`), checked against
+    the registry's declaration of the kind, including the tile constants the specializer derived
+    (`THREADS`, `WK`, ...); `block` the thread-block shape and `smem` the dynamic shared memory in
+    bytes, both fixed by the specialization.
 
     ```mlir
-    exec.kernel @rms_norm_0 {block = array<i64: 256, 1, 1>, kind = "RMS_NORM",
+    exec.kernel @rms_norm_0 RMS_NORM {block = array<i64: 256, 1, 1>,
         params = {EPS = 1.0e-06 : f64, GATHER = 0 : i64, N = 256 : i64, RESIDUAL = 1 : i64,
-                  WDT = 0 : i64}, smem = 0 : i64}
+                  THREADS = 256 : i64, WDT = 0 : i64}, smem = 0 : i64}
     ```
   }];
-  let arguments = (ins SymbolNameAttr:$sym_name, StrAttr:$kind, DictionaryAttr:$params,
+  let arguments = (ins SymbolNameAttr:$sym_name, Exec_KernelKindAttr:$kind, DictionaryAttr:$params,
                        DenseI64ArrayAttr:$block, I64Attr:$smem);
-  let assemblyFormat = "$sym_name attr-dict";
+  let assemblyFormat = "$sym_name $kind attr-dict";
   let hasVerifier = 1;
 }
 
@@ -150,7 +154,8 @@ def Exec_LaunchOp : Exec_Op<"launch", [HasParent<"ProgramOp">]> {
   let summary = "launch a kernel specialization";
   let description = [{
     `grid` holds three `#exec.dim` formulas (x, y, z); `operands` are the kernel's pointers in
-    the order docs/kernels.md lists for its kind (at most 16).
+    the order the registry lists for its kind, one per slot; `#exec.none` exactly where the kind's
+    parameters leave a slot unused (e.g. `k_scale` of a bf16 cache).
 
     ```mlir
     exec.launch @gemm_w4_0 grid [#exec.dim<"", 0, 64, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>]

@@ -1,7 +1,7 @@
 // RUN: mm-opt %s -split-input-file --exec-plan-memory -verify-diagnostics | FileCheck %s
 
 // Tests that buffers with disjoint live ranges share bytes and overlapping ones do not.
-exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem = 0 : i64}
+exec.kernel @k MOE_COMBINE {block = array<i64: 256, 1, 1>, params = {H = 8 : i64, TOPK = 1 : i64}, smem = 0 : i64}
 // CHECK-LABEL: exec.program @p
 // CHECK-SAME: arena_bytes = 512
 // CHECK: exec.buffer @a {offset = 0 : i64, size = 100 : i64}
@@ -18,7 +18,7 @@ exec.program @p attributes {max_tokens = 1 : i64} {
 // -----
 
 // Tests that buffers are placed largest first and a small one goes past every live conflict.
-exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem = 0 : i64}
+exec.kernel @k MOE_COMBINE {block = array<i64: 256, 1, 1>, params = {H = 8 : i64, TOPK = 1 : i64}, smem = 0 : i64}
 // CHECK-LABEL: exec.program @q
 // CHECK-SAME: arena_bytes = 1280
 // CHECK: exec.buffer @big {offset = 0 : i64, size = 1024 : i64}
@@ -35,7 +35,7 @@ exec.program @q attributes {max_tokens = 1 : i64} {
 // -----
 
 // Tests that an unused buffer is an error.
-exec.kernel @k {block = array<i64: 32, 1, 1>, kind = "EMBED", params = {}, smem = 0 : i64}
+exec.kernel @k MOE_COMBINE {block = array<i64: 256, 1, 1>, params = {H = 8 : i64, TOPK = 1 : i64}, smem = 0 : i64}
 exec.program @r attributes {max_tokens = 1 : i64} {
   // expected-error @+1 {{is never used by a launch of program 'r'}}
   exec.buffer @dead {size = 100 : i64}

@@ -26,8 +26,10 @@ TEST_P(KernelsCompile, EveryKindForSm121AndSm90) {
       SCOPED_TRACE(cfg.label);
       auto spec = mm::kernels::specialize(cfg.kind, cfg.params);
       ASSERT_TRUE(spec.ok()) << spec.error().message;
+      auto src = mm::kernels::kernel_source(*spec);
+      ASSERT_TRUE(src.ok()) << src.error().message;
       const auto t0 = std::chrono::steady_clock::now();
-      auto res = nvrtc.compile(spec->entry, spec->source);
+      auto res = nvrtc.compile(src->entry, src->source);
       const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       if (std::getenv("MM_VERBOSE")) std::printf("%-40s %8.1f ms\n", cfg.label.c_str(), ms);
       ASSERT_TRUE(res.ok()) << res.error().message;
@@ -35,7 +37,7 @@ TEST_P(KernelsCompile, EveryKindForSm121AndSm90) {
       EXPECT_EQ((*res)->binaries[0].arch, "sm_121");
       EXPECT_EQ((*res)->binaries[1].arch, "sm_90");
       EXPECT_EQ((*res)->ptx_arch, "compute_90");
-      EXPECT_NE((*res)->ptx.find(spec->entry), std::string::npos);
+      EXPECT_NE((*res)->ptx.find(src->entry), std::string::npos);
       for (const auto& b : (*res)->binaries) {
         EXPECT_GT(b.cubin.size(), 1000u);
         EXPECT_GT(b.registers, 0) << b.arch;

@@ -54,9 +54,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "mm-kernel-src: %s\n", s.error().message.c_str());
     return 1;
   }
-  std::printf("// entry: %s\n// block: %d %d %d\n// grid: %s | %s | %s\n// dynamic shared: %d\n", s->entry.c_str(),
+  auto src = mm::kernels::kernel_source(*s);
+  if (!src.ok()) {
+    std::fprintf(stderr, "mm-kernel-src: %s\n", src.error().message.c_str());
+    return 1;
+  }
+  std::printf("// entry: %s\n// block: %d %d %d\n// grid: %s | %s | %s\n// dynamic shared: %d\n", src->entry.c_str(),
               s->block[0], s->block[1], s->block[2], dim_text(s->grid[0]).c_str(), dim_text(s->grid[1]).c_str(),
               dim_text(s->grid[2]).c_str(), s->dynamic_shared_bytes);
-  std::fwrite(s->source.data(), 1, s->source.size(), stdout);
+  std::fwrite(src->source.data(), 1, src->source.size(), stdout);
   return 0;
 }

@@ -4,6 +4,7 @@
 
 #include <thread>
 
+#include "codegen/kernels/abi.h"
 #include "codegen/kernels/specialize.h"
 #include "codegen/nvrtc/nvrtc_compiler.h"
 
@@ -11,6 +12,7 @@ namespace {
 using mm::kernels::Kind;
 using mm::kernels::Params;
 using mm::kernels::specialize;
+using mm::kernels::kernel_source;
 
 Params w4(int64_t k, int64_t n, int64_t g, int64_t variant) {
   return Params{{{"K", k}, {"N", n}, {"G", g}, {"OUT", 0}, {"VARIANT", variant}}, {}};
@@ -29,10 +31,16 @@ TEST(Specialize, KindNamesRoundTrip) {
 TEST(Specialize, BakesConstantsAndNamesTheEntry) {
   auto s = specialize(Kind::GEMM_W4, w4(3072, 8192, 128, 0));
   ASSERT_TRUE(s.ok()) << s.error().message;
-  EXPECT_EQ(s->entry, "gemm_w4_cs1_g128_k3072_mdim0_n8192_out0_variant0_wk8");
-  EXPECT_NE(s->source.find("constexpr int K = 3072;"), std::string::npos);
-  EXPECT_NE(s->source.find("#define MM_ENTRY " + s->entry), std::string::npos);
-  EXPECT_NE(s->source.find("struct mm_kernel_args"), std::string::npos);  // abi.h is embedded
+  auto src = kernel_source(*s);
+  ASSERT_TRUE(src.ok()) << src.error().message;
+  EXPECT_EQ(src->entry, "gemm_w4_cs1_g128_k3072_mdim0_n8192_out0_variant0_wk8");
+  EXPECT_NE(src->source.find("constexpr int K = 3072;"), std::string::npos);
+  EXPECT_NE(src->source.find("#define MM_ENTRY " + src->entry), std::string::npos);
+  EXPECT_NE(src->source.find("struct mm_kernel_args"), std::string::npos);  // abi.h is embedded
+  // The typed operand views of the registry, in ptr[] order.
+  EXPECT_NE(src->source.find("const mm_bf16* x = (const mm_bf16*)(a).ptr[0];"), std::string::npos);
+  EXPECT_NE(src->source.find("const mm_u32* qw = (const mm_u32*)(a).ptr[1];"), std::string::npos);
+  EXPECT_NE(src->source.find("void* y = (void*)(a).ptr[3];"), std::string::npos);
   EXPECT_EQ(s->block[0], 256);
   const int64_t dims[8] = {5, 1, 1, 100, 0, 0, 0, 0};
   EXPECT_EQ(s->grid[0].eval(dims), 8192 / 32);   // one block of 8 warps per 32-column strip
@@ -51,27 +59,84 @@ TEST(Specialize, FloatParamsChangeTheName) {
   b.floats["EPS"] = 1e-5;
   auto sa = specialize(Kind::RMS_NORM, a), sb = specialize(Kind::RMS_NORM, b);
   ASSERT_TRUE(sa.ok() && sb.ok());
-  EXPECT_NE(sa->entry, sb->entry);
-  EXPECT_NE(sa->source.find("constexpr double EPS = 9.9999999999999995e-07;"), std::string::npos);
+  auto ca = kernel_source(*sa), cb = kernel_source(*sb);
+  ASSERT_TRUE(ca.ok() && cb.ok());
+  EXPECT_NE(ca->entry, cb->entry);
+  EXPECT_NE(ca->source.find("constexpr double EPS = 9.9999999999999995e-07;"), std::string::npos);
+  // A 16-bit weight view follows WDT.
+  EXPECT_NE(ca->source.find("const mm_bf16* w = (const mm_bf16*)(a).ptr[2];"), std::string::npos);
+  Params f16 = a;
+  f16.ints["WDT"] = 1;
+  auto s16 = specialize(Kind::RMS_NORM, f16);
+  ASSERT_TRUE(s16.ok());
+  EXPECT_NE(kernel_source(*s16)->source.find("const __half* w = (const __half*)(a).ptr[2];"), std::string::npos);
 }
 
 TEST(Specialize, RejectsMissingParameter) {
   auto s = specialize(Kind::GEMM_W4, Params{{{"K", 3072}, {"G", 128}, {"OUT", 0}, {"VARIANT", 0}}, {}});
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message.find("GEMM_W4"), std::string::npos);
-  EXPECT_NE(s.error().message.find("missing integer parameter N"), std::string::npos);
+  EXPECT_NE(s.error().message.find("missing parameter N"), std::string::npos);
+}
+
+TEST(Specialize, RejectsUnknownParameterAndWrongType) {
+  Params p = w4(3072, 8192, 128, 0);
+  p.ints["NN"] = 3;
+  auto s = specialize(Kind::GEMM_W4, p);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("unknown parameter NN"), std::string::npos) << s.error().message;
+  Params q = w4(3072, 8192, 128, 0);
+  q.ints.erase("N");
+  q.floats["N"] = 8192.5;
+  auto t = specialize(Kind::GEMM_W4, q);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().message.find("parameter N must be an integer"), std::string::npos) << t.error().message;
+}
+
+TEST(Specialize, TemplateRulesComeOnTopOfTheKindsRules) {
+  // G = 32 is a valid GEMM_W4 (the reference takes it) but the CUDA template tiles by 64.
+  auto s = specialize(Kind::GEMM_W4, w4(3072, 8192, 32, 0));
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("G = 32 must be a multiple of 64"), std::string::npos) << s.error().message;
+}
+
+TEST(Specialize, SourceNeedsTheDerivedConstants) {
+  auto s = kernel_source(Kind::GEMM_W4, w4(3072, 8192, 128, 0));  // not specialized: no WK/CS/THREADS
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("derived parameter"), std::string::npos);
+}
+
+TEST(Registry, DescribesEveryKind) {
+  for (size_t k = 0; k < mm::kernels::kKindCount; ++k) {
+    const auto& info = mm::kernels::kind_info(static_cast<Kind>(k));
+    EXPECT_GT(info.slots, 0) << info.name;
+    EXPECT_LE(info.slots, MM_MAX_PTRS) << info.name;
+    EXPECT_FALSE(mm::kernels::embedded_source(info.file).empty()) << info.file;
+    EXPECT_NE(mm::kernels::find_param(info, "THREADS"), nullptr) << info.name;
+  }
+  const auto& route = mm::kernels::kind_info(Kind::ROUTE_TOPK);
+  EXPECT_EQ(route.slots, 5);  // x|logits, gate, bias, ids, weights
+  mm::kernels::KernelParams prefill;
+  ASSERT_EQ(mm::kernels::parse_params(Kind::ROUTE_TOPK,
+                                      Params{{{"E", 8}, {"TOPK", 2}, {"H", 64}, {"WDT", 0}, {"FUSED_GEMM", 0}}, {}},
+                                      &prefill),
+            "");
+  EXPECT_TRUE(mm::kernels::slot_present(Kind::ROUTE_TOPK, prefill, 0));
+  EXPECT_FALSE(mm::kernels::slot_present(Kind::ROUTE_TOPK, prefill, 1));  // no gate without the GEMV
+  EXPECT_TRUE(mm::kernels::slot_present(Kind::ROUTE_TOPK, prefill, 2));
 }
 
 TEST(Specialize, RejectsKNotMultipleOfGroup) {
   auto s = specialize(Kind::GEMM_W4, w4(3000, 8192, 128, 0));
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.error().message.find("K = 3000 must be a multiple of G = 128"), std::string::npos);
+  EXPECT_NE(s.error().message.find("K must be a multiple of G, itself a multiple of 8 (G = 128, K = 3000)"), std::string::npos)
+      << s.error().message;
 }
 
 TEST(Specialize, RejectsOutOfRangeValue) {
   auto s = specialize(Kind::MOE_ALIGN, Params{{{"E", 512}, {"TOPK", 8}}, {}});
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.error().message.find("E = 512 is out of range"), std::string::npos);
+  EXPECT_NE(s.error().message.find("E = 512 must be at most 256"), std::string::npos) << s.error().message;
 }
 
 TEST(Specialize, RejectsGroupedCombine) {
@@ -100,13 +165,15 @@ TEST(Specialize, DecodeGemvSplit) {
   for (const C& c : cases) {
     auto s = specialize(c.kind, c.p);
     ASSERT_TRUE(s.ok()) << s.error().message;
-    EXPECT_EQ(s->params.ints.at("WK"), c.wk) << s->entry;
-    EXPECT_EQ(s->params.ints.at("CS"), c.cs) << s->entry;
-    EXPECT_EQ(s->block[0], c.threads) << s->entry;
+    auto src = kernel_source(*s);
+    ASSERT_TRUE(src.ok());
+    EXPECT_EQ(s->params.ints.at("WK"), c.wk) << src->entry;
+    EXPECT_EQ(s->params.ints.at("CS"), c.cs) << src->entry;
+    EXPECT_EQ(s->block[0], c.threads) << src->entry;
     const int64_t dims[8] = {1, 1, 1, 1, 0, 0, 0, 0};
-    EXPECT_EQ(s->grid[0].eval(dims), c.grid0) << s->entry;
-    const bool cluster = s->source.find("__cluster_dims__(") != std::string::npos;
-    EXPECT_EQ(cluster, c.cs > 1) << s->entry;
+    EXPECT_EQ(s->grid[0].eval(dims), c.grid0) << src->entry;
+    const bool cluster = src->source.find("__cluster_dims__(") != std::string::npos;
+    EXPECT_EQ(cluster, c.cs > 1) << src->entry;
   }
 }
 

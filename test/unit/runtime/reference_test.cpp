@@ -145,12 +145,12 @@ TEST(RouteTopk, TiesGoToTheLowerExpertAndBiasOnlySelects) {
   std::vector<float> bias = {0, 0, 0, 0};
   std::vector<int32_t> ids(4);
   std::vector<float> wts(4);
-  route_topk_ref(make_args({logits.data(), bias.data(), ids.data(), wts.data()}, 1), p);
+  route_topk_ref(make_args({logits.data(), nullptr, bias.data(), ids.data(), wts.data()}, 1), p);
   EXPECT_EQ(ids[0], 0);
   EXPECT_EQ(ids[1], 1);
   EXPECT_FLOAT_EQ(wts[0], 0.5f);
   bias = {0, 5, 0, 0};
-  route_topk_ref(make_args({logits.data(), bias.data(), ids.data(), wts.data()}, 2), p);
+  route_topk_ref(make_args({logits.data(), nullptr, bias.data(), ids.data(), wts.data()}, 2), p);
   EXPECT_EQ(ids[2], 1);  // 0.5 + 5
   EXPECT_EQ(ids[3], 2);  // sigmoid(2)
   const float s1 = 0.5f, s2 = 1.0f / (1.0f + std::exp(-2.0f));
@@ -173,7 +173,7 @@ TEST(RouteTopk, FusedEqualsDenseGemmThenTopk) {
   std::vector<int32_t> ids1(T * 3), ids2(T * 3);
   std::vector<float> w1(T * 3), w2(T * 3);
   p.FUSED_GEMM = 0;
-  route_topk_ref(make_args({logits.data(), bias.data(), ids1.data(), w1.data()}, T), p);
+  route_topk_ref(make_args({logits.data(), nullptr, bias.data(), ids1.data(), w1.data()}, T), p);
   p.FUSED_GEMM = 1;
   route_topk_ref(make_args({x.data(), gate.data(), bias.data(), ids2.data(), w2.data()}, T), p);
   EXPECT_EQ(ids1, ids2);
@@ -263,7 +263,8 @@ TEST(Attention, Fp8CacheMatchesBf16) {
   std::vector<uint16_t> o_b(T * NQ * D), o_f(T * NQ * D);
   for (int64_t kvdt : {int64_t{MM_DT_BF16}, int64_t{MM_DT_FP8E4M3}}) {
     QkNormRopeKvParams p;
-    p.NQ = NQ; p.NKV = NKV; p.D = D; p.DR = 8; p.BLOCK = 4; p.MAX_BLOCKS = 2; p.KVDT = kvdt;
+    p.NQ = NQ; p.NKV = NKV; p.D = D; p.DR = 8; p.THETA = 10000.0; p.EPS = 1e-6; p.BLOCK = 4; p.MAX_BLOCKS = 2;
+    p.KVDT = kvdt;
     std::vector<uint8_t> kp(2 * 4 * NKV * D * 2), vp(kp.size());
     std::vector<float> ks(2 * 4 * NKV), vs(ks.size());
     std::vector<uint16_t> q(T * NQ * D);

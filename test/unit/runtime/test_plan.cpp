@@ -250,12 +250,13 @@ std::vector<uint8_t> build_tiny_plan(const TinyModel& m) {
         ls.push_back({k_norm1, {x, moe, Builder::w(lwl.in_norm), none, h}, li, "input_norm+residual"});
       ls.push_back({k_qkv, {h, Builder::w(lwl.qkv_q), Builder::w(lwl.qkv_s), qkv}, li, "qkv"});
       ls.push_back({k_rope, {qkv, Builder::w(lwl.q_norm), Builder::w(lwl.k_norm), pos, slots, bt, kvk, kvv, kks, kvs, q}, li, "qk_norm_rope_kv"});
-      ls.push_back({prefill ? k_att_p : k_att_d, {q, pos, slots, bt, kvk, kvv, kks, kvs, part, att}, li, "attention"});
+      ls.push_back({prefill ? k_att_p : k_att_d, {q, pos, slots, bt, kvk, kvv, kks, kvs, prefill ? none : part, att}, li,
+                    "attention"});
       ls.push_back({k_o, {att, Builder::w(lwl.o_q), Builder::w(lwl.o_s), o}, li, "o_proj"});
       ls.push_back({k_norm1, {x, o, Builder::w(lwl.post_norm), none, h}, li, "post_norm+residual"});
       if (prefill) {
         ls.push_back({k_router, {h, Builder::w(lwl.gate), rl}, li, "router"});
-        ls.push_back({k_topk, {rl, Builder::w(lwl.bias), ids, wts}, li, "route_topk"});
+        ls.push_back({k_topk, {rl, none, Builder::w(lwl.bias), ids, wts}, li, "route_topk"});
         ls.push_back({k_align, {ids, off, sorted}, li, "moe_align"});
         ls.push_back({k_w13_p, {h, Builder::w(lwl.w13_q), Builder::w(lwl.w13_s), ids, off, sorted, act}, li, "w13"});
         ls.push_back({k_w2_p, {act, Builder::w(lwl.w2_q), Builder::w(lwl.w2_s), ids, wts, off, sorted, contrib}, li, "w2"});

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/schemas/plan_generated.h"
+#include "runtime/schemas/plan_version.h"
 
 namespace mm::rt::test {
 
@@ -18,7 +19,7 @@ struct TinyModel {
   double theta = 10000.0, eps = 1e-6;
   int64_t max_seq_len = 64, max_batch = 4, max_prefill_tokens = 8, block = 4;
   bool fp8_kv = false;
-  uint32_t schema_version = 1;
+  uint32_t schema_version = plan::kPlanSchemaVersion;
   std::vector<std::string> targets = {"sm_90"};
   // One deliberate corruption for reader tests: "operand_count", "arena", "weight_index",
   // "param", "kv_layer", "no_decode", "kernel_index".

@@ -1,0 +1,53 @@
+# Reads the kernel-kind registry (codegen/kernels/kinds.def) at configure time and writes what the
+# non-C++ consumers need, so that a kind is declared once:
+#   MM_KERNEL_KINDS          kind names in registry order (= the plan's KernelKind values)
+#   MM_KERNEL_TEMPLATES      their template files (embedded by codegen/kernels)
+#   ${MM_REGISTRY_GEN}/kernel_kind.fbs      `enum KernelKind` of runtime/schemas/plan.fbs
+#   ${MM_REGISTRY_GEN}/ExecKernelKinds.td   the exec dialect's kind enum attribute cases
+# Files are rewritten only when their text changes (no needless rebuilds).
+set(MM_REGISTRY_DEF ${PROJECT_SOURCE_DIR}/codegen/kernels/kinds.def)
+set(MM_REGISTRY_GEN ${PROJECT_BINARY_DIR}/gen/registry)
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${MM_REGISTRY_DEF})
+
+file(STRINGS ${MM_REGISTRY_DEF} kind_lines REGEX "^MM_KIND\\(")
+set(MM_KERNEL_KINDS)
+set(MM_KERNEL_TEMPLATES)
+foreach(line ${kind_lines})
+  if(NOT line MATCHES "^MM_KIND\\(([A-Z0-9_]+), *[A-Za-z0-9]+, *[a-z0-9_]+, *\"([a-z0-9_]+\\.cuh)\", *[01]\\)")
+    message(FATAL_ERROR "kinds.def: cannot read '${line}'")
+  endif()
+  list(APPEND MM_KERNEL_KINDS ${CMAKE_MATCH_1})
+  list(APPEND MM_KERNEL_TEMPLATES ${CMAKE_MATCH_2})
+endforeach()
+list(LENGTH MM_KERNEL_KINDS n)
+if(n EQUAL 0)
+  message(FATAL_ERROR "kinds.def declares no kernel kind")
+endif()
+
+# `text` must be passed quoted (one argument): it may hold semicolons.
+function(mm_write_if_changed path text)
+  if(EXISTS ${path})
+    file(READ ${path} old)
+    if(old STREQUAL text)
+      return()
+    endif()
+  endif()
+  file(WRITE ${path} "${text}")
+endfunction()
+
+set(fbs "// Generated from codegen/kernels/kinds.def by cmake/MMKernelRegistry.cmake. Do not edit.\n")
+string(APPEND fbs "namespace mm.plan;\n\n// A kernel kind of docs/kernels.md; the value is the registry position.\nenum KernelKind : ubyte {\n")
+set(td "// Generated from codegen/kernels/kinds.def by cmake/MMKernelRegistry.cmake. Do not edit.\n")
+set(cases)
+set(i 0)
+foreach(k ${MM_KERNEL_KINDS})
+  string(APPEND fbs "  ${k} = ${i},\n")
+  string(APPEND td "def Exec_Kind_${k} : I32EnumAttrCase<\"${k}\", ${i}>;\n")
+  list(APPEND cases "Exec_Kind_${k}")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND fbs "}\n")
+list(JOIN cases ", " cases)
+string(APPEND td "defvar Exec_KernelKindCases = [${cases}];\n")
+mm_write_if_changed(${MM_REGISTRY_GEN}/kernel_kind.fbs "${fbs}")
+mm_write_if_changed(${MM_REGISTRY_GEN}/ExecKernelKinds.td "${td}")
