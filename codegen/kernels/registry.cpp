@@ -155,6 +155,18 @@ std::string broken_rule(const char* message, const char* cond, const KernelParam
 
 }  // namespace
 
+int64_t DimExpr::eval(const int64_t* dims) const {
+  if (div <= 0) return 0;
+  int64_t base = 0;
+  if (dim >= 0) {
+    base = dims[dim];
+    if (base < 0) return 0;
+  }
+  int64_t prod = 0, num = 0;
+  if (__builtin_mul_overflow(mul, base, &prod) || __builtin_add_overflow(prod, add, &num) || num <= 0) return 0;
+  return num / div + (num % div != 0);
+}
+
 const KindInfo& kind_info(Kind kind) { return tables()[static_cast<size_t>(kind)]; }
 
 std::string_view kind_name(Kind kind) {

@@ -95,6 +95,16 @@ class ParamSource {
 // "parameter G = 0 is out of range [8, 1099511627776]".
 std::string parse_params(Kind kind, const ParamSource& params, KernelParams* out);
 
+// A launch-grid formula over the call's dynamic dims (abi.h MM_DIM_*): value = ceil((mul *
+// dims[dim] + add) / div); dim = -1: the constant ceil(add / div). A non-positive divisor, a
+// negative dim value, an overflow or a non-positive numerator evaluate to 0 (no blocks): the one
+// evaluator of the compiler, the plan reader and the executors, so all agree on hostile values.
+struct DimExpr {
+  int dim = -1;
+  int64_t mul = 0, add = 1, div = 1;
+  int64_t eval(const int64_t* dims) const;
+};
+
 // Whether ptr[] slot `slot` of a kernel with these parameters must hold a pointer (else it must be
 // null: operand NONE).
 bool slot_present(Kind kind, const KernelParams& params, int slot);

@@ -80,18 +80,6 @@ Split pick_split(int64_t items, int64_t ng, int64_t wn) {
 
 }  // namespace
 
-int64_t DimExpr::eval(const int64_t* dims) const {
-  if (div <= 0) return 0;
-  int64_t base = 0;
-  if (dim >= 0) {
-    base = dims[dim];
-    if (base < 0) return 0;
-  }
-  int64_t prod = 0, num = 0;
-  if (__builtin_mul_overflow(mul, base, &prod) || __builtin_add_overflow(prod, add, &num) || num <= 0) return 0;
-  return num / div + (num % div != 0);
-}
-
 uint64_t source_hash(std::string_view text) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (unsigned char c : text) {

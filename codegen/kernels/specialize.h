@@ -21,15 +21,6 @@ struct Params {
   std::map<std::string, double> floats;
 };
 
-// value = ceil((mul * dims[dim] + add) / div); dim = -1: the constant ceil(add / div). A
-// non-positive divisor, a negative dim value or an overflowing product evaluates to 0 (no
-// blocks), so every evaluator of the plan's formulas agrees on hostile values.
-struct DimExpr {
-  int dim = -1;
-  int64_t mul = 0, add = 1, div = 1;
-  int64_t eval(const int64_t* dims) const;
-};
-
 struct Specialization {
   Kind kind = Kind::EMBED;
   Params params;                 // given + defaults + derived tile constants (THREADS, WK, CS, BQ)

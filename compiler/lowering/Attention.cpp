@@ -51,7 +51,7 @@ LogicalResult lowerDequantGemm(Lowering &l, moe::DequantGemmOp op) {
 }
 
 LogicalResult lowerLinear(Lowering &l, moe::LinearOp op) {
-  auto w = l.denseWeight(op.getWeightAttr(), false, op);
+  auto w = l.denseWeight(op.getWeightAttr(), false, exec::WeightRole::dense, op);
   auto wdt = l.denseDtype(op.getWeightAttr(), op);
   auto x = l.bufferOf(op.getInput(), op);
   if (failed(w) || failed(wdt) || failed(x))
@@ -86,8 +86,8 @@ LogicalResult lowerKVAppend(Lowering &l, moe::KVAppendOp op) {
         return user->emitOpError() << "reads a column range of the merged q|k|v projection; "
                                       "only qk_norm may";
   auto qkv = l.bufferOf(gemm.getResult(0), op);
-  auto qn = l.denseWeight(norm.getQWeightAttr(), false, op);
-  auto kn = l.denseWeight(norm.getKWeightAttr(), false, op);
+  auto qn = l.denseWeight(norm.getQWeightAttr(), false, exec::WeightRole::norm, op);
+  auto kn = l.denseWeight(norm.getKWeightAttr(), false, exec::WeightRole::norm, op);
   auto wdt = l.denseDtype(norm.getQWeightAttr(), op);
   if (failed(qkv) || failed(qn) || failed(kn) || failed(wdt))
     return failure();

@@ -33,7 +33,8 @@ std::string Lowering::tensorName(moe::WeightOp w, int64_t expert) const {
 FailureOr<std::string> Lowering::declareWeight(const std::string &name, StringRef dtype,
                                                ArrayRef<int64_t> shape, StringRef transform,
                                                ArrayRef<std::string> sources,
-                                               StringRef category) {
+                                               StringRef category, exec::WeightRole role,
+                                               int64_t fanIn, int64_t concatAxis) {
   if (declaredWeights.count(name))
     return name;
   OpBuilder::InsertionGuard guard(b);
@@ -48,7 +49,9 @@ FailureOr<std::string> Lowering::declareWeight(const std::string &name, StringRe
                                    << "' or transform '" << transform << "'";
   exec::WeightOp::create(b, dst.getLoc(), b.getStringAttr(name), exec::WeightDTypeAttr::get(ctx, *dt),
                          b.getDenseI64ArrayAttr(shape), exec::TransformAttr::get(ctx, *tr),
-                         b.getStrArrayAttr(srcRefs), b.getStringAttr(category));
+                         b.getStrArrayAttr(srcRefs), b.getStringAttr(category),
+                         exec::WeightRoleAttr::get(ctx, role), b.getI64IntegerAttr(fanIn),
+                         concatAxis >= 0 ? b.getI64IntegerAttr(concatAxis) : IntegerAttr());
   declaredWeights[name] = true;
   return name;
 }
@@ -84,7 +87,7 @@ static StringRef categoryOf(StringRef sym) {
 }
 
 FailureOr<std::string> Lowering::denseWeight(FlatSymbolRefAttr sym, bool upcastF32,
-                                             Operation *user) {
+                                             exec::WeightRole role, Operation *user) {
   moe::WeightOp w = lookupWeight(sym);
   auto type = w ? dyn_cast<moe::DenseWeightType>(w.getWeightType()) : nullptr;
   if (!type)
@@ -94,8 +97,10 @@ FailureOr<std::string> Lowering::denseWeight(FlatSymbolRefAttr sym, bool upcastF
     return user->emitOpError() << "weight " << sym << " has unsupported element type "
                                << type.getElementType();
   std::string name = sym.getValue().str() + (upcastF32 ? ".f32" : "");
+  // A dense matrix is [N, K] row-major: its fan-in is the last dim.
+  const int64_t fanIn = role == exec::WeightRole::dense ? type.getShape().back() : 1;
   return declareWeight(name, dt, type.getShape(), upcastF32 ? "upcast_f32" : "copy",
-                       {w.getTensor().str()}, categoryOf(sym.getValue()));
+                       {w.getTensor().str()}, categoryOf(sym.getValue()), role, fanIn);
 }
 
 FailureOr<QuantWeights> Lowering::linearWeights(ArrayRef<FlatSymbolRefAttr> syms,
@@ -128,10 +133,13 @@ FailureOr<QuantWeights> Lowering::linearWeights(ArrayRef<FlatSymbolRefAttr> syms
   }
   StringRef transform = syms.size() == 1 ? "copy" : "concat_n";
   StringRef cat = categoryOf(syms.front().getValue());
-  auto qn = declareWeight(base + ".qweight", "i32", {q.k / 8, q.n}, transform, qw, cat);
-  auto sn = declareWeight(base + ".scales", "f16", {q.k / q.group, q.n}, transform, sc, cat);
+  // Several linears are concatenated along N, the last dim of qweight [K/8, N] and scales [K/G, N].
+  const int64_t axis = syms.size() == 1 ? -1 : 1;
+  using R = exec::WeightRole;
+  auto qn = declareWeight(base + ".qweight", "i32", {q.k / 8, q.n}, transform, qw, cat, R::qweight, q.k, axis);
+  auto sn = declareWeight(base + ".scales", "f16", {q.k / q.group, q.n}, transform, sc, cat, R::scales, q.k, axis);
   auto zn = declareWeight(base + ".qzeros", "i32", {q.k / q.group, q.n / 8}, "check_zeros", qz,
-                          cat);
+                          cat, R::zeros, q.k);
   if (failed(qn) || failed(sn) || failed(zn))
     return failure();
   q.qweight = *qn;
@@ -174,10 +182,11 @@ FailureOr<QuantWeights> Lowering::expertWeights(FlatSymbolRefAttr w1, FlatSymbol
   // l0.expert_w1 (+ w3) -> l0.expert_w13
   std::string base = w1.getValue().str() + (w3 ? "3" : "");
   StringRef transform = w3 ? "stack_experts_w13" : "stack_experts";
-  auto qn = declareWeight(base + ".qweight", "i32", {e, k / 8, n}, transform, qw, "experts");
-  auto sn = declareWeight(base + ".scales", "f16", {e, k / g, n}, transform, sc, "experts");
+  using R = exec::WeightRole;
+  auto qn = declareWeight(base + ".qweight", "i32", {e, k / 8, n}, transform, qw, "experts", R::qweight, k);
+  auto sn = declareWeight(base + ".scales", "f16", {e, k / g, n}, transform, sc, "experts", R::scales, k);
   auto zn = declareWeight(base + ".qzeros", "i32", {e, k / g, n / 8}, "check_zeros", qz,
-                          "experts");
+                          "experts", R::zeros, k);
   if (failed(qn) || failed(sn) || failed(zn))
     return failure();
   return QuantWeights{*qn, *sn, k, n, g};

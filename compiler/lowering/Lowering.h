@@ -60,9 +60,10 @@ public:
   mlir::OpBuilder &builder() { return b; }
 
   // --- weights --------------------------------------------------------------
-  // A 16-bit tensor as stored (copy), or upcast to f32 (the router bias).
+  // A 16-bit tensor as stored (copy), or upcast to f32 (the router bias), with what it is to its
+  // kernel (recorded in the plan: the runtime never guesses it).
   mlir::FailureOr<std::string> denseWeight(mlir::FlatSymbolRefAttr sym, bool upcastF32,
-                                           mlir::Operation *user);
+                                           mm::exec::WeightRole role, mlir::Operation *user);
   // The dtype code (MM_DT_*) of a 16-bit weight symbol.
   mlir::FailureOr<int64_t> denseDtype(mlir::FlatSymbolRefAttr sym, mlir::Operation *user);
   // Quantized linears concatenated along N (one symbol: plain copy).
@@ -115,7 +116,8 @@ private:
                                              llvm::ArrayRef<int64_t> shape,
                                              llvm::StringRef transform,
                                              llvm::ArrayRef<std::string> sources,
-                                             llvm::StringRef category);
+                                             llvm::StringRef category, mm::exec::WeightRole role,
+                                             int64_t fanIn, int64_t concatAxis = -1);
   std::string tensorName(mm::moe::WeightOp w, int64_t expert) const;
 
   mlir::ModuleOp src, dst;

@@ -18,9 +18,9 @@ using namespace mm;
 namespace mm::compiler::lowering {
 
 LogicalResult lowerRouteTopK(Lowering &l, moe::RouteTopKOp op) {
-  auto gate = l.denseWeight(op.getGateAttr(), false, op);
+  auto gate = l.denseWeight(op.getGateAttr(), false, exec::WeightRole::dense, op);
   auto wdt = l.denseDtype(op.getGateAttr(), op);
-  auto bias = l.denseWeight(op.getBiasAttr(), /*upcastF32=*/true, op);
+  auto bias = l.denseWeight(op.getBiasAttr(), /*upcastF32=*/true, exec::WeightRole::bias, op);
   auto x = l.bufferOf(op.getInput(), op);
   if (failed(gate) || failed(wdt) || failed(bias) || failed(x))
     return failure();

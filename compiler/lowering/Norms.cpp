@@ -20,7 +20,7 @@ namespace mm::compiler::lowering {
 static int64_t maxLogitRows(Lowering &l) { return l.isDecode() ? l.maxTokens() : 1; }
 
 LogicalResult lowerEmbed(Lowering &l, moe::EmbedOp op) {
-  auto table = l.denseWeight(op.getWeightAttr(), /*upcastF32=*/false, op);
+  auto table = l.denseWeight(op.getWeightAttr(), /*upcastF32=*/false, exec::WeightRole::embedding, op);
   auto wdt = l.denseDtype(op.getWeightAttr(), op);
   if (failed(table) || failed(wdt))
     return failure();
@@ -39,7 +39,7 @@ LogicalResult lowerEmbed(Lowering &l, moe::EmbedOp op) {
 static LogicalResult emitNorm(Lowering &l, Operation *op, Value x, Value r,
                               FlatSymbolRefAttr weight, double eps, bool gather, Value result,
                               StringRef note) {
-  auto w = l.denseWeight(weight, false, op);
+  auto w = l.denseWeight(weight, false, exec::WeightRole::norm, op);
   auto wdt = l.denseDtype(weight, op);
   auto xb = l.bufferOf(x, op);
   if (failed(w) || failed(wdt) || failed(xb))
@@ -118,7 +118,7 @@ LogicalResult lowerFinalAdd(Lowering &l, moe::AddOp op) {
 }
 
 LogicalResult lowerLMHead(Lowering &l, moe::LMHeadOp op) {
-  auto w = l.denseWeight(op.getWeightAttr(), false, op);
+  auto w = l.denseWeight(op.getWeightAttr(), false, exec::WeightRole::dense, op);
   auto wdt = l.denseDtype(op.getWeightAttr(), op);
   auto x = l.bufferOf(op.getInput(), op);
   if (failed(w) || failed(wdt) || failed(x))

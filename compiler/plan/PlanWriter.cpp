@@ -42,6 +42,10 @@ static_assert(static_cast<uint32_t>(exec::getMaxEnumValForKernelKind()) ==
                   static_cast<uint32_t>(pl::KernelKind::MAX),
               "the exec and plan kind enums are generated from one registry");
 
+static_assert(static_cast<uint32_t>(exec::getMaxEnumValForWeightRole()) ==
+                  static_cast<uint32_t>(pl::WeightRole::MAX),
+              "plan.fbs WeightRole and ExecEnums.td WeightRole list the same roles");
+
 pl::DType planDtype(exec::WeightDType dt) {
   switch (dt) {
   case exec::WeightDType::bf16: return pl::DType::BF16;
@@ -143,9 +147,13 @@ writePlan(ModuleOp module, const mm::ModelDesc &model, const PlanLimits &limits,
     if (*transform == pl::WeightTransform::CHECK_ZEROS)
       nbytes = 0; // verified at load, never allocated
     weightIndex[w.getSymName()] = weights.size();
+    // Both role enums list the same roles in the same order (ExecEnums.td, plan.fbs).
+    const auto role = static_cast<pl::WeightRole>(static_cast<uint32_t>(w.getRole()));
+    const int32_t axis = w.getConcatAxisAttr() ? static_cast<int32_t>(w.getConcatAxisAttr().getInt()) : -1;
     weights.push_back(pl::CreateWeightDefDirect(b, w.getSymName().str().c_str(), *dt, &shape,
                                                 nbytes, *transform, &sources,
-                                                w.getCategory().str().c_str()));
+                                                w.getCategory().str().c_str(), role,
+                                                static_cast<int64_t>(w.getFanInAttr().getInt()), axis));
   }
 
   // Kernels.

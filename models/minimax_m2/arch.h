@@ -32,7 +32,7 @@ struct HParams {
   int64_t kv_dim() const { return num_kv_heads * head_dim; }
 };
 
-// Where a tensor sits in the model. The enum is an ABI shared with plans (weight roles).
+// Where a tensor sits in the model (the builder and the synthesizer name tensors through it).
 enum class Role : uint8_t {
   EMBED,          // model.embed_tokens.weight                          [V, H]
   INPUT_NORM,     // model.layers.L.input_layernorm.weight              [H]

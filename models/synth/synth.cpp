@@ -147,7 +147,7 @@ class PlanBuilder {
     w.expert = expert;
     w.prefix = minimax_m2::tensor_prefix(role, layer, expert);
     w.first_tensor = plan_.tensors.size();
-    const bool gptq = plan_.quant == QuantFormat::GPTQ;
+    const bool gptq = plan_.quant == QuantMethod::GPTQ;
     const DType half = gptq ? DType::F16 : DType::BF16;
     if (info.kind == RoleKind::LINEAR) {
       int64_t k = shape[0], n = shape[1];
@@ -208,7 +208,7 @@ std::string regex_escape_dots(const std::string& s) {
 
 ojson quantization_block(const Plan& plan) {
   ojson q = ojson::object();
-  if (plan.quant == QuantFormat::AUTO_ROUND) {
+  if (plan.quant == QuantMethod::AUTO_ROUND) {
     // AutoRound 0.12.2 "auto_round" export of a sym W4 g128 RTN run (spec 1.3).
     q["bits"] = 4;
     q["group_size"] = kGroupSize;
@@ -529,7 +529,7 @@ Expected<WriteSummary> write_checkpoint(const Options& o) {
   if (Status s = prepare_out_dir(o); !s) return s.error();
   const fs::path dir(o.out_dir);
 
-  const bool gptq = plan.quant == QuantFormat::GPTQ;
+  const bool gptq = plan.quant == QuantMethod::GPTQ;
   if (Status s = write_text(dir / "config.json", config_json(plan)); !s) return s.error();
   if (Status s = write_text(dir / (gptq ? "quantize_config.json" : "quantization_config.json"),
                             quantization_config_json(plan));

@@ -24,12 +24,12 @@
 
 #include "support/dtype.h"
 #include "support/status.h"
+#include "models/common/checkpoint.h"
 #include "models/minimax_m2/arch.h"
 #include "models/synth/masters.h"
 
 namespace mm::synth {
 
-enum class QuantFormat : uint8_t { AUTO_ROUND, GPTQ };
 
 // Preset names accepted by --preset, in the order --help lists them.
 const std::vector<std::string>& preset_names();
@@ -39,7 +39,7 @@ struct Options {
   std::string out_dir;
   uint64_t seed = 0;
   bool sparse = false;  // shard data as holes (headers and zero points real); loader at scale
-  QuantFormat quant = QuantFormat::AUTO_ROUND;
+  QuantMethod quant = QuantMethod::AUTO_ROUND;
   int64_t layers = -1;   // override num_hidden_layers (-1: the preset's)
   int64_t experts = -1;  // override num_local_experts (-1: the preset's)
   bool force = false;    // allow a non-empty output directory (our files in it are replaced)
@@ -69,7 +69,7 @@ struct PlannedWeight {
 struct Plan {
   std::string preset;
   minimax_m2::HParams hp;
-  QuantFormat quant = QuantFormat::AUTO_ROUND;
+  QuantMethod quant = QuantMethod::AUTO_ROUND;
   bool full_vocab_tokenizer = false;   // tokenizer with the special tokens at 200000+
   std::vector<PlannedTensor> tensors;  // module order: embed, layer 0..L-1, norm, lm_head
   std::vector<PlannedWeight> weights;

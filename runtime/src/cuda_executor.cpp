@@ -19,7 +19,7 @@ constexpr uint64_t kAlign = 256;
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 constexpr double kMiB = 1024.0 * 1024.0;
 constexpr uint64_t kStepMul = 0x9E3779B97F4A7C15ull;  // SAMPLE: splitmix64(STEP * kStepMul + row)
-constexpr int kSlots = 11;                            // InputSlot TOKENS .. SAMPLED
+constexpr int kSlots = kInputSlots;
 
 uint64_t align_up(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 std::string gib(double bytes) {
@@ -31,12 +31,6 @@ std::string mib(double bytes) {
   char b[32];
   std::snprintf(b, sizeof b, "%.1f MiB", bytes / kMiB);
   return b;
-}
-
-int64_t eval_dim(const plan::DimExprDef& g, const int64_t* dims) {
-  const int64_t num = g.dim() < 0 ? g.add() : g.mul() * dims[g.dim()] + g.add();
-  if (num <= 0) return 0;
-  return (num + g.div() - 1) / g.div();
 }
 
 }  // namespace
@@ -72,7 +66,7 @@ Status CudaExecutor::free_all() {
   if (ev_start_) sym_->cuEventDestroy_v2(ev_start_);
   if (ev_end_) sym_->cuEventDestroy_v2(ev_end_);
   ev_start_ = ev_end_ = nullptr;
-  for (void** p : {&weights_, &arena_, &io_dev_, &kv_}) {
+  for (void** p : {&weights_, &arena_, &io_dev_, &kv_mem_}) {
     (void)dev_->free(*p);
     *p = nullptr;
   }
@@ -83,13 +77,23 @@ Status CudaExecutor::free_all() {
   return Status::success();
 }
 
+// Creation in steps: the options against the plan, the device and its kernel modules, the memory
+// plan (KV blocks from what is free), the allocations, the weights, the launch table.
 Status CudaExecutor::init(const CudaOptions& opts) {
+  if (Status st = check_options(opts); !st) return st;
+  if (Status st = open_device(opts); !st) return st;
+  if (Status st = load_modules(); !st) return st;
+  if (Status st = plan_memory(opts); !st) return st;
+  if (Status st = allocate(); !st) return st;
+  if (Status st = load_weights(opts); !st) return st;
+  return build_launches();
+}
+
+Status CudaExecutor::check_options(const CudaOptions& opts) {
   const Plan& plan = *plan_;
   const auto& def = plan.def();
   const auto& m = *def.model();
   const auto& lim = *def.limits();
-
-  // ---- Options against the plan's limits --------------------------------------------------
   max_batch_ = lim.max_batch();
   max_blocks_ = plan.max_blocks_per_seq();
   vocab_ = m.vocab_size();
@@ -112,8 +116,10 @@ Status CudaExecutor::init(const CudaOptions& opts) {
   max_rows_ = std::max<int64_t>(1, decode_max_);
   for (int64_t b = 1; b < decode_max_; b *= 2) buckets_.push_back(b);
   if (decode_max_ >= 1) buckets_.push_back(decode_max_);
+  return Status::success();
+}
 
-  // ---- Device, arch, modules --------------------------------------------------------------
+Status CudaExecutor::open_device(const CudaOptions& opts) {
   auto dev = Device::open(opts.device);
   if (!dev) return dev.error();
   dev_ = std::move(*dev);
@@ -121,7 +127,12 @@ Status CudaExecutor::init(const CudaOptions& opts) {
   if (!sym) return sym.error();
   sym_ = *sym;
   const DeviceInfo& info = dev_->info();
-  if (Status st = check_plan_arch(plan, info.cc_major, info.cc_minor); !st) return st;
+  return check_plan_arch(*plan_, info.cc_major, info.cc_minor);
+}
+
+Status CudaExecutor::load_modules() {
+  const auto& def = plan_->def();
+  const DeviceInfo& info = dev_->info();
   const size_t nk = def.kernels() ? def.kernels()->size() : 0;
   for (size_t i = 0; i < nk; ++i) {
     const plan::KernelDef& k = *def.kernels()->Get(i);
@@ -153,17 +164,19 @@ Status CudaExecutor::init(const CudaOptions& opts) {
     if (smem > 48 * 1024)
       if (Status st = dev_->set_dynamic_shared(kernels_.back(), smem); !st) return st;
   }
+  return Status::success();
+}
 
-  // ---- Sizes ------------------------------------------------------------------------------
-  const WeightLayout layout = weight_layout(plan);
-  weights_bytes_ = layout.total_bytes;
+Status CudaExecutor::plan_memory(const CudaOptions& opts) {
+  const Plan& plan = *plan_;
+  const auto& lim = *plan.def().limits();
+  const DeviceInfo& info = dev_->info();
+  layout_ = weight_layout(plan);
+  weights_bytes_ = layout_.total_bytes;
   arena_bytes_ = plan.max_arena_bytes();
-  const bool fp8 = lim.kv_dtype() == plan::DType::FP8_E4M3;
-  const int64_t layers = m.num_layers();
-  const uint64_t block_rows = static_cast<uint64_t>(lim.kv_block_size()) * m.num_kv_heads();
-  const uint64_t pool_per_block = block_rows * m.head_dim() * (fp8 ? 1 : 2);
-  const uint64_t scale_per_block = fp8 ? block_rows * 4 : 0;
-  const uint64_t per_block = (2 * pool_per_block + 2 * scale_per_block) * layers;  // all layers
+  kv_ = kv_layout(plan.def());
+  const int64_t layers = kv_.layers;
+  const uint64_t per_block = kv_.bytes_per_block();  // all layers, all pools
   // Runtime inputs/outputs (docs/kernels.md section 2) at fixed addresses; block_tables has one
   // row more than the plan's max_batch: the dummy sequence that pads decode buckets.
   std::array<uint64_t, kSlots> slot_bytes{};
@@ -179,9 +192,9 @@ Status CudaExecutor::init(const CudaOptions& opts) {
   slot_bytes[static_cast<int>(InputSlot::SEED)] = 8 * R;
   slot_bytes[static_cast<int>(InputSlot::LOGITS)] = 4 * R * static_cast<uint64_t>(vocab_);
   slot_bytes[static_cast<int>(InputSlot::SAMPLED)] = 4 * R;
-  std::array<uint64_t, kSlots> slot_off{};
+  io_bytes_ = 0;
   for (int s = 0; s < kSlots; ++s) {
-    slot_off[s] = io_bytes_;
+    slot_off_[s] = io_bytes_;
     io_bytes_ += align_up(slot_bytes[s]);
   }
 
@@ -205,7 +218,7 @@ Status CudaExecutor::init(const CudaOptions& opts) {
                                 : "lower --max-seq-len or the number of sequences";
   int64_t blocks = 0;
   if (opts.max_seq_len > 0) {
-    blocks = max_seqs_ * ((opts.max_seq_len + lim.kv_block_size() - 1) / lim.kv_block_size());
+    blocks = kv_.blocks_for(max_seqs_, opts.max_seq_len);
     const uint64_t kv = static_cast<uint64_t>(blocks + 1) * per_block;
     const std::string what = std::to_string(blocks) + " blocks of " + std::to_string(lim.kv_block_size()) +
                              " tokens x " + std::to_string(layers) + " layers for --max-seq-len " +
@@ -227,11 +240,19 @@ Status CudaExecutor::init(const CudaOptions& opts) {
   if (blocks + 1 > std::numeric_limits<int32_t>::max())
     return Error::bad_input("the KV cache would hold " + std::to_string(blocks) + " blocks; block ids are 32-bit");
   kv_blocks_ = blocks;
-  const uint64_t pool = align_up(static_cast<uint64_t>(blocks + 1) * pool_per_block);
-  const uint64_t spool = fp8 ? align_up(static_cast<uint64_t>(blocks + 1) * scale_per_block) : 0;
-  kv_bytes_ = static_cast<uint64_t>(layers) * (2 * pool + 2 * spool);
+  // One block more than the sequences use: the scratch block of the dummy sequence that pads
+  // decode buckets.
+  kv_pool_bytes_ = align_up(static_cast<uint64_t>(blocks + 1) * kv_.pool_bytes_per_block);
+  kv_scale_bytes_ = align_up(static_cast<uint64_t>(blocks + 1) * kv_.scale_bytes_per_block);
+  kv_bytes_ = static_cast<uint64_t>(layers) * (2 * kv_pool_bytes_ + 2 * kv_scale_bytes_);
+  return Status::success();
+}
 
-  // ---- Allocations ------------------------------------------------------------------------
+Status CudaExecutor::allocate() {
+  const auto& def = plan_->def();
+  const DeviceInfo& info = dev_->info();
+  const std::string where = info.name + " (GPU " + std::to_string(info.ordinal) + ")";
+  const int64_t layers = kv_.layers;
   auto alloc = [&](uint64_t bytes, const std::string& what, void** out) -> Status {
     auto p = dev_->alloc(bytes);
     if (!p) {
@@ -246,31 +267,31 @@ Status CudaExecutor::init(const CudaOptions& opts) {
   if (Status st = alloc(weights_bytes_, "the weights", &weights_); !st) return st;
   if (Status st = alloc(arena_bytes_, "the activation arena", &arena_); !st) return st;
   if (Status st = alloc(io_bytes_, "the runtime inputs/outputs", &io_dev_); !st) return st;
-  if (Status st = alloc(kv_bytes_, "the KV cache (" + std::to_string(blocks) + " blocks x " + std::to_string(layers) + " layers)", &kv_); !st)
+  if (Status st = alloc(kv_bytes_, "the KV cache (" + std::to_string(kv_blocks_) + " blocks x " + std::to_string(layers) + " layers)", &kv_mem_); !st)
     return st;
   auto host = dev_->alloc_host(io_bytes_);
   if (!host) return Error::internal("cannot allocate " + mib(io_bytes_) + " of pinned host memory for the inputs: " + host.error().message);
   io_host_ = static_cast<uint8_t*>(*host);
   std::memset(io_host_, 0, io_bytes_);
   for (int s = 0; s < kSlots; ++s) {
-    slot_dev_[s] = static_cast<uint8_t*>(io_dev_) + slot_off[s];
-    slot_host_[s] = io_host_ + slot_off[s];
+    slot_dev_[s] = static_cast<uint8_t*>(io_dev_) + slot_off_[s];
+    slot_host_[s] = io_host_ + slot_off_[s];
   }
-  weight_ptrs_.assign(layout.offsets.size(), nullptr);
-  for (size_t i = 0; i < layout.offsets.size(); ++i)
+  weight_ptrs_.assign(layout_.offsets.size(), nullptr);
+  for (size_t i = 0; i < layout_.offsets.size(); ++i)
     if (def.weights()->Get(i)->transform() != plan::WeightTransform::CHECK_ZEROS)
-      weight_ptrs_[i] = static_cast<uint8_t*>(weights_) + layout.offsets[i];
+      weight_ptrs_[i] = static_cast<uint8_t*>(weights_) + layout_.offsets[i];
   kv_ptrs_.assign(static_cast<size_t>(layers) * 4, nullptr);
   uint64_t off = 0;
   for (int64_t l = 0; l < layers; ++l)
     for (int which = 0; which < 4; ++which) {
-      const uint64_t bytes = which < 2 ? pool : spool;
-      if (bytes) kv_ptrs_[l * 4 + which] = static_cast<uint8_t*>(kv_) + off;
+      const uint64_t bytes = which < 2 ? kv_pool_bytes_ : kv_scale_bytes_;
+      if (bytes) kv_ptrs_[l * 4 + which] = static_cast<uint8_t*>(kv_mem_) + off;
       off += bytes;
     }
   // Zeroed once so that nothing ever reads uninitialized bits (rows past a sequence's end are
   // masked by the kernels, but an fp8 NaN pattern there would still be a trap for a new kernel).
-  if (Status st = dev_->memset_async(kv_, 0, kv_bytes_); !st) return st;
+  if (Status st = dev_->memset_async(kv_mem_, 0, kv_bytes_); !st) return st;
   if (Status st = dev_->memset_async(io_dev_, 0, io_bytes_); !st) return st;
   // The dummy sequence's block-table row: every entry is the scratch block.
   int32_t* dummy = reinterpret_cast<int32_t*>(slot_host_[static_cast<int>(InputSlot::BLOCK_TABLES)]) + max_batch_ * max_blocks_;
@@ -282,8 +303,11 @@ Status CudaExecutor::init(const CudaOptions& opts) {
   if (Status st = dev_->synchronize(); !st) return st;
   MM_CU(sym_, cuEventCreate, &ev_start_, cu::CU_EVENT_DEFAULT);
   MM_CU(sym_, cuEventCreate, &ev_end_, cu::CU_EVENT_DEFAULT);
+  return Status::success();
+}
 
-  // ---- Weights ----------------------------------------------------------------------------
+Status CudaExecutor::load_weights(const CudaOptions& opts) {
+  const Plan& plan = *plan_;
   if (opts.host_weights) {
     if (Status st = upload_host_weights(*dev_, plan, *opts.host_weights, weight_ptrs_, &load_); !st) return st;
   } else if (opts.weights == "random") {
@@ -293,22 +317,25 @@ Status CudaExecutor::init(const CudaOptions& opts) {
     if (!sink) return sink.error();
     if (Status st = stream_weights(plan, opts.weights, weight_ptrs_, **sink, opts.progress, &load_); !st) return st;
   }
-  return build_launches();
+  return Status::success();
 }
 
 Status CudaExecutor::build_launches() {
   const auto& def = plan_->def();
+  OperandTable table;
+  table.arena = arena_;
+  table.weights = weight_ptrs_;
+  for (int s = 0; s < kSlots; ++s) table.inputs[s] = slot_dev_[s];
+  table.kv = kv_ptrs_;
   for (const plan::ProgramDef* prog : *def.programs()) {
     std::vector<Launch>& out = programs_[prog->name()->str()];
     if (!prog->launches()) continue;
     for (const plan::LaunchDef* l : *prog->launches()) {
       const plan::KernelDef& k = *def.kernels()->Get(l->kernel());
       Launch L;
+      L.def = l;
       L.kernel = l->kernel();
       L.note = l->note() ? l->note()->str() : k.name()->str();
-      for (int i = 0; i < 3; ++i) L.grid[i] = plan::DimExprDef(-1, 0, 1, 1);
-      if (l->grid())
-        for (size_t i = 0; i < std::min<size_t>(3, l->grid()->size()); ++i) L.grid[i] = *l->grid()->Get(i);
       const auto* bd = k.block_dims();
       unsigned dims[3] = {1, 1, 1};
       for (size_t i = 0; bd && i < std::min<size_t>(3, bd->size()); ++i) {
@@ -319,29 +346,7 @@ Status CudaExecutor::build_launches() {
         return Error::bad_input("kernel " + k.name()->str() + " has more than 1024 threads per block");
       L.block = Dim3{dims[0], dims[1], dims[2]};
       L.smem = k.dynamic_shared_bytes();
-      const auto& ops = *l->operands();
-      if (ops.size() > MM_MAX_PTRS) return Error::bad_input("launch " + L.note + " has more than 16 operands");
-      for (size_t i = 0; i < ops.size(); ++i) {
-        const plan::OperandDef& o = *ops[i];
-        void* p = nullptr;
-        const int slot = static_cast<int>(o.slot());
-        switch (o.kind()) {
-          case OperandKind::ARENA: p = static_cast<uint8_t*>(arena_) + o.offset(); break;
-          case OperandKind::WEIGHT: p = weight_ptrs_[o.index()]; break;
-          case OperandKind::INPUT:
-            if (slot >= kSlots) return Error::bad_input("launch " + L.note + ": input slot " + std::to_string(slot) + " is not a runtime input");
-            p = slot_dev_[slot];
-            break;
-          case OperandKind::KV: {
-            const int which = slot - static_cast<int>(InputSlot::KV_K);
-            if (which < 0 || which > 3) return Error::bad_input("launch " + L.note + ": KV operand with slot " + std::to_string(slot));
-            p = kv_ptrs_[o.index() * 4 + which];
-            break;
-          }
-          case OperandKind::NONE: break;
-        }
-        L.args.ptr[i] = p;
-      }
+      bind_launch(*l, table, &L.args);
       out.push_back(L);
     }
   }
@@ -352,7 +357,7 @@ Status CudaExecutor::launch_program(const std::vector<Launch>& launches, const i
   for (const Launch& L : launches) {
     mm_kernel_args args = L.args;
     for (int i = 0; i < MM_MAX_DIMS; ++i) args.dim[i] = dims[i];
-    const int64_t g[3] = {eval_dim(L.grid[0], dims), eval_dim(L.grid[1], dims), eval_dim(L.grid[2], dims)};
+    const std::array<int64_t, 3> g = launch_grid(*L.def, dims);
     if (g[0] > std::numeric_limits<int32_t>::max() || g[1] > 65535 || g[2] > 65535)
       return Error::internal("launch " + L.note + ": grid (" + std::to_string(g[0]) + ", " + std::to_string(g[1]) +
                              ", " + std::to_string(g[2]) + ") exceeds the device's limits");

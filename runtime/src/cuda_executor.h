@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "runtime/cuda/device.h"
+#include "runtime/src/binding.h"
 #include "runtime/src/weight_stream.h"
 #include "runtime/src/executor.h"
 #include "runtime/src/plan_reader.h"
@@ -83,7 +84,6 @@ class CudaExecutor final : public Executor {
   uint64_t kv_bytes() const { return kv_bytes_; }
   uint64_t arena_bytes() const { return arena_bytes_; }
   int graphs_captured() const { return static_cast<int>(graphs_.size()); }
-  const std::vector<int64_t>& decode_buckets() const { return buckets_; }
 
   const CallTiming& last_call() const { return last_; }
   // Totals per program ("prefill", "decode") since creation or reset_stats().
@@ -95,8 +95,8 @@ class CudaExecutor final : public Executor {
 
  private:
   struct Launch {
+    const plan::LaunchDef* def = nullptr;  // grid formulas (launch_grid)
     size_t kernel = 0;
-    std::array<plan::DimExprDef, 3> grid{};
     Dim3 block;
     int smem = 0;
     mm_kernel_args args{};
@@ -104,6 +104,12 @@ class CudaExecutor final : public Executor {
   };
   CudaExecutor() = default;
   Status init(const CudaOptions& opts);
+  Status check_options(const CudaOptions& opts);
+  Status open_device(const CudaOptions& opts);
+  Status load_modules();
+  Status plan_memory(const CudaOptions& opts);  // KV blocks from the options and free memory
+  Status allocate();
+  Status load_weights(const CudaOptions& opts);
   Status build_launches();
   Status launch_program(const std::vector<Launch>& launches, const int64_t* dims);
   Expected<cu::CUgraphExec> graph_for(size_t bucket);
@@ -119,10 +125,14 @@ class CudaExecutor final : public Executor {
   void* weights_ = nullptr;
   void* arena_ = nullptr;
   void* io_dev_ = nullptr;
-  void* kv_ = nullptr;
+  void* kv_mem_ = nullptr;
   uint8_t* io_host_ = nullptr;    // pinned mirror of io_dev_ (same layout)
-  std::array<void*, 11> slot_dev_{};
-  std::array<uint8_t*, 11> slot_host_{};
+  std::array<void*, kInputSlots> slot_dev_{};
+  std::array<uint8_t*, kInputSlots> slot_host_{};
+  std::array<uint64_t, kInputSlots> slot_off_{};
+  WeightLayout layout_;
+  KvLayout kv_;
+  uint64_t kv_pool_bytes_ = 0, kv_scale_bytes_ = 0;  // one pool of one layer (blocks + scratch)
   std::vector<void*> weight_ptrs_;
   std::vector<void*> kv_ptrs_;    // per layer: k, v, k_scale, v_scale (null without fp8)
   uint64_t weights_bytes_ = 0, arena_bytes_ = 0, io_bytes_ = 0, kv_bytes_ = 0;

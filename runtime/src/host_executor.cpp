@@ -10,23 +10,26 @@ Expected<std::unique_ptr<HostExecutor>> HostExecutor::create(std::shared_ptr<con
   if (!ex->arena_.allocate(plan->max_arena_bytes()))
     return Error::internal("out of host memory allocating the " +
                            std::to_string(plan->max_arena_bytes()) + "-byte activation arena");
-  const auto& m = *def.model();
-  const auto& l = *def.limits();
-  const bool fp8 = l.kv_dtype() == plan::DType::FP8_E4M3;
-  const uint64_t rows = static_cast<uint64_t>(kv_blocks) * l.kv_block_size() * m.num_kv_heads();
-  const uint64_t pool = rows * m.head_dim() * (fp8 ? 1 : 2);
-  ex->kv_.resize(static_cast<size_t>(m.num_layers()) * 4);
-  for (int64_t layer = 0; layer < m.num_layers(); ++layer)
+  const KvLayout kv = kv_layout(def);
+  const uint64_t blocks = static_cast<uint64_t>(kv_blocks);
+  ex->kv_.resize(static_cast<size_t>(kv.layers) * 4);
+  ex->table_.kv.assign(static_cast<size_t>(kv.layers) * 4, nullptr);
+  for (int64_t layer = 0; layer < kv.layers; ++layer)
     for (int which = 0; which < 4; ++which) {
-      const uint64_t bytes = which < 2 ? pool : (fp8 ? rows * 4 : 0);
+      const uint64_t bytes = blocks * (which < 2 ? kv.pool_bytes_per_block : kv.scale_bytes_per_block);
       if (!ex->kv_[layer * 4 + which].allocate(bytes))
         return Error::internal("out of host memory allocating the KV cache (" +
                                std::to_string(bytes) + " bytes per pool, " +
-                               std::to_string(m.num_layers()) + " layers); lower --max-seq-len");
+                               std::to_string(kv.layers) + " layers); lower --max-seq-len");
+      if (bytes) ex->table_.kv[layer * 4 + which] = ex->kv_[layer * 4 + which].data();
     }
   ex->plan_ = std::move(plan);
   ex->weights_ = std::move(weights);
   ex->kv_blocks_ = kv_blocks;
+  ex->table_.arena = ex->arena_.data();
+  const size_t nw = ex->plan_->def().weights() ? ex->plan_->def().weights()->size() : 0;
+  ex->table_.weights.resize(nw);
+  for (size_t i = 0; i < nw; ++i) ex->table_.weights[i] = ex->weights_.ptr(i);
   return ex;
 }
 
@@ -39,27 +42,14 @@ Status HostExecutor::run(const std::string& program, const CallDims& dims, const
   args.dim[MM_DIM_S] = dims.S;
   args.dim[MM_DIM_CTX] = dims.CTX;
   args.dim[MM_DIM_STEP] = dims.STEP;
-  const void* inputs[] = {io.tokens, io.positions,  io.seq_slots, io.block_tables,
-                          io.logit_rows, io.temperature, io.top_k, io.top_p,
-                          io.seed,   io.logits,     io.sampled};
+  // The reference reads the host arrays in place.
+  const void* inputs[kInputSlots] = {io.tokens, io.positions,  io.seq_slots, io.block_tables,
+                                     io.logit_rows, io.temperature, io.top_k, io.top_p,
+                                     io.seed,   io.logits,     io.sampled};
+  for (int s = 0; s < kInputSlots; ++s) table_.inputs[s] = const_cast<void*>(inputs[s]);
   if (!prog.launches()) return Status::success();
   for (const plan::LaunchDef* l : *prog.launches()) {
-    for (int i = 0; i < MM_MAX_PTRS; ++i) args.ptr[i] = nullptr;
-    const auto& ops = *l->operands();
-    for (size_t i = 0; i < ops.size(); ++i) {
-      const plan::OperandDef& o = *ops[i];
-      void* p = nullptr;
-      switch (o.kind()) {
-        case plan::OperandKind::ARENA: p = arena_.data() + o.offset(); break;
-        case plan::OperandKind::WEIGHT: p = weights_.ptr(o.index()); break;
-        case plan::OperandKind::INPUT: p = const_cast<void*>(inputs[static_cast<int>(o.slot())]); break;
-        case plan::OperandKind::KV:
-          p = kv_[o.index() * 4 + (static_cast<int>(o.slot()) - static_cast<int>(plan::InputSlot::KV_K))].data();
-          break;
-        case plan::OperandKind::NONE: break;
-      }
-      args.ptr[i] = p;
-    }
+    bind_launch(*l, table_, &args);
     const plan::KernelDef& k = *def.kernels()->Get(l->kernel());
     run_reference(k.kind(), plan_->kernel_params(l->kernel()), args);
   }

@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "runtime/src/binding.h"
 #include "runtime/src/executor.h"
 #include "runtime/src/host_buffer.h"
 #include "runtime/src/plan_reader.h"
@@ -22,9 +23,6 @@ class HostExecutor final : public Executor {
   Status run(const std::string& program, const CallDims& dims, const CallIo& io) override;
   const char* name() const override { return "host"; }
 
-  // KV pool of `layer` (which: 0 k, 1 v, 2 k_scale, 3 v_scale); for tests.
-  void* kv_pool(int64_t layer, int which) const { return kv_[layer * 4 + which].data(); }
-
  private:
   HostExecutor() = default;
   std::shared_ptr<const Plan> plan_;
@@ -32,6 +30,7 @@ class HostExecutor final : public Executor {
   HostBuffer arena_;
   std::vector<HostBuffer> kv_;  // per layer: k, v, k_scale, v_scale
   int64_t kv_blocks_ = 0;
+  OperandTable table_;  // inputs rebound on every call
 };
 
 }  // namespace mm::rt

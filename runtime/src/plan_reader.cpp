@@ -122,6 +122,12 @@ class Checker {
       if (static_cast<int>(w.transform()) > static_cast<int>(WeightTransform::MAX))
         return fail(where + ": unknown transform " + std::to_string(static_cast<int>(w.transform())));
       if (!w.sources() || w.sources()->size() == 0) return fail(where + ": no source tensors");
+      if (static_cast<int>(w.role()) > static_cast<int>(plan::WeightRole::MAX))
+        return fail(where + ": unknown role " + std::to_string(static_cast<int>(w.role())));
+      if (w.fan_in() <= 0) return fail(where + ": fan_in = " + std::to_string(w.fan_in()) + " must be positive");
+      if (w.transform() != WeightTransform::CONCAT_N && w.concat_axis() != -1)
+        return fail(where + ": concat_axis = " + std::to_string(w.concat_axis()) + " on a " +
+                    plan::EnumNameWeightTransform(w.transform()) + " weight (only CONCAT_N has one)");
       for (size_t si = 0; si < w.sources()->size(); ++si) {
         const plan::TensorRefDef& s = *w.sources()->Get(si);
         const std::string sw = where + " source '" + s.name()->str() + "'";
@@ -181,22 +187,22 @@ class Checker {
         if (Status st = same_dtype(); !st) return st;
         const size_t r = rank(out);
         if (r == 0) return fail(where + ": CONCAT_N needs a shaped weight");
-        bool last_ok = true, first_ok = true;
-        int64_t sum_last = 0, sum_first = 0;
+        const int axis = w.concat_axis();
+        if (axis != 0 && axis != static_cast<int>(r) - 1)
+          return fail(where + ": CONCAT_N concat_axis = " + std::to_string(axis) + "; expected 0 or " +
+                      std::to_string(r - 1) + " (the last dim)");
+        int64_t sum = 0;
         for (const plan::TensorRefDef* s : src) {
           if (rank(s->shape()) != r) return fail(where + ": CONCAT_N source rank differs from the weight's");
-          for (size_t d = 0; d < r; ++d) {
-            if (d + 1 != r && dim(s->shape(), d) != dim(out, d)) last_ok = false;
-            if (d != 0 && dim(s->shape(), d) != dim(out, d)) first_ok = false;
-          }
-          sum_last += dim(s->shape(), r - 1);
-          sum_first += dim(s->shape(), 0);
+          for (size_t d = 0; d < r; ++d)
+            if (static_cast<int>(d) != axis && dim(s->shape(), d) != dim(out, d))
+              return fail(where + ": CONCAT_N source '" + s->name()->str() + "' differs from " + shape_str(out) +
+                          " outside dim " + std::to_string(axis));
+          sum += dim(s->shape(), static_cast<size_t>(axis));
         }
-        last_ok = last_ok && sum_last == dim(out, r - 1);
-        first_ok = first_ok && sum_first == dim(out, 0);
-        if (!last_ok && !first_ok)
-          return fail(where + ": CONCAT_N sources do not concatenate to " + shape_str(out) +
-                      " along the last or the first dimension");
+        if (sum != dim(out, static_cast<size_t>(axis)))
+          return fail(where + ": CONCAT_N sources add up to " + std::to_string(sum) + " along dim " +
+                      std::to_string(axis) + ", the weight has " + std::to_string(dim(out, static_cast<size_t>(axis))));
         return Status::success();
       }
       case WeightTransform::STACK_EXPERTS:

@@ -286,16 +286,9 @@ class Streamer {
       case WeightTransform::STACK_EXPERTS:
         return stacked(srcs, dst);
       case WeightTransform::CONCAT_N: {
-        // Along the first dimension when the sources' first dims add up to the weight's (16-bit
-        // [N, K] matrices: contiguous), else along the last (qweight/scales [K', N_i]: rows
-        // composed). The same rule as the host loader and the plan reader.
-        int64_t sum_first = 0;
-        bool rest_equal = true;
-        for (const plan::TensorRefDef* s : srcs) {
-          sum_first += s->shape()->Get(0);
-          for (size_t d = 1; d < rank; ++d) rest_equal = rest_equal && s->shape()->Get(d) == shape->Get(d);
-        }
-        if (rest_equal && sum_first == shape->Get(0)) return stacked(srcs, dst);
+        // Along the first dimension (16-bit [N, K] matrices: contiguous) or the last
+        // (qweight/scales [K', N_i]: rows composed), as the plan's concat_axis says.
+        if (w.concat_axis() == 0) return stacked(srcs, dst);
         const uint64_t out_row = static_cast<uint64_t>(shape->Get(rank - 1)) * esize;
         std::vector<Part> parts;
         for (const plan::TensorRefDef* s : srcs)

@@ -186,15 +186,9 @@ Status load_one(const plan::WeightDef& w, Shards& shards, HostBuffer& out, std::
       return Status::success();
     }
     case WeightTransform::CONCAT_N: {
-      // Along the first dimension when the sources' first dims add up to the weight's (16-bit
-      // [N, K] matrices), else along the last (quantized qweight/scales [K', N]).
-      int64_t sum_first = 0;
-      bool rest_equal = true;
-      for (const plan::TensorRefDef* s : srcs) {
-        sum_first += s->shape()->Get(0);
-        for (size_t d = 1; d < r; ++d) rest_equal = rest_equal && s->shape()->Get(d) == shape->Get(d);
-      }
-      if (rest_equal && sum_first == shape->Get(0)) {
+      // Along the first dimension (16-bit [N, K] matrices: contiguous) or the last (quantized
+      // qweight/scales [K', N]), as the compiler recorded (concat_axis; the plan reader checked it).
+      if (w.concat_axis() == 0) {
         uint64_t off = 0;
         for (const plan::TensorRefDef* s : srcs) {
           if (Status st = shards.read(s->file()->str(), s->offset(), s->nbytes(), dst + off); !st)
@@ -242,59 +236,6 @@ Status load_one(const plan::WeightDef& w, Shards& shards, HostBuffer& out, std::
       break;
   }
   return Status::success();
-}
-
-// What a weight is used as (decides its random distribution); K of the matrix it belongs to.
-enum class Role { UNKNOWN, QWEIGHT, SCALES, DENSE, EMBEDDING, NORM, BIAS };
-
-void weight_roles(const Plan& plan, std::vector<Role>& roles, std::vector<int64_t>& ks) {
-  const auto& def = plan.def();
-  const size_t n = def.weights() ? def.weights()->size() : 0;
-  roles.assign(n, Role::UNKNOWN);
-  ks.assign(n, 1);
-  for (const plan::ProgramDef* prog : *def.programs()) {
-    if (!prog->launches()) continue;
-    for (const plan::LaunchDef* l : *prog->launches()) {
-      const plan::KernelDef& k = *def.kernels()->Get(l->kernel());
-      const RefParams& p = plan.kernel_params(l->kernel());
-      for (size_t oi = 0; oi < l->operands()->size(); ++oi) {
-        const plan::OperandDef& o = *l->operands()->Get(oi);
-        if (o.kind() != plan::OperandKind::WEIGHT) continue;
-        Role role = Role::UNKNOWN;
-        int64_t K = 1;
-        using KK = plan::KernelKind;
-        switch (k.kind()) {
-          case KK::EMBED: role = Role::EMBEDDING; break;
-          case KK::RMS_NORM: case KK::QK_NORM_ROPE_KV: role = Role::NORM; break;
-          case KK::GEMM_W4:
-            role = oi == 1 ? Role::QWEIGHT : Role::SCALES;
-            K = std::get<ref::GemmW4Params>(p).K;
-            break;
-          case KK::GEMM_DENSE:
-            role = Role::DENSE;
-            K = std::get<ref::GemmDenseParams>(p).K;
-            break;
-          case KK::ROUTE_TOPK: {
-            const auto& rp = std::get<ref::RouteTopkParams>(p);
-            role = (rp.FUSED_GEMM && oi == 1) ? Role::DENSE : Role::BIAS;
-            K = rp.H;
-            break;
-          }
-          case KK::MOE_W13:
-            role = oi == 1 ? Role::QWEIGHT : Role::SCALES;
-            K = std::get<ref::MoeW13Params>(p).H;
-            break;
-          case KK::MOE_W2:
-            role = oi == 1 ? Role::QWEIGHT : Role::SCALES;
-            K = std::get<ref::MoeW2Params>(p).I;
-            break;
-          default: break;
-        }
-        roles[o.index()] = role;
-        ks[o.index()] = std::max<int64_t>(1, K);
-      }
-    }
-  }
 }
 
 }  // namespace
@@ -385,13 +326,7 @@ Status WeightLoader::stream(size_t index, const Sink& sink) {
     case WeightTransform::STACK_EXPERTS:
       return sequential();
     case WeightTransform::CONCAT_N: {
-      int64_t sum_first = 0;
-      bool rest_equal = true;
-      for (const plan::TensorRefDef* s : srcs) {
-        sum_first += s->shape()->Get(0);
-        for (size_t d = 1; d < r; ++d) rest_equal = rest_equal && s->shape()->Get(d) == shape->Get(d);
-      }
-      if (rest_equal && sum_first == shape->Get(0)) return sequential();
+      if (w.concat_axis() == 0) return sequential();  // contiguous (plan's concat_axis)
       break;  // along the last dim: materialized whole below
     }
     case WeightTransform::STACK_EXPERTS_W13: {
@@ -435,19 +370,15 @@ Expected<HostWeights> load_host_weights(const Plan& plan, const std::string& dir
   return hw;
 }
 
-RandomWeightFiller::RandomWeightFiller(const Plan& plan, uint64_t seed) : plan_(&plan), seed_(seed) {
-  std::vector<Role> roles;
-  weight_roles(plan, roles, ks_);
-  roles_.reserve(roles.size());
-  for (Role r : roles) roles_.push_back(static_cast<int>(r));
-}
+RandomWeightFiller::RandomWeightFiller(const Plan& plan, uint64_t seed) : plan_(&plan), seed_(seed) {}
 
 void RandomWeightFiller::fill(size_t wi, uint64_t first, uint64_t count, void* out) const {
   const plan::WeightDef& w = *plan_->def().weights()->Get(wi);
   const uint64_t base = ref::splitmix64(seed_ ^ ref::splitmix64(wi + 1));
   const size_t es = plan_dtype_size(w.dtype());
-  const Role role = static_cast<Role>(roles_[wi]);
-  const float inv_sqrt_k = 1.0f / std::sqrt(static_cast<float>(ks_[wi]));
+  // The role and fan-in the compiler recorded decide the distribution.
+  const plan::WeightRole role = w.role();
+  const float inv_sqrt_k = 1.0f / std::sqrt(static_cast<float>(std::max<int64_t>(1, w.fan_in())));
   uint8_t* dst = static_cast<uint8_t*>(out);
   const DType dt = w.dtype();
   ref::parallel_for(static_cast<int64_t>(count), 1 << 16, [&](int64_t b, int64_t e) {
@@ -457,15 +388,15 @@ void RandomWeightFiller::fill(size_t wi, uint64_t first, uint64_t count, void* o
       const float sym = 2.0f * u - 1.0f;                          // [-1, 1)
       float v = 0.0f;
       switch (role) {
-        case Role::SCALES: {
+        case plan::WeightRole::SCALES: {
           const float mag = (0.5f + u) * inv_sqrt_k / 4.6f;  // (q - 8) has std ~4.6
           v = ((h & 1) ? -mag : mag);
           break;
         }
-        case Role::NORM: v = 1.0f + 0.1f * sym; break;
-        case Role::DENSE: v = std::sqrt(3.0f) * inv_sqrt_k * sym; break;
-        case Role::EMBEDDING: v = sym; break;
-        case Role::BIAS: v = 0.05f * sym; break;
+        case plan::WeightRole::NORM: v = 1.0f + 0.1f * sym; break;
+        case plan::WeightRole::DENSE: v = std::sqrt(3.0f) * inv_sqrt_k * sym; break;
+        case plan::WeightRole::EMBEDDING: v = sym; break;
+        case plan::WeightRole::BIAS: v = 0.05f * sym; break;
         default: v = 0.02f * sym; break;
       }
       uint8_t* d = dst + static_cast<uint64_t>(j) * es;

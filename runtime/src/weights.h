@@ -64,16 +64,15 @@ class RandomWeightFiller {
  public:
   RandomWeightFiller(const Plan& plan, uint64_t seed);
   void fill(size_t index, uint64_t first, uint64_t count, void* dst) const;
-  // What weight `index` is used as (its distribution) and the K of its matrix: weights with equal
-  // (role, K, dtype) may share random values (the GPU loader tiles one block over all of them).
-  int role(size_t index) const { return roles_[index]; }
-  int64_t k(size_t index) const { return ks_[index]; }
+  // What weight `index` is used as (its distribution) and the K of its matrix, as the plan
+  // records them: weights with equal (role, K, dtype) may share random values (the GPU loader
+  // tiles one block over all of them).
+  int role(size_t index) const { return static_cast<int>(plan_->def().weights()->Get(index)->role()); }
+  int64_t k(size_t index) const { return plan_->def().weights()->Get(index)->fan_in(); }
 
  private:
   const Plan* plan_;
   uint64_t seed_;
-  std::vector<int> roles_;
-  std::vector<int64_t> ks_;
 };
 
 // Valid random weights of the plan's shapes: int4 nibbles uniform, scales ~ 1/(4.6 sqrt(K)) with

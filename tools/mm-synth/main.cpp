@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;  // design.md section 6: usage errors exit 2
   }
-  opts.quant = quant == "gptq" ? mm::synth::QuantFormat::GPTQ : mm::synth::QuantFormat::AUTO_ROUND;
+  opts.quant = quant == "gptq" ? mm::QuantMethod::GPTQ : mm::QuantMethod::AUTO_ROUND;
 
   mm::Expected<mm::synth::WriteSummary> sum = mm::synth::write_checkpoint(opts);
   if (!sum) {

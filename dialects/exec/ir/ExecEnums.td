@@ -30,4 +30,12 @@ def Exec_TransformAttr : I32EnumAttr<"Transform",
   let cppNamespace = "::mm::exec";
 }
 
+def Exec_WeightRoleAttr : I32EnumAttr<"WeightRole",
+    "what a device weight is to the kernels that read it (plan.fbs WeightRole)", [
+    I32EnumAttrCase<"other", 0>, I32EnumAttrCase<"qweight", 1>, I32EnumAttrCase<"scales", 2>,
+    I32EnumAttrCase<"zeros", 3>, I32EnumAttrCase<"dense", 4>, I32EnumAttrCase<"embedding", 5>,
+    I32EnumAttrCase<"norm", 6>, I32EnumAttrCase<"bias", 7>]> {
+  let cppNamespace = "::mm::exec";
+}
+
 #endif // MM_EXEC_ENUMS_TD

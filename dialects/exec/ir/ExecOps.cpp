@@ -70,6 +70,18 @@ LogicalResult WeightOp::verify() {
     return emitOpError() << "transform '" << stringifyTransform(t) << "' takes 1 source, got " << n;
   if (t == Transform::stack_experts_w13 && n % 2 != 0)
     return emitOpError() << "transform 'stack_experts_w13' takes w1/w3 source pairs, got " << n;
+  if (static_cast<int64_t>(getFanInAttr().getInt()) <= 0)
+    return emitOpError() << "fan_in must be positive, got " << static_cast<int64_t>(getFanInAttr().getInt());
+  const int64_t rank = static_cast<int64_t>(getShape().size());
+  if (t == Transform::concat_n) {
+    if (!getConcatAxisAttr())
+      return emitOpError() << "transform 'concat_n' needs concat_axis";
+    const int64_t axis = getConcatAxisAttr().getInt();
+    if (axis != 0 && axis != rank - 1)
+      return emitOpError() << "concat_axis must be 0 or the last dim (" << rank - 1 << "), got " << axis;
+  } else if (getConcatAxisAttr()) {
+    return emitOpError() << "concat_axis is only for transform 'concat_n'";
+  }
   return success();
 }
 

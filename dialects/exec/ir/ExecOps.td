@@ -76,18 +76,22 @@ def Exec_WeightOp : Exec_Op<"weight", [Symbol, HasParent<"mlir::ModuleOp">]> {
     Weights are by reference: `sources` are checkpoint tensor names; the plan writer adds their
     shard file and byte range from the checkpoint's headers. `transform` is one of `copy`,
     `concat_n`, `stack_experts`, `stack_experts_w13`, `upcast_f32`, `check_zeros`; `shape` and
-    `dtype` (`bf16`, `f16`, `f32`, `i32`) describe the device tensor after it.
+    `dtype` (`bf16`, `f16`, `f32`, `i32`) describe the device tensor after it. The compiler also
+    records what the runtime would otherwise have to guess: `role` (what the weight is to its
+    kernels), `fan_in` (the K of its product) and, for `concat_n`, `concat_axis`.
 
     ```mlir
-    exec.weight @l0.w13.scales f16 stack_experts_w13 {category = "experts",
+    exec.weight @l0.w13.scales f16 stack_experts_w13 scales {category = "experts", fan_in = 256,
         shape = array<i64: 8, 2, 512>,
         sources = ["model.layers.0.block_sparse_moe.experts.0.w1.scales", ...]}
     ```
   }];
   let arguments = (ins SymbolNameAttr:$sym_name, Exec_WeightDTypeAttr:$dtype,
                        DenseI64ArrayAttr:$shape, Exec_TransformAttr:$transform,
-                       StrArrayAttr:$sources, StrAttr:$category);
-  let assemblyFormat = "$sym_name $dtype $transform attr-dict";
+                       StrArrayAttr:$sources, StrAttr:$category, Exec_WeightRoleAttr:$role,
+                       DefaultValuedAttr<I64Attr, "1">:$fan_in,
+                       OptionalAttr<I64Attr>:$concat_axis);
+  let assemblyFormat = "$sym_name $dtype $transform $role attr-dict";
   let hasVerifier = 1;
 }
 

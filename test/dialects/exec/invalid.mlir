@@ -2,37 +2,67 @@
 
 // Tests that an unknown load-time transform is rejected.
 // expected-error @+1 {{expected string or keyword containing one of the following enum values for attribute 'transform'}}
-exec.weight @w f16 shuffle {category = "other", shape = array<i64: 4>, sources = ["a"]}
+exec.weight @w f16 shuffle other {category = "other", shape = array<i64: 4>, sources = ["a"]}
 
 // -----
 
 // Tests that an unknown weight dtype is rejected.
 // expected-error @+1 {{expected string or keyword containing one of the following enum values for attribute 'dtype' [bf16, f16, f32, i32]}}
-exec.weight @w f64 copy {category = "other", shape = array<i64: 4>, sources = ["a"]}
+exec.weight @w f64 copy other {category = "other", shape = array<i64: 4>, sources = ["a"]}
 
 // -----
 
 // Tests that a weight needs a source tensor.
 // expected-error @+1 {{needs at least one source tensor}}
-exec.weight @w f16 copy {category = "other", shape = array<i64: 4>, sources = []}
+exec.weight @w f16 copy other {category = "other", shape = array<i64: 4>, sources = []}
 
 // -----
 
 // Tests that weight shapes are positive.
 // expected-error @+1 {{shape dims must be positive, got 0}}
-exec.weight @w f16 copy {category = "other", shape = array<i64: 0>, sources = ["a"]}
+exec.weight @w f16 copy other {category = "other", shape = array<i64: 0>, sources = ["a"]}
 
 // -----
 
 // Tests that copy takes exactly one source.
 // expected-error @+1 {{transform 'copy' takes 1 source, got 2}}
-exec.weight @w f16 copy {category = "other", shape = array<i64: 4>, sources = ["a", "b"]}
+exec.weight @w f16 copy other {category = "other", shape = array<i64: 4>, sources = ["a", "b"]}
+
+// -----
+
+// Tests that concat_n records the dim it concatenates along.
+// expected-error @+1 {{transform 'concat_n' needs concat_axis}}
+exec.weight @w i32 concat_n qweight {category = "attention", shape = array<i64: 4, 8>, sources = ["a", "b"]}
+
+// -----
+
+// Tests that the concat axis is the first or the last dim.
+// expected-error @+1 {{concat_axis must be 0 or the last dim (2), got 1}}
+exec.weight @w i32 concat_n qweight {category = "attention", concat_axis = 1 : i64, shape = array<i64: 4, 8, 2>, sources = ["a", "b"]}
+
+// -----
+
+// Tests that only concat_n has a concat axis.
+// expected-error @+1 {{concat_axis is only for transform 'concat_n'}}
+exec.weight @w f16 copy dense {category = "other", concat_axis = 0 : i64, shape = array<i64: 4>, sources = ["a"]}
+
+// -----
+
+// Tests that the fan-in is positive.
+// expected-error @+1 {{fan_in must be positive, got 0}}
+exec.weight @w f16 copy dense {category = "other", fan_in = 0 : i64, shape = array<i64: 4>, sources = ["a"]}
+
+// -----
+
+// Tests that a weight's role is one of the plan's.
+// expected-error @+1 {{expected string or keyword containing one of the following enum values for attribute 'role'}}
+exec.weight @w f16 copy gate {category = "other", shape = array<i64: 4>, sources = ["a"]}
 
 // -----
 
 // Tests that stack_experts_w13 takes w1/w3 pairs.
 // expected-error @+1 {{takes w1/w3 source pairs, got 3}}
-exec.weight @w i32 stack_experts_w13 {category = "experts", shape = array<i64: 4>, sources = ["a", "b", "c"]}
+exec.weight @w i32 stack_experts_w13 other {category = "experts", shape = array<i64: 4>, sources = ["a", "b", "c"]}
 
 // -----
 

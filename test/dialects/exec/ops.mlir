@@ -1,15 +1,15 @@
 // RUN: mm-opt %s | FileCheck %s
 // RUN: mm-opt %s | mm-opt | FileCheck %s
 
-// CHECK: exec.weight @l0.qkv.qweight i32 concat_n
-// CHECK-SAME: category = "attention"
-exec.weight @l0.qkv.qweight i32 concat_n {category = "attention", shape = array<i64: 32, 512>,
+// CHECK: exec.weight @l0.qkv.qweight i32 concat_n qweight
+// CHECK-SAME: category = "attention", concat_axis = 1 : i64, fan_in = 256 : i64
+exec.weight @l0.qkv.qweight i32 concat_n qweight {category = "attention", concat_axis = 1 : i64, fan_in = 256 : i64, shape = array<i64: 32, 512>,
     sources = ["model.layers.0.self_attn.q_proj.qweight", "model.layers.0.self_attn.k_proj.qweight",
                "model.layers.0.self_attn.v_proj.qweight"]}
-exec.weight @l0.qkv.scales f16 concat_n {category = "attention", shape = array<i64: 2, 512>,
+exec.weight @l0.qkv.scales f16 concat_n scales {category = "attention", concat_axis = 1 : i64, fan_in = 256 : i64, shape = array<i64: 2, 512>,
     sources = ["model.layers.0.self_attn.q_proj.scales", "model.layers.0.self_attn.k_proj.scales",
                "model.layers.0.self_attn.v_proj.scales"]}
-exec.weight @l0.bias f32 upcast_f32 {category = "experts", shape = array<i64: 8>,
+exec.weight @l0.bias f32 upcast_f32 bias {category = "experts", shape = array<i64: 8>,
     sources = ["model.layers.0.block_sparse_moe.e_score_correction_bias"]}
 // CHECK: exec.kernel @gemm_w4_0 GEMM_W4
 // CHECK-SAME: params = {CS = 1 : i64, G = 128 : i64, K = 256 : i64, N = 512 : i64, OUT = 0 : i64, THREADS = 256 : i64, VARIANT = 0 : i64, WK = 2 : i64}

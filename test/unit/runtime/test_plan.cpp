@@ -45,12 +45,15 @@ class Builder {
   explicit Builder(const TinyModel& m) : m_(m) {}
 
   // --- weights ---
-  uint32_t weight(const std::string& name, DType dt, std::vector<int64_t> shape, const std::string& cat) {
+  uint32_t weight(const std::string& name, DType dt, std::vector<int64_t> shape, const std::string& cat,
+                  WeightRole role, int64_t fan_in = 1) {
     WeightSpec w;
     w.name = name;
     w.dtype = dt;
     w.shape = shape;
     w.transform = WeightTransform::COPY;
+    w.role = role;
+    w.fan_in = fan_in;
     const uint64_t nb = bytes_of(dt, shape);
     w.sources.push_back({name, "model.safetensors", next_offset_, nb, dt, shape});
     next_offset_ += nb;
@@ -93,7 +96,8 @@ class Builder {
       for (const auto& s : w.sources)
         srcs.push_back(CreateTensorRefDefDirect(b, s.name.c_str(), s.file.c_str(), s.offset, s.nbytes, s.dtype, &s.shape));
       ws.push_back(CreateWeightDefDirect(b, w.name.c_str(), w.dtype, &w.shape, bytes_of(w.dtype, w.shape),
-                                         w.transform, &srcs, i < cats_.size() ? cats_[i].c_str() : "other"));
+                                         w.transform, &srcs, i < cats_.size() ? cats_[i].c_str() : "other", w.role,
+                                         w.fan_in, w.concat_axis));
     }
     std::vector<fb::Offset<KernelDef>> ks;
     for (const auto& k : kernels_) {
@@ -176,29 +180,29 @@ std::vector<uint8_t> build_tiny_plan(const TinyModel& m) {
   const int64_t MAXB = (m.max_seq_len + m.block - 1) / m.block;
 
   struct LayerW { uint32_t in_norm, qkv_q, qkv_s, q_norm, k_norm, o_q, o_s, post_norm, gate, bias, w13_q, w13_s, w2_q, w2_s; };
-  const uint32_t embed = b.weight("model.embed_tokens.weight", DType::BF16, {m.V, m.H}, "embeddings");
+  const uint32_t embed = b.weight("model.embed_tokens.weight", DType::BF16, {m.V, m.H}, "embeddings", WeightRole::EMBEDDING);
   std::vector<LayerW> lw;
   for (int64_t l = 0; l < m.L; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     LayerW x;
-    x.in_norm = b.weight(p + "input_layernorm.weight", DType::BF16, {m.H}, "other");
-    x.qkv_q = b.weight(p + "self_attn.qkv.qweight", DType::I32, {m.H / 8, NQKV}, "attention");
-    x.qkv_s = b.weight(p + "self_attn.qkv.scales", DType::F16, {m.H / m.G, NQKV}, "attention");
-    x.q_norm = b.weight(p + "self_attn.q_norm.weight", DType::BF16, {QN}, "attention");
-    x.k_norm = b.weight(p + "self_attn.k_norm.weight", DType::BF16, {KN}, "attention");
-    x.o_q = b.weight(p + "self_attn.o_proj.qweight", DType::I32, {QN / 8, m.H}, "attention");
-    x.o_s = b.weight(p + "self_attn.o_proj.scales", DType::F16, {QN / m.G, m.H}, "attention");
-    x.post_norm = b.weight(p + "post_attention_layernorm.weight", DType::BF16, {m.H}, "other");
-    x.gate = b.weight(p + "block_sparse_moe.gate.weight", DType::BF16, {m.E, m.H}, "other");
-    x.bias = b.weight(p + "block_sparse_moe.e_score_correction_bias", DType::F32, {m.E}, "other");
-    x.w13_q = b.weight(p + "block_sparse_moe.w13.qweight", DType::I32, {m.E, m.H / 8, 2 * m.I}, "experts");
-    x.w13_s = b.weight(p + "block_sparse_moe.w13.scales", DType::F16, {m.E, m.H / m.G, 2 * m.I}, "experts");
-    x.w2_q = b.weight(p + "block_sparse_moe.w2.qweight", DType::I32, {m.E, m.I / 8, m.H}, "experts");
-    x.w2_s = b.weight(p + "block_sparse_moe.w2.scales", DType::F16, {m.E, m.I / m.G, m.H}, "experts");
+    x.in_norm = b.weight(p + "input_layernorm.weight", DType::BF16, {m.H}, "other", WeightRole::NORM);
+    x.qkv_q = b.weight(p + "self_attn.qkv.qweight", DType::I32, {m.H / 8, NQKV}, "attention", WeightRole::QWEIGHT, m.H);
+    x.qkv_s = b.weight(p + "self_attn.qkv.scales", DType::F16, {m.H / m.G, NQKV}, "attention", WeightRole::SCALES, m.H);
+    x.q_norm = b.weight(p + "self_attn.q_norm.weight", DType::BF16, {QN}, "attention", WeightRole::NORM);
+    x.k_norm = b.weight(p + "self_attn.k_norm.weight", DType::BF16, {KN}, "attention", WeightRole::NORM);
+    x.o_q = b.weight(p + "self_attn.o_proj.qweight", DType::I32, {QN / 8, m.H}, "attention", WeightRole::QWEIGHT, QN);
+    x.o_s = b.weight(p + "self_attn.o_proj.scales", DType::F16, {QN / m.G, m.H}, "attention", WeightRole::SCALES, QN);
+    x.post_norm = b.weight(p + "post_attention_layernorm.weight", DType::BF16, {m.H}, "other", WeightRole::NORM);
+    x.gate = b.weight(p + "block_sparse_moe.gate.weight", DType::BF16, {m.E, m.H}, "other", WeightRole::DENSE, m.H);
+    x.bias = b.weight(p + "block_sparse_moe.e_score_correction_bias", DType::F32, {m.E}, "other", WeightRole::BIAS);
+    x.w13_q = b.weight(p + "block_sparse_moe.w13.qweight", DType::I32, {m.E, m.H / 8, 2 * m.I}, "experts", WeightRole::QWEIGHT, m.H);
+    x.w13_s = b.weight(p + "block_sparse_moe.w13.scales", DType::F16, {m.E, m.H / m.G, 2 * m.I}, "experts", WeightRole::SCALES, m.H);
+    x.w2_q = b.weight(p + "block_sparse_moe.w2.qweight", DType::I32, {m.E, m.I / 8, m.H}, "experts", WeightRole::QWEIGHT, m.I);
+    x.w2_s = b.weight(p + "block_sparse_moe.w2.scales", DType::F16, {m.E, m.I / m.G, m.H}, "experts", WeightRole::SCALES, m.I);
     lw.push_back(x);
   }
-  const uint32_t final_norm = b.weight("model.norm.weight", DType::BF16, {m.H}, "other");
-  const uint32_t lm_head = b.weight("lm_head.weight", DType::BF16, {m.V, m.H}, "embeddings");
+  const uint32_t final_norm = b.weight("model.norm.weight", DType::BF16, {m.H}, "other", WeightRole::NORM);
+  const uint32_t lm_head = b.weight("lm_head.weight", DType::BF16, {m.V, m.H}, "embeddings", WeightRole::DENSE, m.H);
 
   // Kernels (one per specialization used below).
   using P = std::vector<std::pair<std::string, double>>;

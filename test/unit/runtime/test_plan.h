@@ -43,6 +43,9 @@ struct WeightSpec {
     std::vector<int64_t> shape;
   };
   std::vector<Source> sources;
+  int concat_axis = -1;  // CONCAT_N: 0 or the last dim
+  plan::WeightRole role = plan::WeightRole::OTHER;
+  int64_t fan_in = 1;
 };
 std::vector<uint8_t> build_weights_plan(const std::vector<WeightSpec>& weights);
 

@@ -83,6 +83,9 @@ class WeightsTest : public ::testing::Test {
   test::WeightSpec spec(const std::string& name, DType dt, std::vector<int64_t> shape, WeightTransform t,
                         std::vector<std::string> sources) {
     test::WeightSpec w{name, dt, shape, t, {}};
+    // As the compiler records it: 16-bit [N, K] matrices along the first dim, quantized tensors
+    // along the last.
+    if (t == WeightTransform::CONCAT_N) w.concat_axis = dt == DType::BF16 ? 0 : static_cast<int>(shape.size()) - 1;
     for (auto& s : sources) w.sources.push_back(fx.src.at(s));
     return w;
   }

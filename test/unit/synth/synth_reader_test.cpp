@@ -44,7 +44,7 @@ TEST(SynthThroughReader, TinyAutoRound) {
 
 TEST(SynthThroughReader, TinyGptq) {
   Options o;
-  o.quant = QuantFormat::GPTQ;
+  o.quant = QuantMethod::GPTQ;
   Expected<ModelDesc> m = synth_and_read(o, "gptq");
   ASSERT_TRUE(m.ok()) << m.error().message;
   EXPECT_EQ(m->quant.method, QuantMethod::GPTQ);

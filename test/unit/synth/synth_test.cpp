@@ -81,7 +81,7 @@ TEST(SynthPlan, FullPresetMatchesTheSpecTables) {
 TEST(SynthPlan, GptqVariantAddsGIdxAndUsesF16) {
   Options o;
   o.preset = "minimax-m2.7-reap-172b";
-  o.quant = QuantFormat::GPTQ;
+  o.quant = QuantMethod::GPTQ;
   Expected<Plan> p = plan_checkpoint(o);
   ASSERT_TRUE(p.ok());
   // One g_idx per quantized linear: 62 * (4 + 192 * 3). (Spec 2 says +12,152 = 62 * 196, which
@@ -268,7 +268,7 @@ TEST(SynthWrite, GptqVariantStoresGIdxAndF16) {
   fs::path dir = fresh_dir("gptq");
   Options o;
   o.out_dir = dir.string();
-  o.quant = QuantFormat::GPTQ;
+  o.quant = QuantMethod::GPTQ;
   ASSERT_TRUE(write_checkpoint(o).ok());
   EXPECT_TRUE(fs::exists(dir / "quantize_config.json"));
   EXPECT_FALSE(fs::exists(dir / "quantization_config.json"));
