@@ -321,7 +321,9 @@ int text_generate_command(const GenerateOptions& o, std::ostream& out, std::ostr
   }
   // Raw completion: the text as typed, no BOS (spec 5.1); special tokens in it are recognized,
   // as tokenizers' encode does.
-  const std::vector<int32_t> ids = assets->tokenizer.encode(prompt, true);
+  auto encoded = assets->tokenizer.encode(prompt, true);
+  if (!encoded) return report(encoded.error(), err);
+  const std::vector<int32_t> ids = std::move(*encoded);
   const int64_t prompt_len = static_cast<int64_t>(ids.size());
   if (prompt_len == 0) return report(Error::bad_input("--prompt encodes to no tokens"), err);
 
@@ -475,7 +477,13 @@ int chat_command(const GenerateOptions& o, int in_fd, std::ostream& out, std::os
       report(rendered.error(), err);
       continue;
     }
-    const std::vector<int32_t> ids = engine.tokenizer().encode(*rendered, true);
+    auto encoded = engine.tokenizer().encode(*rendered, true);
+    if (!encoded) {
+      messages.erase(messages.end() - 1);
+      report(encoded.error(), err);
+      continue;
+    }
+    const std::vector<int32_t> ids = std::move(*encoded);
 
     set_sigint(true, nullptr);
     g_interrupted.store(false);
