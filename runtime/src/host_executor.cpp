@@ -13,21 +13,44 @@ Expected<std::unique_ptr<HostExecutor>> HostExecutor::create(std::shared_ptr<con
   const auto& m = *def.model();
   const auto& l = *def.limits();
   const bool fp8 = l.kv_dtype() == plan::DType::FP8_E4M3;
-  const uint64_t rows = static_cast<uint64_t>(kv_blocks) * l.kv_block_size() * m.num_kv_heads();
-  const uint64_t pool = rows * m.head_dim() * (fp8 ? 1 : 2);
+  const uint64_t rows_per_block = static_cast<uint64_t>(l.kv_block_size()) * m.num_kv_heads();
+  ex->block_bytes_[0] = ex->block_bytes_[1] = rows_per_block * m.head_dim() * (fp8 ? 1 : 2);
+  ex->block_bytes_[2] = ex->block_bytes_[3] = fp8 ? rows_per_block * 4 : 0;
   ex->kv_.resize(static_cast<size_t>(m.num_layers()) * 4);
   for (int64_t layer = 0; layer < m.num_layers(); ++layer)
     for (int which = 0; which < 4; ++which) {
-      const uint64_t bytes = which < 2 ? pool : (fp8 ? rows * 4 : 0);
-      if (!ex->kv_[layer * 4 + which].allocate(bytes))
-        return Error::internal("out of host memory allocating the KV cache (" +
-                               std::to_string(bytes) + " bytes per pool, " +
-                               std::to_string(m.num_layers()) + " layers); lower --max-seq-len");
+      const uint64_t bytes = ex->block_bytes_[which] * static_cast<uint64_t>(kv_blocks);
+      if (!ex->kv_[layer * 4 + which].reserve(bytes))
+        return Error::internal("cannot reserve address space for the KV cache (" + std::to_string(bytes) +
+                               " bytes per pool, " + std::to_string(m.num_layers()) +
+                               " layers); lower --max-seq-len");
     }
   ex->plan_ = std::move(plan);
   ex->weights_ = std::move(weights);
   ex->kv_blocks_ = kv_blocks;
   return ex;
+}
+
+Status HostExecutor::ensure_kv_blocks(int64_t blocks) {
+  if (blocks <= committed_blocks_) return Status::success();
+  if (blocks > kv_blocks_)
+    return Error::internal("KV block " + std::to_string(blocks - 1) + " is beyond the " +
+                           std::to_string(kv_blocks_) + " blocks of the host KV cache");
+  for (size_t i = 0; i < kv_.size(); ++i) {
+    const uint64_t bytes = block_bytes_[i % 4] * static_cast<uint64_t>(blocks);
+    if (!kv_[i].commit(bytes))
+      return Error::internal("out of host memory growing the KV cache to " + std::to_string(blocks) +
+                             " blocks (" + std::to_string(bytes) + " bytes per pool, " +
+                             std::to_string(kv_.size() / 4) + " layers)");
+  }
+  committed_blocks_ = blocks;
+  return Status::success();
+}
+
+uint64_t HostExecutor::kv_bytes_committed() const {
+  uint64_t total = 0;
+  for (const GrowableBuffer& b : kv_) total += b.committed();
+  return total;
 }
 
 Status HostExecutor::run(const std::string& program, const CallDims& dims, const CallIo& io) {
