@@ -1,8 +1,7 @@
 #include "support/json_util.h"
 
-#include <cstdio>
-#include <filesystem>
-#include <memory>
+#include "support/file_util.h"
+
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -15,14 +14,10 @@ struct StrictJsonViolation {
   std::string message;
 };
 
-// config.json and the index are small; 256 MiB bounds a hostile index without refusing the real
-// one (108,255 entries, about 9 MB).
-constexpr uint64_t kMaxJsonFileBytes = 256ull << 20;
-
 }  // namespace
 
-std::string json_type_name(const nlohmann::json& v) {
-  switch (v.type()) {
+std::string json_type_name(nlohmann::json::value_t type) {
+  switch (type) {
     case nlohmann::json::value_t::null:
       return "null";
     case nlohmann::json::value_t::object:
@@ -47,11 +42,12 @@ namespace {
 
 // nlohmann's DOM builder plus the two checks it lacks. (The parser-callback API would do too, but
 // its end_object rescans the parent object after every child, quadratic in the tensors of a shard.)
-class StrictDomSax : public nlohmann::detail::json_sax_dom_parser<nlohmann::json> {
-  using Base = nlohmann::detail::json_sax_dom_parser<nlohmann::json>;
+template <class Json>
+class StrictDomSax : public nlohmann::detail::json_sax_dom_parser<Json> {
+  using Base = nlohmann::detail::json_sax_dom_parser<Json>;
 
  public:
-  explicit StrictDomSax(nlohmann::json& root) : Base(root, /*allow_exceptions_=*/true) {}
+  explicit StrictDomSax(Json& root) : Base(root, /*allow_exceptions_=*/true) {}
 
   bool start_object(std::size_t n) {
     enter();
@@ -87,13 +83,12 @@ class StrictDomSax : public nlohmann::detail::json_sax_dom_parser<nlohmann::json
   std::vector<std::unordered_set<std::string>> keys_;
 };
 
-}  // namespace
-
-Expected<nlohmann::json> parse_json_strict(std::string_view text, const std::string& label) {
-  nlohmann::json root;
-  StrictDomSax sax(root);
+template <class Json>
+Expected<Json> parse_strict(std::string_view text, const std::string& label) {
+  Json root;
+  StrictDomSax<Json> sax(root);
   try {
-    nlohmann::json::sax_parse(text.begin(), text.end(), &sax, nlohmann::json::input_format_t::json,
+    Json::sax_parse(text.begin(), text.end(), &sax, nlohmann::json::input_format_t::json,
                               /*strict=*/true, /*ignore_comments=*/false);
   } catch (const StrictJsonViolation& v) {
     return Error::bad_input(label + ": invalid JSON: " + v.message);
@@ -107,29 +102,18 @@ Expected<nlohmann::json> parse_json_strict(std::string_view text, const std::str
   return root;
 }
 
-Expected<std::string> read_small_file(const std::string& path, const std::string& label,
-                                      uint64_t max_bytes) {
-  std::error_code ec;
-  auto status = std::filesystem::status(path, ec);
-  if (ec || !std::filesystem::exists(status))
-    return Error::bad_input(label + ": file not found (" + path + ")");
-  if (!std::filesystem::is_regular_file(status))
-    return Error::bad_input(label + ": not a regular file (" + path + ")");
-  uint64_t size = std::filesystem::file_size(path, ec);
-  if (ec) return Error::bad_input(label + ": cannot stat " + path + ": " + ec.message());
-  if (size > max_bytes)
-    return Error::bad_input(label + ": file is " + std::to_string(size) + " bytes, more than the " +
-                            std::to_string(max_bytes) + "-byte limit for this kind of file");
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) return Error::bad_input(label + ": cannot open " + path);
-  std::string data(size, '\0');
-  if (size > 0 && std::fread(data.data(), 1, size, f.get()) != size)
-    return Error::bad_input(label + ": short read from " + path);
-  return data;
+}  // namespace
+
+Expected<nlohmann::json> parse_json_strict(std::string_view text, const std::string& label) {
+  return parse_strict<nlohmann::json>(text, label);
+}
+
+Expected<nlohmann::ordered_json> parse_ordered_json_strict(std::string_view text, const std::string& label) {
+  return parse_strict<nlohmann::ordered_json>(text, label);
 }
 
 Expected<nlohmann::json> read_json_object_file(const std::string& path, const std::string& label) {
-  auto text = read_small_file(path, label, kMaxJsonFileBytes);
+  auto text = read_regular_file(path, label, kMaxJsonFileBytes);
   if (!text) return text.error();
   auto json = parse_json_strict(*text, label);
   if (!json) return json.error();

@@ -18,15 +18,15 @@ inline constexpr int kMaxJsonDepth = 64;
 
 // Parses `text`; `label` (usually the file name) prefixes every error message.
 Expected<nlohmann::json> parse_json_strict(std::string_view text, const std::string& label);
+// Same, keeping object keys in file order (tool schemas, chat messages: printed as given).
+Expected<nlohmann::ordered_json> parse_ordered_json_strict(std::string_view text, const std::string& label);
 
-// Reads a whole file of at most `max_bytes` bytes.
-Expected<std::string> read_small_file(const std::string& path, const std::string& label,
-                                      uint64_t max_bytes);
-
-// Reads and parses a JSON file that must hold an object.
+// Reads (support/file_util.h, kMaxJsonFileBytes) and parses a JSON file that must hold an object.
 Expected<nlohmann::json> read_json_object_file(const std::string& path, const std::string& label);
 
 // The JSON type of `v` in words, for "expected an integer, found a string" messages.
-std::string json_type_name(const nlohmann::json& v);
+std::string json_type_name(nlohmann::json::value_t type);
+inline std::string json_type_name(const nlohmann::json& v) { return json_type_name(v.type()); }
+inline std::string json_type_name(const nlohmann::ordered_json& v) { return json_type_name(v.type()); }
 
 }  // namespace mm

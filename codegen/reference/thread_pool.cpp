@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <exception>
 #include <mutex>
+#include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "codegen/reference/reference.h"
@@ -42,9 +45,11 @@ class Pool {
     int64_t max_chunks = (n + grain - 1) / grain;
     int64_t chunks = std::min<int64_t>(max_chunks, static_cast<int64_t>(threads_) * 4);
     if (chunks <= 1 || threads_ == 1) {
-      t_in_pool_job = true;
+      struct InJob {
+        InJob() { t_in_pool_job = true; }
+        ~InJob() { t_in_pool_job = false; }
+      } in_job;
       fn(0, n);
-      t_in_pool_job = false;
       return;
     }
     start_workers();
@@ -64,13 +69,21 @@ class Pool {
     std::unique_lock<std::mutex> lock(mu_);
     done_cv_.wait(lock, [&] { return done_ == job_chunks_ && active_ == 0; });
     job_ = nullptr;
+    // An exception of any chunk (std::bad_alloc in a kernel's scratch vector) is rethrown here,
+    // in the caller's thread, instead of terminating the process from a worker.
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
   }
 
  private:
   void start_workers() {
     if (!workers_.empty()) return;
     stopping_ = false;
-    for (int i = 1; i < threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
+    // The system may refuse threads (RLIMIT_NPROC, memory for stacks): run with those it gave.
+    try {
+      for (int i = 1; i < threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
+    } catch (const std::system_error&) {
+      threads_ = static_cast<int>(workers_.size()) + 1;
+    }
   }
 
   void stop_workers() {
@@ -91,7 +104,12 @@ class Pool {
       if (c >= job_chunks_) break;
       int64_t b = c * job_n_ / job_chunks_;
       int64_t e = (c + 1) * job_n_ / job_chunks_;
-      (*job_)(b, e);
+      try {
+        (*job_)(b, e);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!error_) error_ = std::current_exception();
+      }
       std::lock_guard<std::mutex> lock(mu_);
       if (++done_ == job_chunks_) done_cv_.notify_all();
     }
@@ -126,6 +144,7 @@ class Pool {
   const std::function<void(int64_t, int64_t)>* job_ = nullptr;
   int64_t job_n_ = 0, job_chunks_ = 0, done_ = 0, active_ = 0;
   std::atomic<int64_t> next_{0};
+  std::exception_ptr error_;  // the first exception of the running job (under mu_)
   uint64_t generation_ = 0;
   bool stopping_ = false;
 };

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <vector>
 
 namespace mm::text {
 
@@ -85,40 +86,52 @@ void dump_string(const std::string& s, std::string& out) {
   out.push_back('"');
 }
 
-void dump_into(const ordered_json& v, std::string& out) {
+// Scalars are written at once; arrays and objects open a frame. Iterative (an explicit stack of
+// open containers) so that depth costs heap, not stack: a model's tool-call argument or a --tools
+// schema nested 100,000 deep is printed like any other.
+void dump_scalar(const ordered_json& v, std::string& out) {
   switch (v.type()) {
-    case ordered_json::value_t::null: out += "null"; break;
     case ordered_json::value_t::boolean: out += v.get<bool>() ? "true" : "false"; break;
     case ordered_json::value_t::number_integer: out += std::to_string(v.get<int64_t>()); break;
     case ordered_json::value_t::number_unsigned: out += std::to_string(v.get<uint64_t>()); break;
     case ordered_json::value_t::number_float: out += python_float_repr(v.get<double>(), true); break;
     case ordered_json::value_t::string: dump_string(v.get_ref<const std::string&>(), out); break;
-    case ordered_json::value_t::array: {
-      out.push_back('[');
-      bool first = true;
-      for (const auto& item : v) {
-        if (!first) out += ", ";
-        first = false;
-        dump_into(item, out);
-      }
-      out.push_back(']');
-      break;
+    default: out += "null"; break;  // null, binary, discarded
+  }
+}
+
+void dump_into(const ordered_json& root, std::string& out) {
+  struct Frame {
+    const ordered_json* container;
+    ordered_json::const_iterator next;
+    bool first;
+  };
+  std::vector<Frame> open;
+  auto emit = [&](const ordered_json& v) {
+    if (v.is_array() || v.is_object()) {
+      out.push_back(v.is_array() ? '[' : '{');
+      open.push_back({&v, v.cbegin(), true});
+    } else {
+      dump_scalar(v, out);
     }
-    case ordered_json::value_t::object: {
-      out.push_back('{');
-      bool first = true;
-      for (const auto& [key, item] : v.items()) {
-        if (!first) out += ", ";
-        first = false;
-        dump_string(key, out);
-        out += ": ";
-        dump_into(item, out);
-      }
-      out.push_back('}');
-      break;
+  };
+  emit(root);
+  while (!open.empty()) {
+    Frame& f = open.back();
+    if (f.next == f.container->cend()) {
+      out.push_back(f.container->is_array() ? ']' : '}');
+      open.pop_back();
+      continue;
     }
-    case ordered_json::value_t::binary:
-    case ordered_json::value_t::discarded: out += "null"; break;
+    if (!f.first) out += ", ";
+    f.first = false;
+    if (f.container->is_object()) {
+      dump_string(f.next.key(), out);
+      out += ": ";
+    }
+    const ordered_json& child = *f.next;
+    ++f.next;
+    emit(child);  // may grow `open`: `f` is not used after this
   }
 }
 

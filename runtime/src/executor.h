@@ -34,8 +34,15 @@ struct CallIo {
 class Executor {
  public:
   virtual ~Executor() = default;
-  // Physical KV blocks per layer this executor allocated.
+  // Physical KV blocks per layer this executor can hold.
   virtual int64_t kv_blocks() const = 0;
+  // Makes blocks [0, blocks) usable before the Session hands one of them to a sequence. A backend
+  // that allocates all of kv_blocks() up front has nothing to do; the host backend grows its pools
+  // here, so that memory follows the context actually used. Fails when memory runs out.
+  virtual Status ensure_kv_blocks(int64_t blocks) {
+    (void)blocks;
+    return Status::success();
+  }
   // Runs the program named `program` ("prefill" or "decode"). The caller guarantees the dims are
   // within the plan's limits and the inputs within range (Session checks them).
   virtual Status run(const std::string& program, const CallDims& dims, const CallIo& io) = 0;

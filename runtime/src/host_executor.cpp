@@ -11,16 +11,18 @@ Expected<std::unique_ptr<HostExecutor>> HostExecutor::create(std::shared_ptr<con
     return Error::internal("out of host memory allocating the " +
                            std::to_string(plan->max_arena_bytes()) + "-byte activation arena");
   const KvLayout kv = kv_layout(def);
-  const uint64_t blocks = static_cast<uint64_t>(kv_blocks);
+  ex->block_bytes_[0] = ex->block_bytes_[1] = kv.pool_bytes_per_block;
+  ex->block_bytes_[2] = ex->block_bytes_[3] = kv.scale_bytes_per_block;
   ex->kv_.resize(static_cast<size_t>(kv.layers) * 4);
   ex->table_.kv.assign(static_cast<size_t>(kv.layers) * 4, nullptr);
   for (int64_t layer = 0; layer < kv.layers; ++layer)
     for (int which = 0; which < 4; ++which) {
-      const uint64_t bytes = blocks * (which < 2 ? kv.pool_bytes_per_block : kv.scale_bytes_per_block);
-      if (!ex->kv_[layer * 4 + which].allocate(bytes))
-        return Error::internal("out of host memory allocating the KV cache (" +
-                               std::to_string(bytes) + " bytes per pool, " +
-                               std::to_string(kv.layers) + " layers); lower --max-seq-len");
+      const uint64_t bytes = ex->block_bytes_[which] * static_cast<uint64_t>(kv_blocks);
+      if (!ex->kv_[layer * 4 + which].reserve(bytes))
+        return Error::internal("cannot reserve address space for the KV cache (" + std::to_string(bytes) +
+                               " bytes per pool, " + std::to_string(kv.layers) +
+                               " layers); lower --max-seq-len");
+      // The reservation's base never moves as blocks are committed.
       if (bytes) ex->table_.kv[layer * 4 + which] = ex->kv_[layer * 4 + which].data();
     }
   ex->plan_ = std::move(plan);
@@ -31,6 +33,28 @@ Expected<std::unique_ptr<HostExecutor>> HostExecutor::create(std::shared_ptr<con
   ex->table_.weights.resize(nw);
   for (size_t i = 0; i < nw; ++i) ex->table_.weights[i] = ex->weights_.ptr(i);
   return ex;
+}
+
+Status HostExecutor::ensure_kv_blocks(int64_t blocks) {
+  if (blocks <= committed_blocks_) return Status::success();
+  if (blocks > kv_blocks_)
+    return Error::internal("KV block " + std::to_string(blocks - 1) + " is beyond the " +
+                           std::to_string(kv_blocks_) + " blocks of the host KV cache");
+  for (size_t i = 0; i < kv_.size(); ++i) {
+    const uint64_t bytes = block_bytes_[i % 4] * static_cast<uint64_t>(blocks);
+    if (!kv_[i].commit(bytes))
+      return Error::internal("out of host memory growing the KV cache to " + std::to_string(blocks) +
+                             " blocks (" + std::to_string(bytes) + " bytes per pool, " +
+                             std::to_string(kv_.size() / 4) + " layers)");
+  }
+  committed_blocks_ = blocks;
+  return Status::success();
+}
+
+uint64_t HostExecutor::kv_bytes_committed() const {
+  uint64_t total = 0;
+  for (const GrowableBuffer& b : kv_) total += b.committed();
+  return total;
 }
 
 Status HostExecutor::run(const std::string& program, const CallDims& dims, const CallIo& io) {

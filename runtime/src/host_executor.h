@@ -16,10 +16,15 @@ namespace mm::rt {
 
 class HostExecutor final : public Executor {
  public:
-  // Allocates the arena and `kv_blocks` physical KV blocks per layer.
+  // Allocates the arena and reserves room for `kv_blocks` physical KV blocks per layer; the
+  // blocks are committed as ensure_kv_blocks asks for them (blocks are handed out lowest first).
   static Expected<std::unique_ptr<HostExecutor>> create(std::shared_ptr<const Plan> plan,
                                                         HostWeights weights, int64_t kv_blocks);
   int64_t kv_blocks() const override { return kv_blocks_; }
+  Status ensure_kv_blocks(int64_t blocks) override;
+  // KV blocks per layer committed so far; bytes of host memory they span (all layers and pools).
+  int64_t kv_blocks_committed() const { return committed_blocks_; }
+  uint64_t kv_bytes_committed() const;
   Status run(const std::string& program, const CallDims& dims, const CallIo& io) override;
   const char* name() const override { return "host"; }
 
@@ -28,8 +33,10 @@ class HostExecutor final : public Executor {
   std::shared_ptr<const Plan> plan_;
   HostWeights weights_;
   HostBuffer arena_;
-  std::vector<HostBuffer> kv_;  // per layer: k, v, k_scale, v_scale
+  std::vector<GrowableBuffer> kv_;  // per layer: k, v, k_scale, v_scale
+  uint64_t block_bytes_[4] = {0, 0, 0, 0};  // bytes of one block in each of the four pools
   int64_t kv_blocks_ = 0;
+  int64_t committed_blocks_ = 0;
   OperandTable table_;  // inputs rebound on every call
 };
 

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "codegen/reference/reference.h"
+#include "mm/mm_runtime.h"
 #include "runtime/src/cuda_executor.h"
 #include "runtime/src/host_executor.h"
 #include "runtime/src/weights.h"
@@ -13,6 +14,13 @@ Expected<OpenedSession> open_session(std::shared_ptr<const Plan> plan, const Ses
   if (!o.device.empty() && o.device != "host" && o.device != "cuda")
     return Error::usage("device must be \"host\" or \"cuda\", got \"" + o.device + "\"");
   if (o.weights.empty()) return Error::usage("weights: a model directory or \"random\" is required");
+  if (o.threads < 0 || o.threads > MM_MAX_THREADS)
+    return Error::usage("threads " + std::to_string(o.threads) + " is outside [0, " +
+                        std::to_string(MM_MAX_THREADS) + "] (0: every core)");
+  if (o.max_seq_len < 0) return Error::usage("max_seq_len " + std::to_string(o.max_seq_len) + " is negative");
+  if (!(o.gpu_memory_utilization >= 0.0 && o.gpu_memory_utilization <= 1.0))
+    return Error::usage("gpu_memory_utilization " + std::to_string(o.gpu_memory_utilization) +
+                        " is outside [0, 1]");
   const auto& def = plan->def();
   const bool use_cuda = o.device == "cuda" || (o.device.empty() && cuda_device_present());
   const auto t_load = std::chrono::steady_clock::now();

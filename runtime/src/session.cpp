@@ -29,6 +29,8 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Plan> p
   s->prefill_max_ = std::min<int64_t>(lim.max_prefill_tokens(), plan->program("prefill").max_tokens());
   s->decode_max_ = std::min<int64_t>(lim.max_batch(), plan->program("decode").max_tokens());
   s->seqs_.resize(static_cast<size_t>(max_seqs));
+  // Free blocks form a stack with block 0 on top: fresh blocks are taken in increasing order and
+  // released ones are reused first (see reserve()).
   for (int64_t b = executor->kv_blocks() - 1; b >= 0; --b) s->free_blocks_.push_back(static_cast<int32_t>(b));
   s->block_tables_.assign(static_cast<size_t>(lim.max_batch() * s->max_blocks_), 0);
   s->plan_ = std::move(plan);
@@ -55,6 +57,9 @@ Status Session::reserve(int32_t slot, int64_t new_length) {
   while (static_cast<int64_t>(s.blocks.size()) < blocks) {
     if (free_blocks_.empty()) return Error::bad_input("the KV cache is full");
     const int32_t b = free_blocks_.back();
+    // Fresh blocks come out lowest first (create() stacks them so), so the backend's pools only
+    // ever grow to the most blocks in use at once.
+    if (Status st = executor_->ensure_kv_blocks(int64_t{b} + 1); !st) return st;
     free_blocks_.pop_back();
     block_tables_[slot * max_blocks_ + static_cast<int64_t>(s.blocks.size())] = b;
     s.blocks.push_back(b);

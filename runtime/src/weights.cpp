@@ -12,6 +12,7 @@
 #include <map>
 
 #include "codegen/reference/reference.h"
+#include "support/file_util.h"
 #include "support/safetensors.h"
 
 namespace mm::rt {
@@ -53,17 +54,16 @@ std::vector<int64_t> shape_of(const flatbuffers::Vector<int64_t>* s) {
 class Shards {
  public:
   explicit Shards(std::string dir) : dir_(std::move(dir)) {}
-  ~Shards() {
-    for (auto& [name, fd] : fds_) ::close(fd);
-  }
   Expected<int> fd(const std::string& file) {
-    auto it = fds_.find(file);
-    if (it != fds_.end()) return it->second;
-    const std::string path = dir_ + "/" + file;
-    int f = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (f < 0) return Error::bad_input(path + ": cannot open shard: " + std::strerror(errno));
-    fds_[file] = f;
-    return f;
+    auto it = files_.find(file);
+    if (it != files_.end()) return it->second.fd();
+    // A regular file only (support/file_util.h): a FIFO put in place of a shard after the headers
+    // were checked must not block the loader.
+    auto f = RegularFile::open(dir_ + "/" + file, "shard");
+    if (!f) return f.error();
+    const int fd = f->fd();
+    files_.emplace(file, std::move(*f));
+    return fd;
   }
   // Reads [offset, offset+n) of `file` into dst with large preads; the page cache behind the read
   // is dropped so a checkpoint larger than memory never pushes the machine into swap.
@@ -91,7 +91,7 @@ class Shards {
 
  private:
   std::string dir_;
-  std::map<std::string, int> fds_;
+  std::map<std::string, RegularFile> files_;
   uint64_t bytes_read_ = 0;
 };
 

@@ -3,8 +3,6 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include <stdexcept>
-
 #include "runtime/tokenizer/utf8.h"
 
 namespace mm::text {
@@ -12,12 +10,19 @@ namespace mm::text {
 struct Regex::Code {
   pcre2_code* code = nullptr;
   bool jit = false;
+  std::string what;  // names the pattern in RegexMatchError
   ~Code() {
     if (code) pcre2_code_free(code);
   }
 };
 
 namespace {
+
+// Bounds on one match, for JIT and interpreter alike. The match limit (PCRE2's default) caps the
+// backtracking steps, so that a catastrophic pattern such as (?:\w+\s?)+$ fails in well under a second
+// instead of running for hours; the depth limit caps nested backtracking frames.
+constexpr uint32_t kMatchLimit = 10'000'000;
+constexpr uint32_t kDepthLimit = 1'000'000;
 
 // Long runs (a megabyte of spaces under `\s+(?!\S)`) need more than PCRE2's default 32 KiB JIT
 // stack; one stack per thread, grown on demand up to 64 MiB.
@@ -28,6 +33,10 @@ struct JitStack {
     stack = pcre2_jit_stack_create(64 * 1024, 64 * 1024 * 1024, nullptr);
     ctx = pcre2_match_context_create(nullptr);
     if (stack && ctx) pcre2_jit_stack_assign(ctx, nullptr, stack);
+    if (ctx) {
+      pcre2_set_match_limit(ctx, kMatchLimit);
+      pcre2_set_depth_limit(ctx, kDepthLimit);
+    }
   }
   ~JitStack() {
     if (ctx) pcre2_match_context_free(ctx);
@@ -41,12 +50,17 @@ pcre2_match_context* thread_match_context() {
 }
 
 // The interpreter fallback (when JIT is missing or runs out of stack) gets a larger heap limit
-// than the 20 MB default so that pathological inputs still tokenize.
+// than the 20 MB default so that pathological inputs still tokenize, but a bounded one: a
+// hostile pattern's match fails at 256 MiB of backtracking frames.
 pcre2_match_context* interpreter_context() {
   thread_local struct Ctx {
     pcre2_match_context* ctx = pcre2_match_context_create(nullptr);
     Ctx() {
-      if (ctx) pcre2_set_heap_limit(ctx, 1024 * 1024);  // in KiB: 1 GiB
+      if (ctx) {
+        pcre2_set_heap_limit(ctx, 256 * 1024);  // in KiB: 256 MiB
+        pcre2_set_match_limit(ctx, kMatchLimit);
+        pcre2_set_depth_limit(ctx, kDepthLimit);
+      }
     }
     ~Ctx() {
       if (ctx) pcre2_match_context_free(ctx);
@@ -113,9 +127,15 @@ mm::Expected<Regex> Regex::compile(const std::string& onig_pattern, const std::s
   }
   auto code = std::make_unique<Code>();
   code->code = c;
+  code->what = what;
   uint32_t has_jit = 0;
   pcre2_config(PCRE2_CONFIG_JIT, &has_jit);
-  if (has_jit && pcre2_jit_compile(c, PCRE2_JIT_COMPLETE) == 0) code->jit = true;
+  // A pattern may refuse JIT itself ((*NO_JIT)): pcre2_jit_compile then succeeds without making
+  // code, and pcre2_jit_match would fail every time. Use JIT only when code was made.
+  size_t jit_size = 0;
+  if (has_jit && pcre2_jit_compile(c, PCRE2_JIT_COMPLETE) == 0 &&
+      pcre2_pattern_info(c, PCRE2_INFO_JITSIZE, &jit_size) == 0 && jit_size > 0)
+    code->jit = true;
   return Regex(std::move(code));
 }
 
@@ -144,7 +164,8 @@ void Regex::for_each_match(std::string_view text,
     int rc;
     if (code_->jit) {
       rc = pcre2_jit_match(code_->code, subject, n, pos, 0, md, thread_match_context());
-      if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
+      // Out of JIT stack, or any other JIT-only failure: the interpreter has its own limits.
+      if (rc < 0 && rc != PCRE2_ERROR_NOMATCH && rc != PCRE2_ERROR_MATCHLIMIT && rc != PCRE2_ERROR_DEPTHLIMIT)
         rc = pcre2_match(code_->code, subject, n, pos, PCRE2_NO_JIT | PCRE2_NO_UTF_CHECK, md,
                          interpreter_context());
     } else {
@@ -154,8 +175,10 @@ void Regex::for_each_match(std::string_view text,
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
       pcre2_match_data_free(md);
-      // Only resource exhaustion gets here (the subject is valid UTF-8, the pattern compiled).
-      throw std::runtime_error("tokenizer regex match failed: " + pcre2_message(rc));
+      // Only resource limits get here (the subject is valid UTF-8, the pattern compiled).
+      throw RegexMatchError(code_->what + ": the regex gave up at byte " + std::to_string(pos) + " of a " +
+                            std::to_string(n) + "-byte text: " + pcre2_message(rc) +
+                            " (PCRE2 error " + std::to_string(rc) + ")");
     }
     PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     size_t s = ov[0], e = ov[1];
@@ -177,7 +200,7 @@ bool Regex::matches_whole(std::string_view text) const {
   pcre2_match_data* md = pcre2_match_data_create_from_pattern(code_->code, nullptr);
   if (!md) throw std::bad_alloc();
   int rc = pcre2_match(code_->code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), 0,
-                       PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_NO_UTF_CHECK, md, nullptr);
+                       PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_NO_UTF_CHECK, md, interpreter_context());
   pcre2_match_data_free(md);
   return rc >= 0;
 }

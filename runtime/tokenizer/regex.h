@@ -2,17 +2,29 @@
 // accepts the same \p{..} classes, (?i:..) groups and lookaheads these patterns use).
 // Compiled once at load, JIT-compiled when the library supports it; matching is thread-safe
 // (per-call match data, a per-thread JIT stack).
+//
+// A pattern from a hostile tokenizer.json can make a match fail at run time: catastrophic
+// backtracking hits PCRE2's match limit, unbounded recursion ((?R)) its depth or heap limit. Every
+// match runs under those limits, so it ends quickly; a failure throws RegexMatchError, which the
+// tokenizer turns into an mm::Error (Tokenizer::encode) and which never leaves runtime/tokenizer.
 #pragma once
 
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
 #include "support/status.h"
 
 namespace mm::text {
+
+// A match that PCRE2 gave up on; what() names the pattern and the reason.
+class RegexMatchError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 class Regex {
  public:
@@ -23,10 +35,11 @@ class Regex {
 
   // Calls fn(start, end) for every non-overlapping match in `text` (valid UTF-8), left to right.
   // Empty matches are skipped (the search moves on by one character), as tokenizers drops
-  // empty pieces anyway.
+  // empty pieces anyway. Throws RegexMatchError when a match exceeds the limits.
   void for_each_match(std::string_view text,
                       const std::function<void(size_t, size_t)>& fn) const;
-  // True if the pattern matches the whole of `text` (anchored at both ends).
+  // True if the pattern matches the whole of `text` (anchored at both ends); false also when the
+  // match exceeds the limits.
   bool matches_whole(std::string_view text) const;
 
   Regex(Regex&&) noexcept;

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -14,6 +12,8 @@
 #include "runtime/tokenizer/pipeline.h"
 #include "runtime/tokenizer/regex.h"
 #include "runtime/tokenizer/utf8.h"
+#include "support/file_util.h"
+#include "support/json_util.h"
 
 namespace mm::text {
 
@@ -161,30 +161,28 @@ struct TokenizerImpl {
   }
 };
 
+// The file's patterns are named "<origin>: <key>" already; the built-in ones are not.
+static std::string name_regex_error(const std::string& origin, const RegexMatchError& e) {
+  const std::string what = e.what();
+  return what.rfind(origin + ": ", 0) == 0 ? what : origin + ": " + what;
+}
+
 Tokenizer::Tokenizer(std::unique_ptr<TokenizerImpl> impl) : impl_(std::move(impl)) {}
 Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
 mm::Expected<Tokenizer> Tokenizer::load(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec))
-    return mm::Error::bad_input(path + ": no such tokenizer file");
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return mm::Error::bad_input(path + ": cannot open");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  if (!f.good() && !f.eof()) return mm::Error::bad_input(path + ": read error");
-  return from_json(ss.str(), path);
+  auto text = mm::read_regular_file(path, "tokenizer", mm::kMaxTokenizerFileBytes);
+  if (!text) return text.error();
+  return from_json(*text, path);
 }
 
 mm::Expected<Tokenizer> Tokenizer::from_json(std::string_view json_text, const std::string& origin) {
-  json root;
-  try {
-    root = json::parse(json_text);
-  } catch (const json::exception& e) {
-    return mm::Error::bad_input(origin + ": not valid JSON: " + e.what());
-  }
+  // Strict parse: duplicate keys and nesting deeper than mm::kMaxJsonDepth are refused.
+  auto parsed = mm::parse_json_strict(json_text, origin);
+  if (!parsed) return parsed.error();
+  json root = std::move(*parsed);
   if (!root.is_object()) return mm::Error::bad_input(origin + ": expected a JSON object at top level");
 
   auto impl = std::make_unique<TokenizerImpl>();
@@ -335,11 +333,22 @@ mm::Expected<Tokenizer> Tokenizer::from_json(std::string_view json_text, const s
   } catch (const json::exception& e) {
     // Typed accessors are guarded above; this only catches what slipped through.
     return mm::Error::bad_input(origin + ": malformed tokenizer.json: " + e.what());
+  } catch (const RegexMatchError& e) {
+    // The normalizer runs over the added tokens at load.
+    return mm::Error::bad_input(name_regex_error(origin, e));
   }
   return Tokenizer(std::move(impl));
 }
 
-std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special) const {
+mm::Expected<std::vector<int32_t>> Tokenizer::encode(std::string_view text, bool parse_special) const {
+  try {
+    return encode_unchecked(text, parse_special);
+  } catch (const RegexMatchError& e) {
+    return mm::Error::bad_input(name_regex_error(impl_->origin, e) + "; the text cannot be tokenized");
+  }
+}
+
+std::vector<int32_t> Tokenizer::encode_unchecked(std::string_view text, bool parse_special) const {
   const TokenizerImpl& t = *impl_;
   std::string repaired;
   if (!utf8_valid(text)) {
@@ -458,9 +467,13 @@ int tokenize_command(const std::string& model_dir, const std::string& text, std:
     err << "error: " << tok.error().message << "\n";
     return tok.error().exit_code();
   }
-  std::vector<int32_t> ids = tok->encode(text, /*parse_special=*/true);
+  auto ids = tok->encode(text, /*parse_special=*/true);
+  if (!ids) {
+    err << "error: " << ids.error().message << "\n";
+    return ids.error().exit_code();
+  }
   out << '[';
-  for (size_t i = 0; i < ids.size(); ++i) out << (i ? "," : "") << ids[i];
+  for (size_t i = 0; i < ids->size(); ++i) out << (i ? "," : "") << (*ids)[i];
   out << "]\n";
   return 0;
 }

@@ -38,7 +38,8 @@ struct TokenizerImpl;
 
 class Tokenizer {
  public:
-  // Reads and validates a tokenizer.json. Errors name the file and the JSON key at fault.
+  // Reads and validates a tokenizer.json (a regular file of at most kMaxTokenizerFileBytes).
+  // Errors name the file and the JSON key at fault.
   static mm::Expected<Tokenizer> load(const std::string& path);
   // Same from the JSON text itself; `origin` names it in error messages.
   static mm::Expected<Tokenizer> from_json(std::string_view json_text,
@@ -47,7 +48,9 @@ class Tokenizer {
   // Text to ids. parse_special=false treats *special* added tokens as plain text (tokenizers'
   // encode_special_tokens=true); non-special added tokens are still recognized, as there.
   // Invalid UTF-8 in `text` is replaced by U+FFFD first (HF only accepts valid strings).
-  std::vector<int32_t> encode(std::string_view text, bool parse_special = true) const;
+  // Fails (BadInput, naming the tokenizer file and the pattern) only when one of the file's
+  // regexes gives up on the text (PCRE2 match, depth or heap limit: regex.h).
+  mm::Expected<std::vector<int32_t>> encode(std::string_view text, bool parse_special = true) const;
 
   // Ids to text, like tokenizers' decode: unknown ids are dropped, invalid UTF-8 produced by
   // the byte-level decoder becomes U+FFFD.
@@ -70,6 +73,7 @@ class Tokenizer {
  private:
   friend class StreamDecoder;
   explicit Tokenizer(std::unique_ptr<TokenizerImpl> impl);
+  std::vector<int32_t> encode_unchecked(std::string_view text, bool parse_special) const;
   std::unique_ptr<TokenizerImpl> impl_;
 };
 

@@ -8,12 +8,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "runtime/chat/chat_template.h"
 #include "runtime/tooling/npy.h"
 #include "runtime/tooling/text_session.h"
+#include "support/file_util.h"
+#include "support/json_util.h"
 
 namespace mm::rt {
 
@@ -38,14 +38,6 @@ std::string join_path(const std::string& dir, const std::string& name) {
 }
 
 bool file_exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
-
-Expected<std::string> read_file(const std::string& path, const std::string& what) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return Error::bad_input(what + " " + path + ": cannot be opened");
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 
 // What the text commands need besides the backend: the tokenizer, the tools list.
 struct TextAssets {
@@ -82,7 +74,7 @@ Expected<TextAssets> load_text_assets(const mm_plan_info& plan, const GenerateOp
   if (chat && *plan.chat_template_file) {
     const std::string tpl_path = join_path(dir, plan.chat_template_file);
     if (file_exists(tpl_path)) {
-      auto tpl = read_file(tpl_path, "chat template");
+      auto tpl = read_regular_file(tpl_path, "chat template", kMaxChatTemplateFileBytes);
       if (!tpl) return tpl.error();
       // "]~b]" opens every role in the MiniMax-M2 format; another family's template lacks it.
       if (tpl->find("]~b]") == std::string::npos)
@@ -95,12 +87,17 @@ Expected<TextAssets> load_text_assets(const mm_plan_info& plan, const GenerateOp
   }
   TextAssets a{std::move(*tok), ordered_json(nullptr), tok_path};
   if (!o.tools_file.empty()) {
-    auto text = read_file(o.tools_file, "--tools");
+    auto text = read_regular_file(o.tools_file, "--tools", kMaxToolsFileBytes);
     if (!text) return text.error();
-    a.tools = ordered_json::parse(*text, nullptr, false);
-    if (a.tools.is_discarded() || !a.tools.is_array())
+    // Strict: duplicate keys and nesting deeper than kMaxJsonDepth are refused here, before the
+    // renderer and the tool-call parser walk the schemas.
+    auto tools = parse_ordered_json_strict(*text, "--tools " + o.tools_file);
+    if (!tools) return tools.error();
+    a.tools = std::move(*tools);
+    if (!a.tools.is_array())
       return Error::bad_input("--tools " + o.tools_file +
-                              ": expected a JSON array of OpenAI tools ([{\"type\": \"function\", \"function\": {...}}])");
+                              ": expected a JSON array of OpenAI tools ([{\"type\": \"function\", \"function\": {...}}]), found " +
+                              json_type_name(a.tools));
   }
   return a;
 }
@@ -296,7 +293,7 @@ static TextGenParams gen_params(const GenerateOptions& o) {
 }
 
 int text_generate_command(const GenerateOptions& o, std::ostream& out, std::ostream& err) {
-  if (o.max_new_tokens < 0) return report(Error::usage("--max-new-tokens must be >= 0"), err);
+  if (Status st = check_generate_options(o, /*chat=*/false); !st) return report(st.error(), err);
   if (o.weights.empty()) return report(Error::usage("--weights DIR|random is required"), err);
   if (!o.force_ids.empty())
     return report(Error::usage("--force-ids (teacher forcing) works on ids: use --prompt-ids with it"), err);
@@ -321,7 +318,9 @@ int text_generate_command(const GenerateOptions& o, std::ostream& out, std::ostr
   }
   // Raw completion: the text as typed, no BOS (spec 5.1); special tokens in it are recognized,
   // as tokenizers' encode does.
-  const std::vector<int32_t> ids = assets->tokenizer.encode(prompt, true);
+  auto encoded = assets->tokenizer.encode(prompt, true);
+  if (!encoded) return report(encoded.error(), err);
+  const std::vector<int32_t> ids = std::move(*encoded);
   const int64_t prompt_len = static_cast<int64_t>(ids.size());
   if (prompt_len == 0) return report(Error::bad_input("--prompt encodes to no tokens"), err);
 
@@ -369,7 +368,7 @@ int text_generate_command(const GenerateOptions& o, std::ostream& out, std::ostr
 }
 
 int chat_command(const GenerateOptions& o, int in_fd, std::ostream& out, std::ostream& err) {
-  if (o.max_new_tokens <= 0) return report(Error::usage("--max-new-tokens must be positive"), err);
+  if (Status st = check_generate_options(o, /*chat=*/true); !st) return report(st.error(), err);
   if (o.weights.empty()) return report(Error::usage("--weights DIR|random is required"), err);
   auto plan = ApiPlan::load(o.plan);
   if (!plan) return report(plan.error(), err);
@@ -475,7 +474,13 @@ int chat_command(const GenerateOptions& o, int in_fd, std::ostream& out, std::os
       report(rendered.error(), err);
       continue;
     }
-    const std::vector<int32_t> ids = engine.tokenizer().encode(*rendered, true);
+    auto encoded = engine.tokenizer().encode(*rendered, true);
+    if (!encoded) {
+      messages.erase(messages.end() - 1);
+      report(encoded.error(), err);
+      continue;
+    }
+    const std::vector<int32_t> ids = std::move(*encoded);
 
     set_sigint(true, nullptr);
     g_interrupted.store(false);

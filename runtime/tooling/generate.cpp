@@ -62,6 +62,29 @@ Expected<std::unique_ptr<ApiSession>> open_model(const ApiPlan& plan, const Gene
   return ApiSession::open(plan, so);
 }
 
+Status check_generate_options(const GenerateOptions& o, bool chat) {
+  auto outside = [](const std::string& flag, const std::string& value, const std::string& range) {
+    return Error::usage(flag + " " + value + " is outside " + range);
+  };
+  const int64_t min_new = chat ? 1 : 0;
+  if (o.max_new_tokens < min_new || o.max_new_tokens > kMaxTokensFlag)
+    return outside("--max-new-tokens", std::to_string(o.max_new_tokens),
+                   "[" + std::to_string(min_new) + ", " + std::to_string(kMaxTokensFlag) + "]");
+  if (o.max_seq_len < 0 || o.max_seq_len > kMaxTokensFlag)
+    return outside("--max-seq-len", std::to_string(o.max_seq_len), "[1, " + std::to_string(kMaxTokensFlag) + "]");
+  if (o.threads < 0 || o.threads > MM_MAX_THREADS)
+    return outside("--threads", std::to_string(o.threads),
+                   "[0, " + std::to_string(MM_MAX_THREADS) + "] (0: every core)");
+  // NaN compares false with everything: test for the range itself.
+  if (!(o.temperature >= 0.0f && o.temperature <= kMaxTemperature))
+    return outside("--temperature", std::to_string(o.temperature),
+                   "[0, " + std::to_string(static_cast<int>(kMaxTemperature)) + "] (0: greedy)");
+  if (!(o.top_p >= 0.0f && o.top_p <= 1.0f))
+    return outside("--top-p", std::to_string(o.top_p), "[0, 1]");
+  if (o.top_k < 0) return outside("--top-k", std::to_string(o.top_k), "[0, 2147483647] (0: all)");
+  return Status::success();
+}
+
 Expected<int64_t> resolve_max_seq_len(const mm_plan_info& plan, int64_t requested, int64_t prompt_len,
                                       int64_t new_tokens) {
   const int64_t plan_max = plan.max_seq_len;
@@ -69,8 +92,11 @@ Expected<int64_t> resolve_max_seq_len(const mm_plan_info& plan, int64_t requeste
   if (requested > plan_max)
     return Error::bad_input("--max-seq-len " + std::to_string(requested) + " exceeds the plan's limit " +
                             std::to_string(plan_max) + " (recompile with mmc compile --max-seq-len)");
+  // prompt + new tokens, saturating: any --max-new-tokens beyond the plan's room means "up to the
+  // plan's limit", never a signed overflow.
+  const int64_t room = plan_max > prompt_len ? plan_max - prompt_len : 0;
   const int64_t max_seq_len =
-      requested > 0 ? requested : std::min(plan_max, prompt_len + std::max<int64_t>(new_tokens, 1));
+      requested > 0 ? requested : std::min(plan_max, prompt_len + std::clamp<int64_t>(new_tokens, 1, std::max<int64_t>(room, 1)));
   if (prompt_len > max_seq_len)
     return Error::bad_input("the prompt has " + std::to_string(prompt_len) +
                             " tokens, longer than the maximum sequence length " + std::to_string(max_seq_len) +
@@ -83,6 +109,7 @@ int generate_command(const GenerateOptions& o, std::ostream& out, std::ostream& 
     err << "error: --device must be cuda or host, got '" << o.device << "'\n";
     return 2;
   }
+  if (Status st = check_generate_options(o, /*chat=*/false); !st) return report(st.error(), err);
   if (o.prompt_text) {
     if (!o.prompt_ids.empty()) return report(Error::usage("give either --prompt or --prompt-ids, not both"), err);
     return text_generate_command(o, out, err);

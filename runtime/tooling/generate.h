@@ -16,6 +16,11 @@
 
 namespace mm::rt {
 
+// Ranges of the numeric flags of generate and chat (docs/cli.md). 2^24 tokens is the longest
+// sequence mmc compile accepts (--max-seq-len), so no run can use more.
+inline constexpr int64_t kMaxTokensFlag = int64_t{1} << 24;
+inline constexpr float kMaxTemperature = 100.0f;
+
 struct GenerateOptions {
   std::string plan;
   std::string weights;            // model directory, or "random"
@@ -47,6 +52,10 @@ struct GenerateOptions {
 // the plan's limit on the host; on cuda as much as memory allows (capped by the plan).
 Expected<std::unique_ptr<ApiSession>> open_model(const ApiPlan& plan, const GenerateOptions& options,
                                                  int64_t max_seq_len, int64_t max_seqs = 1);
+
+// Every numeric option within its range (Usage errors worded in flag terms: "--threads 5000 is
+// outside [0, 1024]"). `chat`: --max-new-tokens must be positive.
+Status check_generate_options(const GenerateOptions& options, bool chat);
 
 // Returns the exit code of design.md section 6 (0 ok, 1 bad input, 2 usage, 3 internal/device);
 // results go to `out` (the ids as a JSON array with print_ids, else the ids space-separated),

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/src/plan_reader.h"
+#include "support/file_util.h"
 
 namespace mm::rt {
 
@@ -209,14 +210,24 @@ void print_text(const ordered_json& j, std::ostream& out) {
 }  // namespace
 
 int inspect_command(const std::string& plan_path, bool json, std::ostream& out, std::ostream& err) {
-  auto plan = load_plan(plan_path);
+  // Only a regular file of at most kMaxPlanFileBytes is read (a FIFO would block for ever).
+  auto bytes = read_regular_file(plan_path, "plan", kMaxPlanFileBytes);
+  if (!bytes) {
+    err << "error: " << bytes.error().message << "\n";
+    return bytes.error().exit_code();
+  }
+  auto plan = load_plan_from_memory(bytes->data(), bytes->size(), plan_path);
   if (!plan) {
     err << "error: " << plan.error().message << "\n";
     return plan.error().exit_code();
   }
+  bytes->clear();
+  bytes->shrink_to_fit();
   ordered_json j = describe(**plan);
+  // Names in a plan are bytes: one that is not UTF-8 is printed with U+FFFD in its place, never
+  // allowed to stop the JSON writer.
   if (json)
-    out << j.dump(2) << "\n";
+    out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   else
     print_text(j, out);
   return 0;

@@ -4,8 +4,9 @@
 #include <CLI/CLI.hpp>
 
 #include "runtime/tooling/inspect.h"
+#include "support/tool_main.h"
 
-int main(int argc, char** argv) {
+static int tool_main(int argc, char** argv) {
   CLI::App app{"mm-inspect: print what a plan (.mmp) contains"};
   std::string plan;
   bool json = false;
@@ -18,4 +19,8 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   return mm::rt::inspect_command(plan, json, std::cout, std::cerr);
+}
+
+int main(int argc, char** argv) {
+  return mm::run_tool("mm-inspect", [&] { return tool_main(argc, argv); });
 }

@@ -9,8 +9,9 @@
 #include <CLI/CLI.hpp>
 
 #include "models/synth/synth.h"
+#include "support/tool_main.h"
 
-int main(int argc, char** argv) {
+static int tool_main(int argc, char** argv) {
   CLI::App app{"mm-synth: write a MiniMax-M2 checkpoint (AutoRound W4A16 format) with random weights"};
   mm::synth::Options opts;
   std::string quant = "auto-round";
@@ -50,4 +51,8 @@ int main(int argc, char** argv) {
               sum->tensors, sum->shards, sum->shards == 1 ? "" : "s",
               static_cast<unsigned long long>(sum->bytes));
   return 0;
+}
+
+int main(int argc, char** argv) {
+  return mm::run_tool("mm-synth", [&] { return tool_main(argc, argv); });
 }

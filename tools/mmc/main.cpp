@@ -11,8 +11,9 @@
 
 #include "compiler/pipeline/Compile.h"
 #include "models/common/check_report.h"
+#include "support/tool_main.h"
 
-int main(int argc, char** argv) {
+static int tool_main(int argc, char** argv) {
   CLI::App app{"mmc: ahead-of-time compiler for MiniMax-M2 mixture-of-experts models"};
   app.require_subcommand(1);
 
@@ -66,4 +67,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   return mm::compiler::compileCommand(opts);
+}
+
+int main(int argc, char** argv) {
+  return mm::run_tool("mmc", [&] { return tool_main(argc, argv); });
 }

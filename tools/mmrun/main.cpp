@@ -15,6 +15,7 @@
 #include "runtime/tooling/chat_loop.h"
 #include "runtime/tooling/generate.h"
 #include "runtime/tokenizer/tokenizer.h"
+#include "support/tool_main.h"
 
 namespace {
 
@@ -25,15 +26,18 @@ void add_common(CLI::App* cmd, mm::rt::GenerateOptions& g, std::string& system) 
       ->required();
   cmd->add_option("--device", g.device, "cuda or host (default: cuda if usable, else host)")
       ->check(CLI::IsMember({"cuda", "host"}));
-  cmd->add_option("--temperature", g.temperature, "sampling temperature (<= 0: greedy, the default)");
-  cmd->add_option("--top-p", g.top_p, "nucleus sampling mass");
-  cmd->add_option("--top-k", g.top_k, "sample among the k most likely (<= 0: all)");
+  cmd->add_option("--temperature", g.temperature, "sampling temperature (0: greedy, the default)")
+      ->check(CLI::Range(0.0f, mm::rt::kMaxTemperature));
+  cmd->add_option("--top-p", g.top_p, "nucleus sampling mass")->check(CLI::Range(0.0f, 1.0f));
+  cmd->add_option("--top-k", g.top_k, "sample among the k most likely (0: all)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", g.seed, "sampling seed (also seeds --weights random)");
   cmd->add_flag("--ignore-eos", g.ignore_eos, "do not stop at an end-of-sequence token");
   cmd->add_option("--stop", g.stop, "stop when the output contains this text (not printed; repeatable)")
       ->allow_extra_args(false);
-  cmd->add_option("--max-seq-len", g.max_seq_len, "KV cache capacity per sequence")->check(CLI::PositiveNumber);
-  cmd->add_option("--threads", g.threads, "host backend threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-seq-len", g.max_seq_len, "KV cache capacity per sequence")
+      ->check(CLI::Range(int64_t{1}, mm::rt::kMaxTokensFlag));
+  cmd->add_option("--threads", g.threads, "host backend threads (default: all cores)")
+      ->check(CLI::Range(0, MM_MAX_THREADS));
   cmd->add_option("--tokenizer", g.tokenizer_dir, "directory with tokenizer.json (default: --weights)");
   cmd->add_option("--system", system, "system message (default: the chat template's)");
   cmd->add_option("--tools", g.tools_file, "JSON file with an array of OpenAI tools offered to the model");
@@ -41,7 +45,7 @@ void add_common(CLI::App* cmd, mm::rt::GenerateOptions& g, std::string& system) 
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int tool_main(int argc, char** argv) {
   CLI::App app{"mmrun: run a plan compiled by mmc"};
   app.require_subcommand(1);
 
@@ -56,7 +60,8 @@ int main(int argc, char** argv) {
   gen->add_option("--force-ids", force_ids,
                   "teacher forcing: feed these ids one by one instead of the sampled ones, "
                   "recording the logits of every step (prints the model's own choices)");
-  gen->add_option("--max-new-tokens", g.max_new_tokens, "tokens to generate")->check(CLI::NonNegativeNumber);
+  gen->add_option("--max-new-tokens", g.max_new_tokens, "tokens to generate")
+      ->check(CLI::Range(int64_t{0}, mm::rt::kMaxTokensFlag));
   gen->add_flag("--print-ids", g.print_ids, "print the generated ids as a JSON array");
   gen->add_option("--dump-logits", g.dump_logits, "write float32 [steps, vocab] logits as .npy");
 
@@ -65,7 +70,8 @@ int main(int argc, char** argv) {
   std::string chat_system;
   CLI::App* chat = app.add_subcommand("chat", "interactive conversation in the terminal");
   add_common(chat, c, chat_system);
-  chat->add_option("--max-new-tokens", c.max_new_tokens, "longest answer in tokens")->check(CLI::PositiveNumber);
+  chat->add_option("--max-new-tokens", c.max_new_tokens, "longest answer in tokens")
+      ->check(CLI::Range(int64_t{1}, mm::rt::kMaxTokensFlag));
   chat->add_flag("--verbose", c.verbose, "print token counts, KV reuse and speed after each answer");
 
   std::string model_dir, text;
@@ -102,4 +108,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   return mm::rt::generate_command(g, std::cout, std::cerr);
+}
+
+int main(int argc, char** argv) {
+  return mm::run_tool("mmrun", [&] { return tool_main(argc, argv); });
 }

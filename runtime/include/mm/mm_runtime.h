@@ -60,13 +60,16 @@ mm_status mm_plan_get_info(const mm_plan* plan, mm_plan_info* out_info);
 /* Whether a CUDA device can be opened (libcuda is loaded at run time; 0 on machines without). */
 int mm_cuda_device_available(void);
 
+/* Most host backend threads a session accepts (mm_session_options.threads). */
+#define MM_MAX_THREADS 1024
+
 typedef struct mm_session_options {
   const char* weights;  /* model directory, or "random" */
   const char* device;   /* "host", "cuda", or NULL: cuda if usable, else host */
   int64_t max_seq_len;  /* 0: the plan's limit */
   int32_t max_seqs;     /* concurrent sequences; 0: 1 */
   uint64_t seed;        /* for "random" weights */
-  int32_t threads;      /* host backend threads; 0: every core */
+  int32_t threads;      /* host backend threads, 0..MM_MAX_THREADS; 0: every core */
   int32_t progress;     /* non-zero: a weight-loading progress line on stderr */
   double gpu_memory_utilization; /* cuda, max_seq_len 0: share of the memory left after weights
                                     and arena the KV cache may take; 0: 0.9 */

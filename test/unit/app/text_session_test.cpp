@@ -53,7 +53,7 @@ TextGenParams sampled(uint64_t seed, int64_t n) {
   return p;
 }
 
-std::vector<int32_t> prompt_ids(const TextEngine& e) { return e.tokenizer().encode("Once upon a time", false); }
+std::vector<int32_t> prompt_ids(const TextEngine& e) { return e.tokenizer().encode("Once upon a time", false).value(); }
 
 TEST(TextEngine, SameSeedSameTextOtherSeedOtherText) {
   auto a = make_engine(), b = make_engine();
@@ -95,7 +95,8 @@ TEST(TextEngine, ExtendedPromptReusesTheCacheAndMatchesAFreshRun) {
 
   std::vector<int32_t> longer = cached;
   longer.push_back(r1->ids.back());
-  for (int32_t i : e->tokenizer().encode(" and then", false)) longer.push_back(i);
+  const std::vector<int32_t> more = e->tokenizer().encode(" and then", false).value();
+  longer.insert(longer.end(), more.begin(), more.end());
   p.keep_logits = true;
   auto r2 = e->generate(longer, p, nullptr);
   ASSERT_TRUE(r2.ok());

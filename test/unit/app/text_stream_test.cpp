@@ -108,7 +108,7 @@ class TokenTextStreamTest : public ::testing::Test {
 TEST_F(TokenTextStreamTest, EosStopsAndIsNotShown) {
   const int32_t eos = id("[e~[");
   EXPECT_EQ(eos, 2020);
-  auto ids = tok_->encode("Hello world", false);
+  auto ids = tok_->encode("Hello world", false).value();
   ASSERT_FALSE(ids.empty());
   TokenTextStream s(*tok_, {eos}, {}, false);
   std::string out;
@@ -126,7 +126,8 @@ TEST_F(TokenTextStreamTest, IgnoreEosKeepsGoingAndShowsTheToken) {
   const int32_t eos = id("[e~[");
   TokenTextStream s(*tok_, {eos}, {}, true);
   std::string out = s.push(eos);
-  for (int32_t i : tok_->encode("ok", false)) out += s.push(i);
+  const std::vector<int32_t> ok_ids = tok_->encode("ok", false).value();
+  for (int32_t i : ok_ids) out += s.push(i);
   EXPECT_FALSE(s.done());
   out += s.finish();
   EXPECT_EQ(out, "[e~[ok");
@@ -134,7 +135,7 @@ TEST_F(TokenTextStreamTest, IgnoreEosKeepsGoingAndShowsTheToken) {
 
 TEST_F(TokenTextStreamTest, StopStringAcrossTokens) {
   // "Hello world" is several tokens; the stop string spans a token boundary.
-  auto ids = tok_->encode("Hello world, bye", false);
+  auto ids = tok_->encode("Hello world, bye", false).value();
   ASSERT_GT(ids.size(), 3u);
   TokenTextStream s(*tok_, {2020}, {"lo wor"}, false);
   std::string out;

@@ -57,6 +57,18 @@ TEST(PythonJson, DumpsLargeIntegers) {
   EXPECT_EQ(dumps(json::parse("-9223372036854775808")), "-9223372036854775808");
 }
 
+TEST(PythonJson, DumpsAnyDepthWithoutRecursion) {
+  // A model's tool-call argument (or a tools schema) nested a million deep: dumps() used to recurse
+  // once per level and overflow the stack (issue 13). nlohmann's parser and destructor are
+  // iterative, so only dumps() had to change.
+  constexpr int kDepth = 1000000;
+  const std::string text = std::string(kDepth, '[') + "{\"k\": 1}" + std::string(kDepth, ']');
+  const json deep = json::parse(text);
+  EXPECT_EQ(dumps(deep), text);
+  EXPECT_EQ(dumps(json::parse(R"({"a": [1, {"b": []}, {}], "c": {"d": [[]]}})")),
+            R"({"a": [1, {"b": []}, {}], "c": {"d": [[]]}})");
+}
+
 TEST(PythonJson, TemplateTextOfScalars) {
   EXPECT_EQ(*to_template_text(json(nullptr), "x"), "None");
   EXPECT_EQ(*to_template_text(json(true), "x"), "True");

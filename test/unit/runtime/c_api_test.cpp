@@ -147,4 +147,23 @@ TEST_F(CApi, RefusedCallsSayWhy) {
   EXPECT_STREQ(mm_status_get_message(nullptr), "");
 }
 
+TEST_F(CApi, OptionsOutOfRangeAreRefused) {
+  // threads = 2^31 - 1 used to reach std::thread (std::system_error, abort); the same options
+  // checks guard every caller of the C API, not only mmrun's flags.
+  mm_session_options o{};
+  o.weights = "random";
+  o.device = "host";
+  o.threads = 2147483647;
+  Outcome t = take(mm_session_init(plan_, &o, &session_));
+  EXPECT_EQ(t.code, MM_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(t.message.find("threads 2147483647 is outside [0, 1024]"), std::string::npos) << t.message;
+  o.threads = 0;
+  o.max_seq_len = -5;
+  EXPECT_EQ(take(mm_session_init(plan_, &o, &session_)).code, MM_STATUS_INVALID_ARGUMENT);
+  o.max_seq_len = 0;
+  o.gpu_memory_utilization = 7.5;
+  EXPECT_EQ(take(mm_session_init(plan_, &o, &session_)).code, MM_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(session_, nullptr);
+}
+
 }  // namespace

@@ -2,9 +2,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <new>
+#include <stdexcept>
 #include <vector>
 
 #include "codegen/reference/reference.h"
@@ -382,6 +385,28 @@ TEST(Sample, GreedyTiesAndDeterminism) {
   for (int s = 0; s < n; ++s) ++counts[run(s)];
   EXPECT_EQ(counts[2], 0);
   EXPECT_NEAR(counts[0] / static_cast<double>(n), 0.625, 0.04);
+}
+
+TEST(ThreadPool, AnExceptionInAChunkReachesTheCaller) {
+  // A chunk that throws (std::bad_alloc in a kernel's scratch vector) used to escape a worker
+  // thread: std::terminate. It is rethrown in the caller, and the pool keeps working.
+  const int threads = num_threads();
+  set_num_threads(4);
+  EXPECT_THROW(parallel_for(64, 1,
+                            [](int64_t b, int64_t) {
+                              if (b >= 32) throw std::bad_alloc();
+                            }),
+               std::bad_alloc);
+  std::atomic<int64_t> sum{0};
+  parallel_for(100, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) sum += i;
+  });
+  EXPECT_EQ(sum.load(), 4950);
+  set_num_threads(1);
+  EXPECT_THROW(parallel_for(8, 1, [](int64_t, int64_t) { throw std::runtime_error("x"); }), std::runtime_error);
+  parallel_for(8, 1, [&](int64_t, int64_t) { sum = 0; });
+  EXPECT_EQ(sum.load(), 0);
+  set_num_threads(threads);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Host executor + session on the tiny test plan (random weights): consistency of chunked
-// prefill and decode, batching, fp8 KV, bad inputs.
+// prefill and decode, batching, fp8 KV, bad inputs, host KV pools that grow with use.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cmath>
@@ -9,6 +10,7 @@
 #include <sstream>
 
 #include "runtime/src/host_executor.h"
+#include "runtime/src/open_session.h"
 #include "runtime/src/session.h"
 #include "test_plan.h"
 
@@ -126,6 +128,50 @@ TEST(Session, RefusesBadRequests) {
   EXPECT_NE(st.error().message.find("more than --max-seq-len 64"), std::string::npos);
   st = s->prefill(5, prompt(2, 96), Sampling{}, 0, nullptr, nullptr);
   EXPECT_FALSE(st.ok());
+}
+
+long max_rss_kib() {
+  struct rusage ru {};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+TEST(HostileKvCache, HostKvFollowsTheContextNotThePlanLimit) {
+  // A plan of 2^20 tokens, 512 bytes of KV per token: the host backend used to allocate and zero
+  // 512 MiB for one short prompt. The pools now grow block by block.
+  TinyModel m;
+  m.max_seq_len = int64_t{1} << 20;
+  auto bytes = test::build_tiny_plan(m);
+  auto plan = load_plan_from_memory(bytes.data(), bytes.size(), "long.mmp");
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  const long rss0 = max_rss_kib();
+  SessionOptions so;
+  so.weights = "random";
+  so.device = "host";
+  so.max_seq_len = 0;  // the plan's limit, as mmrun chat asks
+  auto opened = open_session(*plan, so);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  Session& s = *opened->session;
+  EXPECT_EQ(s.max_seq_len(), int64_t{1} << 20);
+  std::vector<int32_t> prompt(40, 7);
+  int32_t next = -1;
+  ASSERT_TRUE(s.prefill(0, prompt, Sampling{}, 0, nullptr, &next).ok());
+  for (int i = 0; i < 5; ++i) {
+    std::vector<int32_t> nexts;
+    const int32_t slot = 0;
+    ASSERT_TRUE(s.decode({&slot, 1}, {&next, 1}, std::vector<Sampling>(1), i + 1, nullptr, &nexts).ok());
+    next = nexts[0];
+  }
+  auto* host = dynamic_cast<HostExecutor*>(&s.executor());
+  ASSERT_NE(host, nullptr);
+  // 45 tokens = 12 blocks of 4; 2 layers x (k + v) pools of 2 KV heads x 32 dims x bf16.
+  EXPECT_EQ(host->kv_blocks_committed(), 12);
+  EXPECT_LE(host->kv_bytes_committed(), uint64_t{4} * 4 * 4096);  // each pool rounds up to a page
+  EXPECT_LT(max_rss_kib() - rss0, 64 * 1024) << "resident memory grew by more than 64 MiB";
+  // Releasing and reusing blocks does not grow the pools further.
+  ASSERT_TRUE(s.release(0).ok());
+  ASSERT_TRUE(s.prefill(0, prompt, Sampling{}, 0, nullptr, &next).ok());
+  EXPECT_EQ(host->kv_blocks_committed(), 12);
 }
 
 }  // namespace

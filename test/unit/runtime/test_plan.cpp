@@ -147,7 +147,9 @@ class Builder {
                                   m_.fp8_kv ? DType::FP8_E4M3 : DType::BF16, static_cast<int32_t>(m_.block));
     std::vector<fb::Offset<fb::String>> targets;
     for (const auto& t : m_.targets) targets.push_back(b.CreateString(t));
-    auto plan = CreatePlanDefDirect(b, m_.schema_version, "test_plan", model, limits, &targets, 0x1234, &ws, &ks,
+    // "non_utf8_producer": bytes that are not UTF-8 where a tool prints the producer (mm-inspect --json).
+    const char* producer = m_.corrupt == "non_utf8_producer" ? "test\xff\xfeplan" : "test_plan";
+    auto plan = CreatePlanDefDirect(b, m_.schema_version, producer, model, limits, &targets, 0x1234, &ws, &ks,
                                     &progs, "tokenizer.json", nullptr, /*checksum placeholder*/ 1);
     FinishPlanDefBuffer(b, plan);
     std::vector<uint8_t> bytes(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());

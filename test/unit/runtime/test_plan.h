@@ -22,7 +22,7 @@ struct TinyModel {
   uint32_t schema_version = plan::kPlanSchemaVersion;
   std::vector<std::string> targets = {"sm_90"};
   // One deliberate corruption for reader tests: "operand_count", "arena", "weight_index",
-  // "param", "kv_layer", "no_decode", "kernel_index".
+  // "param", "kv_layer", "no_decode", "kernel_index", "non_utf8_producer".
   std::string corrupt;
 };
 

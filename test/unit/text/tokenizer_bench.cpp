@@ -74,7 +74,7 @@ double run(const mm::text::Tokenizer& tok, const std::string& text, size_t* n_id
     size_t end = std::min(text.size(), pos + 65536);
     size_t nl = text.rfind('\n', end);
     if (end < text.size() && nl != std::string::npos && nl > pos) end = nl + 1;
-    ids += tok.encode(std::string_view(text).substr(pos, end - pos)).size();
+    ids += tok.encode(std::string_view(text).substr(pos, end - pos)).value().size();
     pos = end;
   }
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

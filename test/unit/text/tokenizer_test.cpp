@@ -6,7 +6,9 @@
 #include <fstream>
 #include <sstream>
 #include <atomic>
+#include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <thread>
 
@@ -15,6 +17,7 @@
 #include "runtime/tokenizer/tokenizer.h"
 #include "runtime/tokenizer/unicode_nfc.h"
 #include "runtime/tokenizer/utf8.h"
+#include "support/file_util.h"
 
 using mm::text::StreamDecoder;
 using mm::text::Tokenizer;
@@ -60,8 +63,8 @@ TEST_P(Golden, EncodeMatchesHuggingFace) {
   ASSERT_EQ(corpus.size(), cases.size());
   for (size_t i = 0; i < corpus.size(); ++i) {
     std::string text = corpus[i].get<std::string>();
-    EXPECT_EQ(tok.encode(text), as_ids(cases[i]["ids"])) << "corpus[" << i << "]: " << text;
-    EXPECT_EQ(tok.encode(text, /*parse_special=*/false), as_ids(cases[i]["ids_no_special"]))
+    EXPECT_EQ(tok.encode(text).value(), as_ids(cases[i]["ids"])) << "corpus[" << i << "]: " << text;
+    EXPECT_EQ(tok.encode(text, /*parse_special=*/false).value(), as_ids(cases[i]["ids_no_special"]))
         << "corpus[" << i << "] (special tokens as text): " << text;
   }
 }
@@ -110,8 +113,8 @@ TEST(Tokenizer, RoundTripsTheCorpus) {
     const Tokenizer& tok = fixture(name);
     for (const auto& t : corpus) {
       std::string text = t.get<std::string>();
-      EXPECT_EQ(tok.decode(tok.encode(text)), text) << name;
-      EXPECT_EQ(tok.decode(tok.encode(text, false)), text) << name;
+      EXPECT_EQ(tok.decode(tok.encode(text).value()), text) << name;
+      EXPECT_EQ(tok.decode(tok.encode(text, false).value()), text) << name;
     }
   }
 }
@@ -138,7 +141,7 @@ TEST(Tokenizer, MiniMaxAddedTokenIds) {
   EXPECT_EQ(tiny.token_id("Ġthe").has_value(), true);
   EXPECT_FALSE(tiny.token_id("no such token").has_value());
   // Special tokens are single ids; skip_special drops them but keeps <think>.
-  std::vector<int32_t> ids = full.encode("]~!b[]~b]ai\n<think>\nhm</think>ok[e~[");
+  std::vector<int32_t> ids = full.encode("]~!b[]~b]ai\n<think>\nhm</think>ok[e~[").value();
   ASSERT_GE(ids.size(), 4u);
   EXPECT_EQ(ids[0], 200034);
   EXPECT_EQ(ids[1], 200019);
@@ -178,7 +181,7 @@ TEST(StreamDecoder, RealTokensSplitCharacters) {
   // at least once and still produce the whole text.
   const Tokenizer& tok = fixture("minimax-tiny");
   std::string text = "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 🪿🫠 鑫龘";
-  std::vector<int32_t> ids = tok.encode(text);
+  std::vector<int32_t> ids = tok.encode(text).value();
   StreamDecoder sd(tok);
   std::string all;
   int held = 0;
@@ -196,14 +199,14 @@ TEST(StreamDecoder, RealTokensSplitCharacters) {
 TEST(Tokenizer, InvalidUtf8InputIsReplaced) {
   const Tokenizer& tok = fixture("minimax-tiny");
   std::string bad = std::string("ok\xFF") + "x\xE4\xB8";
-  EXPECT_EQ(tok.decode(tok.encode(bad)), "ok\xEF\xBF\xBDx\xEF\xBF\xBD");
+  EXPECT_EQ(tok.decode(tok.encode(bad).value()), "ok\xEF\xBF\xBDx\xEF\xBF\xBD");
 }
 
 TEST(Tokenizer, LongInputs) {
   const Tokenizer& tok = fixture("minimax-tiny");
   for (const std::string& s : {std::string(1 << 20, ' '), std::string(200000, '7'),
                                std::string(300000, 'q'), std::string(100000, '\n') + "x"}) {
-    std::vector<int32_t> ids = tok.encode(s);
+    std::vector<int32_t> ids = tok.encode(s).value();
     EXPECT_FALSE(ids.empty());
     EXPECT_EQ(tok.decode(ids), s);
   }
@@ -219,7 +222,7 @@ TEST(Tokenizer, ThreadSafeEncode) {
     threads.emplace_back([&] {
       for (int rep = 0; rep < 20; ++rep)
         for (size_t i = 0; i < corpus.size(); ++i)
-          if (tok.encode(corpus[i].get<std::string>()) != as_ids(cases[i]["ids"])) ++mismatches;
+          if (tok.encode(corpus[i].get<std::string>()).value() != as_ids(cases[i]["ids"])) ++mismatches;
     });
   for (auto& th : threads) th.join();
   EXPECT_EQ(mismatches.load(), 0);
@@ -328,7 +331,83 @@ TEST(Hostile, DeepNestingIsRefused) {
   text.replace(at, std::strlen("\"normalizer\": null"), "\"normalizer\": " + deep);
   auto t = Tokenizer::from_json(text, "bad.json");
   ASSERT_FALSE(t.ok());
-  EXPECT_NE(t.error().message.find("nested too deeply"), std::string::npos);
+  // Refused by the strict JSON parser (mm::kMaxJsonDepth) before the normalizer parser recurses.
+  EXPECT_NE(t.error().message.find("nesting deeper than"), std::string::npos) << t.error().message;
+}
+
+// A Split regex PCRE2 gives up on (issue 13): recursion at one position, a pattern that refuses
+// JIT, catastrophic backtracking over a long text. Encoding fails with an error naming the file
+// and the pattern, quickly, instead of an uncaught exception (abort) or hours of backtracking.
+TEST(Hostile, RegexThatGivesUpIsAnError) {
+  struct Case {
+    const char* pattern;
+    std::string text;
+    const char* reason;
+  };
+  std::string long_text;
+  for (int i = 0; i < 3000; ++i) long_text += "ab ";
+  long_text += "!";
+  const Case cases[] = {
+      {"(?R)", "hello world", "recursion"},
+      {"(?:\\w+\\s?)+$", long_text, "match limit"},
+  };
+  for (const Case& c : cases) {
+    json j = json::parse(tiny_json());
+    j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = c.pattern;
+    auto t = Tokenizer::from_json(j.dump(), "hostile.json");
+    ASSERT_TRUE(t.ok()) << t.error().message;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto ids = t->encode(c.text);
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 20.0) << c.pattern;
+    ASSERT_FALSE(ids.ok()) << c.pattern;
+    const std::string& msg = ids.error().message;
+    EXPECT_EQ(ids.error().exit_code(), 1);
+    EXPECT_NE(msg.find("hostile.json: pre_tokenizer.pretokenizers[0].pattern.Regex"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(c.reason), std::string::npos) << msg;
+    EXPECT_NE(msg.find("cannot be tokenized"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("hostile.json: hostile.json"), std::string::npos) << msg;
+  }
+}
+
+TEST(Hostile, PatternThatRefusesJitStillMatches) {
+  // (*NO_JIT) makes pcre2_jit_compile succeed without code; pcre2_jit_match then always failed.
+  json j = json::parse(tiny_json());
+  j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "(*NO_JIT)\\s+";
+  auto t = Tokenizer::from_json(j.dump(), "nojit.json");
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  auto ids = t->encode("hello world  again");
+  ASSERT_TRUE(ids.ok()) << ids.error().message;
+  EXPECT_EQ(t->decode(*ids), "hello world  again");
+}
+
+TEST(Hostile, ReplaceNormalizerThatGivesUpIsAnError) {
+  json j = json::parse(tiny_json());
+  j["normalizer"] = {{"type", "Replace"}, {"pattern", {{"Regex", "(?R)"}}}, {"content", "x"}};
+  auto t = Tokenizer::from_json(j.dump(), "norm.json");
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  auto ids = t->encode("hello");
+  ASSERT_FALSE(ids.ok());
+  EXPECT_NE(ids.error().message.find("norm.json: normalizer.pattern.Regex"), std::string::npos) << ids.error().message;
+  // The normalizer also runs over the added tokens marked normalized, at load: refused there.
+  j["added_tokens"][0]["normalized"] = true;
+  t = Tokenizer::from_json(j.dump(), "norm.json");
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().message.find("norm.json: normalizer.pattern.Regex"), std::string::npos) << t.error().message;
+}
+
+TEST(Hostile, TokenizerFileOverTheLimitIsNotRead) {
+  // A sparse file one byte over the limit: refused from its size, not read.
+  const std::string dir = ::testing::TempDir() + "/tokenizer_limit";
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/tokenizer.json";
+  { std::ofstream f(path); }
+  std::filesystem::resize_file(path, mm::kMaxTokenizerFileBytes + 1);
+  auto t = Tokenizer::load(path);
+  std::filesystem::remove(path);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().message.find("more than the " + std::to_string(mm::kMaxTokenizerFileBytes) + "-byte limit"),
+            std::string::npos)
+      << t.error().message;
 }
 
 TEST(Hostile, MutatedFilesNeverCrash) {
@@ -347,7 +426,7 @@ TEST(Hostile, MutatedFilesNeverCrash) {
     auto t = Tokenizer::from_json(s, "mutated.json");
     if (t.ok()) {
       ++loaded;
-      std::vector<int32_t> ids = t->encode("Hello ]~!b[ wörld 123 😀");
+      std::vector<int32_t> ids = t->encode("Hello ]~!b[ wörld 123 😀").value();
       (void)t->decode(ids);
     } else {
       ++refused;
@@ -373,7 +452,7 @@ TEST(TokenizeCommand, PrintsJsonIds) {
   json ids = json::parse(out.str());
   ASSERT_TRUE(ids.is_array());
   EXPECT_EQ(ids[0], 2034);
-  EXPECT_EQ(ids.get<std::vector<int32_t>>(), fixture("minimax-tiny").encode("]~!b[hi"));
+  EXPECT_EQ(ids.get<std::vector<int32_t>>(), fixture("minimax-tiny").encode("]~!b[hi").value());
   EXPECT_EQ(out.str().back(), '\n');
   std::ostringstream out2, err2;
   EXPECT_EQ(mm::text::tokenize_command("/nonexistent-model", "x", out2, err2), 1);
