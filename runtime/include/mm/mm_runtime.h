@@ -70,7 +70,8 @@ typedef struct mm_session_options {
   int32_t progress;     /* non-zero: a weight-loading progress line on stderr */
   double gpu_memory_utilization; /* cuda, max_seq_len 0: share of the memory left after weights
                                     and arena the KV cache may take; 0: 0.9 */
-  int32_t load_threads; /* checkpoint reader threads (reads in flight); 0: 4 */
+  int32_t load_threads; /* checkpoint reader threads (reads in flight); 0: 4 with O_DIRECT, 1
+                           through the page cache */
   const char* load_io;  /* checkpoint reads: "auto" (O_DIRECT where the filesystem allows it, else
                            the page cache), "direct", "buffered"; NULL: auto */
 } mm_session_options;
