@@ -37,7 +37,7 @@ Expected<DeviceRates> measure_host(int threads) {
     });
   };
   copy();  // warm-up (faults the destination in)
-  constexpr int kReps = 4;
+  constexpr int kReps = 2;
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < kReps; ++i) copy();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -214,21 +214,19 @@ PlanCosts plan_costs(const Plan& plan) {
   const size_t n = weights ? weights->size() : 0;
   for (size_t i = 0; i < n; ++i) {
     const plan::WeightDef& w = *weights->Get(i);
-    switch (w.transform()) {
-      case WeightTransform::CHECK_ZEROS:
-        break;
-      case WeightTransform::STACK_EXPERTS:
-      case WeightTransform::STACK_EXPERTS_W13:
-        c.expert_weight_bytes += w.nbytes();
-        break;
-      default:
-        if (embed.count(static_cast<uint32_t>(i)) && !other_use.count(static_cast<uint32_t>(i)) && w.shape() &&
-            w.shape()->size() == 2) {
-          c.embedding_bytes += w.nbytes();
-          c.embedding_row_bytes += static_cast<uint64_t>(w.shape()->Get(1)) * plan_dtype_size(w.dtype());
-        } else {
-          c.other_weight_bytes += w.nbytes();
-        }
+    if (w.transform() == WeightTransform::CHECK_ZEROS) continue;  // verified, never on the device
+    // Experts: the plan's category (the compiler's "experts"), or stacked per-expert sources.
+    const bool expert = (w.category() && w.category()->string_view() == "experts") ||
+                        w.transform() == WeightTransform::STACK_EXPERTS ||
+                        w.transform() == WeightTransform::STACK_EXPERTS_W13;
+    if (expert) {
+      c.expert_weight_bytes += w.nbytes();
+    } else if (embed.count(static_cast<uint32_t>(i)) && !other_use.count(static_cast<uint32_t>(i)) && w.shape() &&
+               w.shape()->size() == 2) {
+      c.embedding_bytes += w.nbytes();
+      c.embedding_row_bytes += static_cast<uint64_t>(w.shape()->Get(1)) * plan_dtype_size(w.dtype());
+    } else {
+      c.other_weight_bytes += w.nbytes();
     }
   }
   const bool fp8 = lim.kv_dtype() == plan::DType::FP8_E4M3;

@@ -12,7 +12,7 @@
 namespace mm::rt {
 
 struct PlanCosts {
-  uint64_t expert_weight_bytes = 0;   // stacked expert weights (STACK_EXPERTS*), all layers
+  uint64_t expert_weight_bytes = 0;   // expert weights (category "experts" or STACK_EXPERTS*), all layers
   uint64_t embedding_bytes = 0;       // the embedding table (a token reads one row)
   uint64_t embedding_row_bytes = 0;
   uint64_t other_weight_bytes = 0;    // every other weight a step reads whole
