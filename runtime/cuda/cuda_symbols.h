@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "support/status.h"
@@ -32,6 +33,28 @@ constexpr int CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
 constexpr int CU_STREAM_NON_BLOCKING = 1;
 constexpr int CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1;
 constexpr int CU_EVENT_DEFAULT = 0;
+constexpr CUresult CUDA_ERROR_NOT_READY = 600;   // cuEventQuery: work still pending
+constexpr int CU_MEMORYTYPE_HOST = 1;
+constexpr int CU_MEMORYTYPE_DEVICE = 2;
+
+// CUDA_MEMCPY2D_v2 of cuda.h (cuMemcpy2DAsync_v2).
+struct Memcpy2D {
+  size_t srcXInBytes = 0, srcY = 0;
+  int srcMemoryType = 0;
+  const void* srcHost = nullptr;
+  CUdeviceptr srcDevice = 0;
+  void* srcArray = nullptr;
+  size_t srcPitch = 0;
+  size_t dstXInBytes = 0, dstY = 0;
+  int dstMemoryType = 0;
+  void* dstHost = nullptr;
+  CUdeviceptr dstDevice = 0;
+  void* dstArray = nullptr;
+  size_t dstPitch = 0;
+  size_t WidthInBytes = 0, Height = 0;
+};
+static_assert(sizeof(Memcpy2D) == 128 && offsetof(Memcpy2D, dstXInBytes) == 56 && offsetof(Memcpy2D, WidthInBytes) == 112,
+              "Memcpy2D must match CUDA_MEMCPY2D_v2 of cuda.h");
 
 // X(name in the driver library, return, parameter list). Versioned names (_v2) are the ones
 // cuda.h maps the plain names to.
@@ -58,6 +81,8 @@ constexpr int CU_EVENT_DEFAULT = 0;
   X(cuMemcpyDtoD_v2, (CUdeviceptr, CUdeviceptr, size_t))                                            \
   X(cuMemcpyHtoDAsync_v2, (CUdeviceptr, const void*, size_t, CUstream))                             \
   X(cuMemcpyDtoHAsync_v2, (void*, CUdeviceptr, size_t, CUstream))                                   \
+  X(cuMemcpyDtoDAsync_v2, (CUdeviceptr, CUdeviceptr, size_t, CUstream))                             \
+  X(cuMemcpy2DAsync_v2, (const Memcpy2D*, CUstream))                                                \
   X(cuMemsetD8_v2, (CUdeviceptr, unsigned char, size_t))                                            \
   X(cuMemsetD8Async, (CUdeviceptr, unsigned char, size_t, CUstream))                                \
   X(cuModuleLoadData, (CUmodule*, const void*))                                                     \
@@ -78,6 +103,7 @@ constexpr int CU_EVENT_DEFAULT = 0;
   X(cuEventCreate, (CUevent*, unsigned int))                                                        \
   X(cuEventRecord, (CUevent, CUstream))                                                             \
   X(cuEventSynchronize, (CUevent))                                                                  \
+  X(cuEventQuery, (CUevent))                                                                        \
   X(cuEventElapsedTime_v2, (float*, CUevent, CUevent))                                              \
   X(cuEventDestroy_v2, (CUevent))
 

@@ -107,6 +107,24 @@ Status Device::copy_to_host_async(void* dst, const void* src, size_t bytes) {
   MM_CU(sym_, cuMemcpyDtoHAsync_v2, dst, dp(src), bytes, stream_);
   return Status::success();
 }
+Status Device::copy_device_async(void* dst, const void* src, size_t bytes) {
+  MM_CU(sym_, cuMemcpyDtoDAsync_v2, dp(dst), dp(src), bytes, stream_);
+  return Status::success();
+}
+Status Device::copy_rows_to_device_async(void* dst, size_t dst_pitch, const void* src, size_t width, size_t rows) {
+  if (rows == 0 || width == 0) return Status::success();
+  cu::Memcpy2D m;
+  m.srcMemoryType = cu::CU_MEMORYTYPE_HOST;
+  m.srcHost = src;
+  m.srcPitch = width;
+  m.dstMemoryType = cu::CU_MEMORYTYPE_DEVICE;
+  m.dstDevice = dp(dst);
+  m.dstPitch = dst_pitch;
+  m.WidthInBytes = width;
+  m.Height = rows;
+  MM_CU(sym_, cuMemcpy2DAsync_v2, &m, stream_);
+  return Status::success();
+}
 Status Device::memset(void* dst, int byte, size_t bytes) {
   MM_CU(sym_, cuMemsetD8_v2, dp(dst), static_cast<unsigned char>(byte), bytes);
   return Status::success();

@@ -68,6 +68,9 @@ class Device {
   Status copy_device(void* dst, const void* src, size_t bytes);
   Status copy_to_device_async(void* dst, const void* src, size_t bytes);   // on stream()
   Status copy_to_host_async(void* dst, const void* src, size_t bytes);
+  Status copy_device_async(void* dst, const void* src, size_t bytes);       // on stream()
+  // `rows` rows of `width` bytes from host src (rows contiguous) to dst, dst + dst_pitch, ...
+  Status copy_rows_to_device_async(void* dst, size_t dst_pitch, const void* src, size_t width, size_t rows);
   Status memset(void* dst, int byte, size_t bytes);
   Status memset_async(void* dst, int byte, size_t bytes);
 

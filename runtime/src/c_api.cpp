@@ -1,4 +1,5 @@
 // The C API of include/mm/mm_runtime.h over the C++ runtime.
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -6,8 +7,11 @@
 #include <vector>
 
 #include "mm/mm_runtime.h"
+#include "runtime/src/measure.h"
 #include "runtime/src/open_session.h"
 #include "runtime/src/session.h"
+#include "runtime/src/shard_io.h"
+#include "runtime/src/weight_stream.h"
 #include "support/file_util.h"
 
 struct mm_status_object {
@@ -155,6 +159,12 @@ mm_status mm_session_init(const mm_plan* plan, const mm_session_options* options
     o.threads = options->threads;
     o.progress = options->progress != 0;
     o.gpu_memory_utilization = options->gpu_memory_utilization;
+    if (options->load_threads < 0)
+      return make_status(MM_STATUS_INVALID_ARGUMENT, "load_threads must be >= 0, got " + std::to_string(options->load_threads));
+    if (options->load_threads > 0) o.load.readers = options->load_threads;
+    auto io = mm::rt::parse_io_mode(options->load_io ? options->load_io : "");
+    if (!io) return make_status(MM_STATUS_INVALID_ARGUMENT, io.error().message);
+    o.load.io = *io;
     auto opened = mm::rt::open_session(plan->plan, o);
     if (!opened) {
       const mm::Error& e = opened.error();
@@ -245,5 +255,65 @@ mm_status mm_session_get_info(const mm_session* session, mm_session_info* out) {
 }
 
 void mm_session_free(mm_session* session) { delete session; }
+
+// ---- Measurements ----------------------------------------------------------------------------
+
+mm_status mm_session_get_load_stats(const mm_session* session, mm_load_stats* out) {
+  if (!session || !out) return make_status(MM_STATUS_INVALID_ARGUMENT, "mm_session_get_load_stats: null argument");
+  const mm::rt::WeightLoadStats& l = session->opened.load;
+  *out = mm_load_stats{};
+  out->source = l.source.c_str();
+  out->file_bytes = l.file_bytes;
+  out->weight_bytes = l.device_bytes;
+  out->seconds = l.seconds;
+  out->reader_threads = l.readers;
+  out->files = l.files;
+  out->direct_files = l.direct_files;
+  out->staging_bytes = l.staging_bytes;
+  out->peak_rss_kib = l.peak_rss_kib;
+  return nullptr;
+}
+
+mm_status mm_plan_get_costs(const mm_plan* plan, mm_plan_costs* out) {
+  if (!plan || !out) return make_status(MM_STATUS_INVALID_ARGUMENT, "mm_plan_get_costs: null argument");
+  const mm::rt::PlanCosts c = mm::rt::plan_costs(*plan->plan);
+  *out = mm_plan_costs{c.expert_weight_bytes, c.embedding_bytes, c.embedding_row_bytes, c.other_weight_bytes,
+                       c.num_experts,         c.top_k,           c.kv_bytes_per_token,  c.linear_flops_per_token,
+                       c.attention_flops_per_position};
+  return nullptr;
+}
+
+mm_status mm_measure_device(const char* device, int32_t threads, mm_device_measurement* out) {
+  if (!out) return make_status(MM_STATUS_INVALID_ARGUMENT, "mm_measure_device: null argument");
+  auto r = mm::rt::measure_device(device ? device : "", threads);
+  if (!r) {
+    const mm::Error& e = r.error();
+    return make_status(e.kind == mm::ErrorKind::Usage ? MM_STATUS_INVALID_ARGUMENT : MM_STATUS_UNAVAILABLE, e.message);
+  }
+  *out = mm_device_measurement{};
+  std::snprintf(out->device, sizeof out->device, "%s", r->device.c_str());
+  out->copy_bytes_per_second = r->copy_bytes_per_second;
+  out->copy_bytes = r->copy_bytes;
+  out->gemm_flops_per_second = r->gemm_flops_per_second;
+  std::snprintf(out->gemm, sizeof out->gemm, "%s", r->gemm.c_str());
+  return nullptr;
+}
+
+mm_status mm_weights_page_cache(const mm_plan* plan, const char* weights_dir, int32_t drop, double* resident_share) {
+  if (!plan || !weights_dir || !resident_share)
+    return make_status(MM_STATUS_INVALID_ARGUMENT, "mm_weights_page_cache: null argument");
+  auto r = mm::rt::page_cache_share(mm::rt::plan_shards(*plan->plan, weights_dir), drop != 0);
+  if (!r) return from_error(r.error(), MM_STATUS_INVALID_WEIGHTS);
+  *resident_share = *r;
+  return nullptr;
+}
+
+mm_status mm_measure_read(const mm_plan* plan, const char* weights_dir, mm_read_measurement* out) {
+  if (!plan || !weights_dir || !out) return make_status(MM_STATUS_INVALID_ARGUMENT, "mm_measure_read: null argument");
+  auto r = mm::rt::read_sequential(mm::rt::plan_shards(*plan->plan, weights_dir));
+  if (!r) return from_error(r.error(), MM_STATUS_INVALID_WEIGHTS);
+  *out = mm_read_measurement{r->bytes, r->files, r->seconds};
+  return nullptr;
+}
 
 }  // extern "C"

@@ -313,9 +313,11 @@ Status CudaExecutor::load_weights(const CudaOptions& opts) {
   } else if (opts.weights == "random") {
     if (Status st = random_weights_to_device(*dev_, plan, opts.seed, weight_ptrs_, &load_); !st) return st;
   } else {
-    auto sink = make_device_sink(*dev_, opts.staging_chunk_bytes, opts.staging_buffers);
+    auto sink = make_device_sink(*dev_);
     if (!sink) return sink.error();
-    if (Status st = stream_weights(plan, opts.weights, weight_ptrs_, **sink, opts.progress, &load_); !st) return st;
+    LoadOptions lo = opts.load;
+    lo.progress = opts.progress;
+    if (Status st = stream_weights(plan, opts.weights, weight_ptrs_, **sink, lo, &load_); !st) return st;
   }
   return Status::success();
 }

@@ -45,8 +45,7 @@ struct CudaOptions {
   double gpu_memory_utilization = 0.9;   // share of the memory left after weights/arena the KV cache may take (max_seq_len 0)
   bool progress = false;                 // weight-loading progress line on stderr
   bool cuda_graphs = true;               // decode through per-bucket CUDA graphs
-  uint64_t staging_chunk_bytes = uint64_t{64} << 20;
-  int staging_buffers = 3;
+  LoadOptions load;                      // checkpoint reading: reader threads, chunk, O_DIRECT (weight_stream.h)
 };
 
 // Timing of program calls: gpu_ms between CUDA events recorded before the input copies and after

@@ -1,7 +1,7 @@
-// Host memory of the host backend. HostBuffer: a 64-byte aligned, zero-initialized allocation
-// (weights, arena). GrowableBuffer: address space reserved for a maximum size and committed from
-// the front as it is needed (the KV pools, sized by the context actually used rather than the
-// plan's limit). Allocation failure is reported, never thrown.
+// Host memory of the host backend. HostBuffer: a 64-byte aligned allocation, zero-initialized
+// unless asked otherwise (weights, arena). GrowableBuffer: address space reserved for a maximum
+// size and committed from the front as it is needed (the KV pools, sized by the context actually
+// used rather than the plan's limit). Allocation failure is reported, never thrown.
 #pragma once
 
 #include <sys/mman.h>
@@ -18,15 +18,20 @@ namespace mm::rt {
 class HostBuffer {
  public:
   HostBuffer() = default;
-  // Returns false when the memory is not available.
-  bool allocate(uint64_t bytes) {
+  // Returns false when the memory is not available. zero: false leaves the first `bytes` as the
+  // allocator returned them (for buffers the caller overwrites whole, such as loaded weights: the
+  // pages are then first touched by the writes, not by a memset that would only be overwritten).
+  bool allocate(uint64_t bytes, bool zero = true) {
     size_ = 0;
     data_.reset();
     if (bytes == 0) return true;
     const uint64_t rounded = (bytes + 63) / 64 * 64;
     void* p = std::aligned_alloc(64, rounded);
     if (!p) return false;
-    std::memset(p, 0, rounded);
+    if (zero)
+      std::memset(p, 0, rounded);
+    else
+      std::memset(static_cast<uint8_t*>(p) + bytes, 0, rounded - bytes);
     data_.reset(static_cast<uint8_t*>(p));
     size_ = bytes;
     return true;

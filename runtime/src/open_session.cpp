@@ -34,20 +34,31 @@ Expected<OpenedSession> open_session(std::shared_ptr<const Plan> plan, const Ses
     co.max_seq_len = max_seq_len;
     co.max_seqs = o.max_seqs;
     co.progress = o.progress;
+    co.load = o.load;
     if (o.gpu_memory_utilization > 0) co.gpu_memory_utilization = o.gpu_memory_utilization;
     auto ex = CudaExecutor::create(plan, co);
     if (!ex) return ex.error();
     m.weight_bytes = (*ex)->weight_bytes();
     m.backend = "cuda (" + (*ex)->device_info().name + ", " + (*ex)->device_info().arch() + ")";
     m.details = (*ex)->summary();
+    m.load = (*ex)->load_stats();
     max_seq_len = (*ex)->max_seq_len();
     executor = std::move(*ex);
   } else {
     if (o.threads > 0) ref::set_num_threads(o.threads);
     if (max_seq_len == 0) max_seq_len = def.limits()->max_seq_len();
+    LoadOptions lo = o.load;
+    lo.progress = o.progress;
+    const auto t_weights = std::chrono::steady_clock::now();
     Expected<HostWeights> weights = o.weights == "random" ? random_host_weights(*plan, o.seed)
-                                                          : load_host_weights(*plan, o.weights, o.progress);
+                                                          : load_host_weights(*plan, o.weights, lo, &m.load);
     if (!weights) return weights.error();
+    if (o.weights == "random") {
+      m.load.source = "random";
+      m.load.device_bytes = weights->total_bytes;
+      m.load.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_weights).count();
+      m.load.peak_rss_kib = peak_rss_kib();
+    }
     m.weight_bytes = weights->total_bytes;
     const int64_t block = def.limits()->kv_block_size();
     auto ex = HostExecutor::create(plan, std::move(*weights), o.max_seqs * ((max_seq_len + block - 1) / block));

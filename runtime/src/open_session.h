@@ -9,6 +9,7 @@
 
 #include "runtime/src/plan_reader.h"
 #include "runtime/src/session.h"
+#include "runtime/src/weight_stream.h"
 #include "support/status.h"
 
 namespace mm::rt {
@@ -22,6 +23,7 @@ struct SessionOptions {
   int threads = 0;                      // host backend; 0: every core
   bool progress = false;                // weight-loading progress on stderr
   double gpu_memory_utilization = 0.9;
+  LoadOptions load;                     // checkpoint reading (reader threads, O_DIRECT); progress above
 };
 
 struct OpenedSession {
@@ -30,6 +32,7 @@ struct OpenedSession {
   std::string details;   // CudaExecutor::summary(); empty on the host
   uint64_t weight_bytes = 0;
   double load_s = 0;
+  WeightLoadStats load;  // the weights alone (checkpoint, random or host)
 };
 
 Expected<OpenedSession> open_session(std::shared_ptr<const Plan> plan, const SessionOptions& options);

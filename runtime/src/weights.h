@@ -1,11 +1,10 @@
 // Binding a plan's weights: the plan's tensor table is checked against the safetensors headers of
-// the weights directory (names, dtypes, shapes, offsets, byte sizes), then the shards are read
-// with large preads and the load-time transforms of plan.fbs (WeightTransform) are applied into
-// host memory. `--weights random` instead fills every weight with valid random values.
+// the weights directory (names, dtypes, shapes, offsets, byte sizes); the shards are then read by
+// the pipeline of weight_stream.h (load_host_weights there). `--weights random` instead fills every
+// weight with valid random values.
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,38 +23,6 @@ struct HostWeights {
 
 // Checks every source tensor of the plan against DIR's shard headers (reads headers only).
 Status check_weights_dir(const Plan& plan, const std::string& dir);
-
-// check_weights_dir, then reads and transforms every weight. `progress`: draw a progress line on
-// stderr (bytes, GiB/s, ETA).
-Expected<HostWeights> load_host_weights(const Plan& plan, const std::string& dir, bool progress);
-
-class Shards;
-
-// Reads and transforms one weight at a time (the cuda backend streams them to the device; the
-// host backend keeps them). open() checks the directory against the plan first.
-class WeightLoader {
- public:
-  static Expected<std::unique_ptr<WeightLoader>> open(const Plan& plan, const std::string& dir);
-  ~WeightLoader();
-  // Weight `index` into `out` (left empty for CHECK_ZEROS, which is only verified). `tick` is
-  // called after every source read (progress).
-  Status load(size_t index, HostBuffer& out, const std::function<void()>& tick = [] {});
-  // The same bytes as load(), handed to `sink` in pieces (offset into the weight, data, length)
-  // with bounded host memory: at most 64 MiB of a source, one expert's w1|w3 block, or a whole
-  // CONCAT_N weight along the last dim (an attention projection) at a time. For the device
-  // backend, whose memory the weights live in.
-  using Sink = std::function<Status(uint64_t offset, const uint8_t* data, uint64_t len)>;
-  Status stream(size_t index, const Sink& sink);
-  uint64_t total_source_bytes() const { return total_bytes_; }
-  uint64_t bytes_read() const;
-
- private:
-  WeightLoader() = default;
-  const Plan* plan_ = nullptr;
-  std::unique_ptr<Shards> shards_;
-  std::vector<uint8_t> tmp_;
-  uint64_t total_bytes_ = 0;
-};
 
 // Element range [first, first + count) of weight `index` filled with the random values of
 // random_host_weights (the same values whatever the ranges, so a device backend can fill in

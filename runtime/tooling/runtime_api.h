@@ -48,6 +48,7 @@ class ApiSession {
   int64_t length(int32_t slot) const { return mm_session_length(session_, slot); }
   mm_session_info info() const;
   const ApiPlan& plan() const { return plan_; }
+  const mm_session* get() const { return session_; }
 
   // As mm_session_prefill / mm_session_decode; `logits` (may be null) is resized to [n, vocab].
   Status prefill(int32_t slot, std::span<const int32_t> ids, const mm_sampling& sampling, int64_t step,

@@ -6,12 +6,15 @@
 //   mmrun chat PLAN --weights DIR|random [--tokenizer DIR] [--system TEXT] [--tools FILE]
 //         [sampling flags] [--max-new-tokens N] [--stop S]... [--verbose]
 //   mmrun tokenize MODEL_DIR --text TEXT
+//   mmrun bench PLAN --weights DIR|random [--batch 1,4,16] [--depth 0,4096] [--pp N] [--tg N] [--runs N]
+//         [--json] [--load] [--device cuda|host] [--threads N] [--load-threads N] [--load-io auto|direct|buffered]
 #include <unistd.h>
 
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 
+#include "runtime/tooling/bench.h"
 #include "runtime/tooling/chat_loop.h"
 #include "runtime/tooling/generate.h"
 #include "runtime/tokenizer/tokenizer.h"
@@ -79,6 +82,25 @@ static int tool_main(int argc, char** argv) {
   tok->add_option("MODEL_DIR", model_dir, "model directory with tokenizer.json")->required();
   tok->add_option("--text", text, "text to tokenize")->required();
 
+  mm::rt::BenchOptions b;
+  std::string batches = "1", depths = "0";
+  CLI::App* bench = app.add_subcommand("bench", "prefill/decode speed against the rooflines, or --load: load rate against the disk");
+  bench->add_option("PLAN", b.plan, "plan file (.mmp)")->required();
+  bench->add_option("--weights", b.weights, "model directory, or 'random'")->required();
+  bench->add_option("--device", b.device, "cuda or host (default: cuda if usable)")->check(CLI::IsMember({"cuda", "host"}));
+  bench->add_option("--batch", batches, "sequences decoding together, comma separated (default 1)");
+  bench->add_option("--depth", depths, "tokens already in the KV cache, comma separated (default 0)");
+  bench->add_option("--pp", b.pp, "prompt tokens timed per sequence (default 2048)");
+  bench->add_option("--tg", b.tg, "decode steps timed (default 32)");
+  bench->add_option("--runs", b.runs, "repetitions, reported as mean ± sd (default 3)");
+  bench->add_flag("--json", b.json, "one JSON object instead of the table");
+  bench->add_flag("--load", b.load, "only the load benchmark: load rate next to the disk's sequential read rate");
+  bench->add_option("--threads", b.threads, "host backend threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  bench->add_option("--load-threads", b.load_threads, "checkpoint reader threads (default: 4 with O_DIRECT, 1 through the page cache)")->check(CLI::NonNegativeNumber);
+  bench->add_option("--load-io", b.load_io, "checkpoint reads: auto (O_DIRECT where allowed), direct or buffered")
+      ->check(CLI::IsMember({"auto", "direct", "buffered"}));
+  bench->add_option("--seed", b.seed, "seed of random weights and token ids");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -86,6 +108,14 @@ static int tool_main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   if (*tok) return mm::text::tokenize_command(model_dir, text, std::cout, std::cerr);
+  if (*bench) {
+    std::string error;
+    if (!mm::rt::parse_size_list(batches, &b.batches, &error) || !mm::rt::parse_size_list(depths, &b.depths, &error)) {
+      std::cerr << "error: --batch/--depth: " << error << "\n";
+      return 2;
+    }
+    return mm::rt::bench_command(b, std::cout, std::cerr);
+  }
   if (*chat) {
     if (chat->count("--system")) c.system = chat_system;
     return mm::rt::chat_command(c, STDIN_FILENO, std::cout, std::cerr);

@@ -73,6 +73,10 @@ typedef struct mm_session_options {
   int32_t progress;     /* non-zero: a weight-loading progress line on stderr */
   double gpu_memory_utilization; /* cuda, max_seq_len 0: share of the memory left after weights
                                     and arena the KV cache may take; 0: 0.9 */
+  int32_t load_threads; /* checkpoint reader threads (reads in flight); 0: 4 with O_DIRECT, 1
+                           through the page cache */
+  const char* load_io;  /* checkpoint reads: "auto" (O_DIRECT where the filesystem allows it, else
+                           the page cache), "direct", "buffered"; NULL: auto */
 } mm_session_options;
 
 typedef struct mm_sampling {
@@ -116,6 +120,66 @@ typedef struct mm_session_info {
 /* Strings live until the next call on the session. */
 mm_status mm_session_get_info(const mm_session* session, mm_session_info* out_info);
 void mm_session_free(mm_session* session);
+
+/* ---- Measurements (mmrun bench): how the weights loaded, what a token costs, device rates ----
+ * Nothing here is needed to run a model. */
+
+typedef struct mm_load_stats {
+  const char* source;       /* "checkpoint", "random" or "host" */
+  uint64_t file_bytes;      /* bytes read from the shards */
+  uint64_t weight_bytes;    /* bytes of weights written */
+  double seconds;           /* the weights alone: directory check, reads, transforms, copies */
+  int32_t reader_threads;
+  int32_t files;            /* shards read */
+  int32_t direct_files;     /* of which with O_DIRECT throughout */
+  uint64_t staging_bytes;   /* host memory of the loader's staging buffers */
+  int64_t peak_rss_kib;     /* the process's peak resident memory after the load */
+} mm_load_stats;
+/* Strings live as long as the session. */
+mm_status mm_session_get_load_stats(const mm_session* session, mm_load_stats* out_stats);
+
+/* What a token costs in a plan, from its weights and model shape. */
+typedef struct mm_plan_costs {
+  uint64_t expert_weight_bytes;   /* stacked expert weights, all layers and experts */
+  uint64_t embedding_bytes;       /* the embedding table, of which a token reads one row: */
+  uint64_t embedding_row_bytes;
+  uint64_t other_weight_bytes;    /* every other weight (attention, norms, router, lm_head) */
+  int64_t num_experts;
+  int64_t top_k;
+  uint64_t kv_bytes_per_token;    /* K and V (+ fp8 scales) of one position, all layers */
+  double linear_flops_per_token;  /* 2 x multiply-adds of every linear a token passes (top_k
+                                     experts per layer) and the lm_head */
+  double attention_flops_per_position; /* per token and attended position: 4 x heads x head_dim
+                                          x layers */
+} mm_plan_costs;
+mm_status mm_plan_get_costs(const mm_plan* plan, mm_plan_costs* out_costs);
+
+typedef struct mm_device_measurement {
+  char device[128];              /* "NVIDIA H200 (sm_90)" or "host (16 threads)" */
+  double copy_bytes_per_second;  /* device-to-device copy (host: memcpy), read + write counted */
+  uint64_t copy_bytes;           /* size of the copied buffer */
+  double gemm_flops_per_second;  /* bf16 GEMM with fp32 accumulation (cuBLAS); 0 when unavailable */
+  char gemm[384];                /* what was measured, or "n/a: " and why */
+} mm_device_measurement;
+/* device: "cuda", "host" or NULL (cuda if usable); threads: host copy threads (0: every core).
+ * Opens its own CUDA context and frees what it allocates: call it before sessions fill the device. */
+mm_status mm_measure_device(const char* device, int32_t threads, mm_device_measurement* out);
+
+/* The plan's shard files in weights_dir: the share of their bytes in the page cache (mincore),
+ * after asking the kernel to drop them when drop != 0 (POSIX_FADV_DONTNEED: clean, unmapped pages
+ * only; no root needed). */
+mm_status mm_weights_page_cache(const mm_plan* plan, const char* weights_dir, int32_t drop,
+                                double* resident_share);
+
+typedef struct mm_read_measurement {
+  uint64_t bytes;
+  int32_t files;
+  double seconds;
+} mm_read_measurement;
+/* Reads the plan's shard files whole, one after the other, with 8 MiB read(2) calls through the
+ * page cache as `cat` does, dropping the cache behind: the sequential rate of the disk that the
+ * weight loader is compared with. */
+mm_status mm_measure_read(const mm_plan* plan, const char* weights_dir, mm_read_measurement* out);
 
 #ifdef __cplusplus
 }

@@ -40,7 +40,7 @@ std::shared_ptr<const Plan> load_or_fail(const std::string& path) {
 }
 
 Expected<HostWeights> host_weights(const Plan& plan, const std::string& weights) {
-  return weights == "random" ? random_host_weights(plan, kSeed) : load_host_weights(plan, weights, false);
+  return weights == "random" ? random_host_weights(plan, kSeed) : load_host_weights(plan, weights);
 }
 
 int64_t blocks_for(const Plan& plan, int64_t max_seq_len, int64_t seqs) {
@@ -279,7 +279,9 @@ TEST(CudaExecutor, SingleSequenceGraphIsBitIdentical) {
   }
 }
 
-// The cuda loader's bytes on the device equal the host loader's, weight by weight.
+// The cuda loader's bytes on the device equal the host loader's, weight by weight: the device
+// sink (pinned staging, strided row copies, upcasts through the pinned scratch) against memcpy,
+// with O_DIRECT and through the page cache, several readers and small chunks that split rows.
 TEST(CudaExecutor, StreamedWeightsEqualTheHostLoader) {
   MM_REQUIRE_CUDA();
   const std::string path = env("MM_TEST_PLAN");
@@ -287,25 +289,31 @@ TEST(CudaExecutor, StreamedWeightsEqualTheHostLoader) {
   if (path.empty() || weights == "random") GTEST_SKIP() << "skipped: needs MM_TEST_PLAN and a checkpoint in MM_TEST_WEIGHTS";
   auto plan = load_or_fail(path);
   ASSERT_TRUE(plan);
-  auto want = load_host_weights(*plan, weights, false);
+  auto want = load_host_weights(*plan, weights);
   ASSERT_TRUE(want.ok()) << want.error().message;
-  CudaOptions o;
-  o.weights = weights;
-  o.max_seq_len = std::min<int64_t>(plan->def().limits()->max_seq_len(), 64);
-  o.staging_chunk_bytes = 1 << 20;   // small chunks: many buffer switches even on a tiny model
-  o.staging_buffers = 2;
-  auto ex = CudaExecutor::create(plan, o);
-  ASSERT_TRUE(ex.ok()) << ex.error().message;
-  for (size_t i = 0; i < want->buffers.size(); ++i) {
-    if (!(*ex)->weight_device_ptr(i)) continue;
-    std::vector<uint8_t> got(want->buffers[i].size());
-    ASSERT_TRUE((*ex)->device().copy_to_host(got.data(), (*ex)->weight_device_ptr(i), got.size()).ok());
-    EXPECT_EQ(0, std::memcmp(got.data(), want->ptr(i), got.size())) << plan->def().weights()->Get(i)->name()->str();
+  for (IoMode io : {IoMode::AUTO, IoMode::BUFFERED}) {
+    CudaOptions o;
+    o.weights = weights;
+    o.max_seq_len = std::min<int64_t>(plan->def().limits()->max_seq_len(), 64);
+    o.load.chunk_bytes = 64 << 10;   // small chunks: many buffer switches and split rows even on a tiny model
+    o.load.readers = 3;
+    o.load.buffers = 4;
+    o.load.io = io;
+    auto ex = CudaExecutor::create(plan, o);
+    ASSERT_TRUE(ex.ok()) << ex.error().message;
+    for (size_t i = 0; i < want->buffers.size(); ++i) {
+      if (!(*ex)->weight_device_ptr(i)) continue;
+      std::vector<uint8_t> got(want->buffers[i].size());
+      ASSERT_TRUE((*ex)->device().copy_to_host(got.data(), (*ex)->weight_device_ptr(i), got.size()).ok());
+      EXPECT_EQ(0, std::memcmp(got.data(), want->ptr(i), got.size()))
+          << plan->def().weights()->Get(i)->name()->str() << " (" << io_mode_name(io) << ")";
+    }
+    const WeightLoadStats& s = (*ex)->load_stats();
+    std::printf("%s: loaded %.1f MiB in %.3f s (%d readers, %d of %d shards O_DIRECT), staging %.1f MiB, RSS before "
+                "%.1f MiB, peak %.1f MiB\n",
+                io_mode_name(io), s.file_bytes / 1048576.0, s.seconds, s.readers, s.direct_files, s.files,
+                s.staging_bytes / 1048576.0, s.rss_before_kib / 1024.0, s.peak_rss_kib / 1024.0);
   }
-  const WeightLoadStats& s = (*ex)->load_stats();
-  std::printf("loaded %.1f MiB in %.3f s, staging %.1f MiB, RSS before %.1f MiB, peak %.1f MiB\n",
-              s.file_bytes / 1048576.0, s.seconds, s.staging_bytes / 1048576.0, s.rss_before_kib / 1024.0,
-              s.peak_rss_kib / 1024.0);
 }
 
 // Random device weights load and run; the KV cache is sized from free memory.

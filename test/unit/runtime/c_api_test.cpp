@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -164,6 +165,77 @@ TEST_F(CApi, OptionsOutOfRangeAreRefused) {
   o.gpu_memory_utilization = 7.5;
   EXPECT_EQ(take(mm_session_init(plan_, &o, &session_)).code, MM_STATUS_INVALID_ARGUMENT);
   EXPECT_EQ(session_, nullptr);
+}
+
+// The measurement block: plan costs from the model shape and weights, host rates, load statistics,
+// the page-cache state and the sequential read of the plan's shards.
+TEST_F(CApi, MeasurementsDescribeThePlanTheHostAndTheLoad) {
+  const TinyModel& m = model_;
+  mm_plan_costs c;
+  ASSERT_EQ(take(mm_plan_get_costs(plan_, &c)).code, MM_STATUS_OK);
+  EXPECT_EQ(c.num_experts, m.E);
+  EXPECT_EQ(c.top_k, m.TOPK);
+  // w13 + w2, qweight (int4: K/8 int32 per column) and f16 scales (K/G per column), per layer.
+  const uint64_t per_layer = m.E * ((m.H / 8) * 2 * m.I * 4 + (m.H / m.G) * 2 * m.I * 2 + (m.I / 8) * m.H * 4 + (m.I / m.G) * m.H * 2);
+  EXPECT_EQ(c.expert_weight_bytes, per_layer * m.L);
+  EXPECT_EQ(c.embedding_bytes, static_cast<uint64_t>(m.V * m.H * 2));
+  EXPECT_EQ(c.embedding_row_bytes, static_cast<uint64_t>(m.H * 2));
+  mm_plan_info info;
+  ASSERT_EQ(take(mm_plan_get_info(plan_, &info)).code, MM_STATUS_OK);
+  EXPECT_EQ(c.expert_weight_bytes + c.embedding_bytes + c.other_weight_bytes, info.weight_bytes);
+  EXPECT_EQ(c.kv_bytes_per_token, static_cast<uint64_t>(m.L * 2 * m.NKV * m.D * 2));  // bf16 K and V
+  const double q = m.NQ * m.D, kv = m.NKV * m.D;
+  const double layer = 2.0 * m.H * (q + 2 * kv) + 2.0 * q * m.H + 2.0 * m.H * m.E + m.TOPK * 6.0 * m.H * m.I;
+  EXPECT_DOUBLE_EQ(c.linear_flops_per_token, m.L * layer + 2.0 * m.H * m.V);
+  EXPECT_DOUBLE_EQ(c.attention_flops_per_position, 4.0 * q * m.L);
+
+  mm_device_measurement d;
+  ASSERT_EQ(take(mm_measure_device("host", 1, &d)).code, MM_STATUS_OK);
+  EXPECT_STREQ(d.device, "host (1 threads)");
+  EXPECT_GT(d.copy_bytes_per_second, 1e8);
+  EXPECT_EQ(d.copy_bytes, uint64_t{256} << 20);
+  EXPECT_EQ(d.gemm_flops_per_second, 0.0);
+  EXPECT_EQ(std::string(d.gemm).rfind("n/a: ", 0), 0u) << d.gemm;
+  EXPECT_EQ(take(mm_measure_device("tpu", 0, &d)).code, MM_STATUS_INVALID_ARGUMENT);
+
+  ASSERT_EQ(open(1).code, MM_STATUS_OK);
+  mm_load_stats ls;
+  ASSERT_EQ(take(mm_session_get_load_stats(session_, &ls)).code, MM_STATUS_OK);
+  EXPECT_STREQ(ls.source, "random");
+  EXPECT_EQ(ls.weight_bytes, info.weight_bytes);
+  EXPECT_EQ(ls.file_bytes, 0u);
+  EXPECT_GT(ls.peak_rss_kib, 0);
+
+  // The tiny plan's weights name one shard, model.safetensors: any file of that name is read whole.
+  const std::string dir = ::testing::TempDir() + "/c_api_measure";
+  ASSERT_EQ(std::system(("mkdir -p " + dir + " && head -c 3000000 /dev/zero > " + dir + "/model.safetensors").c_str()), 0);
+  double resident = -1;
+  ASSERT_EQ(take(mm_weights_page_cache(plan_, dir.c_str(), 1, &resident)).code, MM_STATUS_OK);
+  EXPECT_GE(resident, 0.0);
+  EXPECT_LE(resident, 1.0);
+  mm_read_measurement r;
+  ASSERT_EQ(take(mm_measure_read(plan_, dir.c_str(), &r)).code, MM_STATUS_OK);
+  EXPECT_EQ(r.bytes, 3000000u);
+  EXPECT_EQ(r.files, 1);
+  EXPECT_GT(r.seconds, 0.0);
+  Outcome missing = take(mm_measure_read(plan_, "/no/such/dir", &r));
+  EXPECT_EQ(missing.code, MM_STATUS_INVALID_WEIGHTS);
+  EXPECT_NE(missing.message.find("/no/such/dir/model.safetensors"), std::string::npos) << missing.message;
+}
+
+TEST_F(CApi, RefusesBadLoadOptions) {
+  mm_session_options o{};
+  o.weights = "random";
+  o.device = "host";
+  o.load_threads = -1;
+  Outcome t = take(mm_session_init(plan_, &o, &session_));
+  EXPECT_EQ(t.code, MM_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(t.message.find("load_threads"), std::string::npos) << t.message;
+  o.load_threads = 2;
+  o.load_io = "mmap";
+  Outcome io = take(mm_session_init(plan_, &o, &session_));
+  EXPECT_EQ(io.code, MM_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(io.message.find("auto, direct or buffered, got 'mmap'"), std::string::npos) << io.message;
 }
 
 }  // namespace

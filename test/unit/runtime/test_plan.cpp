@@ -55,7 +55,8 @@ class Builder {
     w.role = role;
     w.fan_in = fan_in;
     const uint64_t nb = bytes_of(dt, shape);
-    w.sources.push_back({name, "model.safetensors", next_offset_, nb, dt, shape});
+    const auto at = m_.source_offsets.find(name);
+    w.sources.push_back({name, "model.safetensors", at != m_.source_offsets.end() ? at->second : next_offset_, nb, dt, shape});
     next_offset_ += nb;
     weights_.push_back(w);
     cats_.push_back(cat);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,13 +22,17 @@ struct TinyModel {
   bool fp8_kv = false;
   uint32_t schema_version = plan::kPlanSchemaVersion;
   std::vector<std::string> targets = {"sm_90"};
+  // Where each weight's tensor lies in model.safetensors (by name); empty: made-up offsets. Tests
+  // that read a real shard written for this plan fill it from the shard's layout.
+  std::map<std::string, uint64_t> source_offsets;
   // One deliberate corruption for reader tests: "operand_count", "arena", "weight_index",
   // "param", "kv_layer", "no_decode", "kernel_index", "non_utf8_producer".
   std::string corrupt;
 };
 
 // The complete plan, serialized (identifier MMP1). Weights reference tensors named as in the
-// MiniMax-M2 checkpoint with made-up offsets in "model.safetensors" (use --weights random).
+// MiniMax-M2 checkpoint in "model.safetensors", at made-up offsets (use --weights random) unless
+// TinyModel::source_offsets says where they are.
 std::vector<uint8_t> build_tiny_plan(const TinyModel& m);
 
 // One weight of a weights-only plan (empty prefill/decode programs).

@@ -10,6 +10,7 @@
 
 #include "codegen/reference/reference.h"
 #include "support/safetensors_writer.h"
+#include "runtime/src/weight_stream.h"
 #include "runtime/src/weights.h"
 #include "test_plan.h"
 
@@ -94,7 +95,7 @@ class WeightsTest : public ::testing::Test {
     auto p = load_plan_from_memory(bytes.data(), bytes.size(), "w.mmp");
     EXPECT_TRUE(p.ok()) << p.error().message;
     if (keep) *keep = *p;
-    return load_host_weights(**p, fx.dir, false);
+    return load_host_weights(**p, fx.dir);
   }
   Fixture fx;
 };
@@ -116,34 +117,6 @@ TEST_F(WeightsTest, AppliesTheLoadTimeTransforms) {
   const float* b = static_cast<const float*>(hw->ptr(4));
   EXPECT_EQ(std::vector<float>(b, b + 3), (std::vector<float>{1.5f, -2.0f, 0.25f}));
   EXPECT_EQ(hw->ptr(5), nullptr);  // CHECK_ZEROS: verified, not allocated
-}
-
-TEST_F(WeightsTest, StreamingGivesTheSameBytesAsLoading) {
-  std::shared_ptr<const Plan> plan;
-  auto hw = load({spec("a", DType::BF16, {2, 4}, WeightTransform::COPY, {"a"}),
-                  spec("qkv", DType::I32, {2, 5}, WeightTransform::CONCAT_N, {"q1", "q2"}),
-                  spec("w13", DType::I32, {2, 2, 4}, WeightTransform::STACK_EXPERTS_W13, {"w1_0", "w3_0", "w1_1", "w3_1"}),
-                  spec("w1s", DType::I32, {2, 2, 2}, WeightTransform::STACK_EXPERTS, {"w1_0", "w1_1"}),
-                  spec("b", DType::F32, {3}, WeightTransform::UPCAST_F32, {"b"}),
-                  spec("z", DType::I32, {2, 2}, WeightTransform::CHECK_ZEROS, {"z"})},
-                 &plan);
-  ASSERT_TRUE(hw.ok());
-  auto loader = WeightLoader::open(*plan, fx.dir);
-  ASSERT_TRUE(loader.ok());
-  for (size_t i = 0; i < 6; ++i) {
-    std::vector<uint8_t> got(hw->buffers[i].size(), 0xEE);
-    uint64_t streamed = 0;
-    Status st = (*loader)->stream(i, [&](uint64_t off, const uint8_t* d, uint64_t len) -> Status {
-      EXPECT_LE(off + len, got.size());
-      std::memcpy(got.data() + off, d, len);
-      streamed += len;
-      return Status::success();
-    });
-    ASSERT_TRUE(st.ok()) << st.error().message;
-    EXPECT_EQ(streamed, got.size()) << i;
-    // A CHECK_ZEROS weight has no device buffer (size 0, null pointer): memcmp must not see it.
-    if (!got.empty()) EXPECT_EQ(0, std::memcmp(got.data(), hw->ptr(i), got.size())) << i;
-  }
 }
 
 TEST_F(WeightsTest, RejectsNonSymmetricZeroPoints) {
