@@ -13,6 +13,7 @@
 
 #include "runtime/chat/chat_template.h"
 #include "runtime/tooling/npy.h"
+#include "runtime/tooling/text_assets.h"
 #include "runtime/tooling/text_session.h"
 
 namespace mm::rt {
@@ -32,13 +33,6 @@ int report(const Error& e, std::ostream& err) {
 
 bool colour_for(int fd) { return ::isatty(fd) != 0 && std::getenv("NO_COLOR") == nullptr; }
 
-std::string join_path(const std::string& dir, const std::string& name) {
-  if (dir.empty() || dir.back() == '/') return dir + name;
-  return dir + "/" + name;
-}
-
-bool file_exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
-
 Expected<std::string> read_file(const std::string& path, const std::string& what) {
   std::ifstream f(path, std::ios::binary);
   if (!f) return Error::bad_input(what + " " + path + ": cannot be opened");
@@ -54,50 +48,15 @@ struct TextAssets {
   std::string tokenizer_path;
 };
 
-// The tokenizer is the model directory's (the plan's tokenizer_file, normally tokenizer.json);
-// --tokenizer DIR overrides the directory, and is required with --weights random. With `chat`,
-// the directory's chat template (when the plan records one) must be the MiniMax-M2 format, the
-// only one the C++ renderer knows.
+// The tokenizer and template check of text_assets.h, plus --tools.
 Expected<TextAssets> load_text_assets(const mm_plan_info& plan, const GenerateOptions& o, bool chat, std::ostream& err) {
-  std::string dir = o.tokenizer_dir;
-  if (dir.empty()) {
-    if (o.weights == "random")
-      return Error::bad_input(
-          "text input needs a tokenizer, and --weights random has no model directory to take it "
-          "from: pass --tokenizer DIR (a directory with tokenizer.json), or use --prompt-ids");
-    dir = o.weights;
-  }
-  const std::string tok_name = *plan.tokenizer_file ? plan.tokenizer_file : "tokenizer.json";
-  const std::string tok_path = join_path(dir, tok_name);
-  if (!file_exists(tok_path))
-    return Error::bad_input("tokenizer " + tok_path + " does not exist (" +
-                            (o.tokenizer_dir.empty() ? "--weights" : "--tokenizer") +
-                            " must be the model directory, with " + tok_name + ")");
-  auto tok = text::Tokenizer::load(tok_path);
-  if (!tok) return tok.error();
-  if (tok->vocab_size() > plan.vocab_size)
-    return Error::bad_input("tokenizer " + tok_path + " has ids up to " + std::to_string(tok->vocab_size() - 1) +
-                            ", outside the vocabulary [0, " + std::to_string(plan.vocab_size) +
-                            ") of the plan " + std::string(plan.path) + " (a tokenizer of another model?)");
-  if (chat && *plan.chat_template_file) {
-    const std::string tpl_path = join_path(dir, plan.chat_template_file);
-    if (file_exists(tpl_path)) {
-      auto tpl = read_file(tpl_path, "chat template");
-      if (!tpl) return tpl.error();
-      // "]~b]" opens every role in the MiniMax-M2 format; another family's template lacks it.
-      if (tpl->find("]~b]") == std::string::npos)
-        return Error::bad_input("chat template " + tpl_path +
-                                " is not a MiniMax-M2 template (no ']~b]' role marker); mmrun renders "
-                                "only the MiniMax-M2 chat format");
-    } else {
-      err << "note: " << tpl_path << " not found; using the built-in MiniMax-M2 chat template\n";
-    }
-  }
-  TextAssets a{std::move(*tok), ordered_json(nullptr), tok_path};
+  auto text = load_model_text(plan, o.weights, o.tokenizer_dir, chat, err);
+  if (!text) return text.error();
+  TextAssets a{std::move(text->tokenizer), ordered_json(nullptr), text->tokenizer_path};
   if (!o.tools_file.empty()) {
-    auto text = read_file(o.tools_file, "--tools");
-    if (!text) return text.error();
-    a.tools = ordered_json::parse(*text, nullptr, false);
+    auto tools_text = read_file(o.tools_file, "--tools");
+    if (!tools_text) return tools_text.error();
+    a.tools = ordered_json::parse(*tools_text, nullptr, false);
     if (a.tools.is_discarded() || !a.tools.is_array())
       return Error::bad_input("--tools " + o.tools_file +
                               ": expected a JSON array of OpenAI tools ([{\"type\": \"function\", \"function\": {...}}])");
