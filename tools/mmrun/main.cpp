@@ -5,6 +5,9 @@
 //         [--ignore-eos] [--print-ids] [--dump-logits FILE.npy] [--max-seq-len N] [--tokenizer DIR]
 //   mmrun chat PLAN --weights DIR|random [--tokenizer DIR] [--system TEXT] [--tools FILE]
 //         [sampling flags] [--max-new-tokens N] [--stop S]... [--verbose]
+//   mmrun serve PLAN --weights DIR|random [--host H] [--port P] [--served-model-name N] [--api-key K]
+//         [--max-num-seqs N] [--max-model-len N] [--reasoning-parser P] [--tool-call-parser minimax_m2]
+//         [--enable-auto-tool-choice] [...; docs/server.md]
 //   mmrun tokenize MODEL_DIR --text TEXT
 #include <unistd.h>
 
@@ -14,6 +17,8 @@
 
 #include "runtime/tooling/chat_loop.h"
 #include "runtime/tooling/generate.h"
+#include "runtime/tooling/server/serve.h"
+#include "runtime/tooling/server/serve_options.h"
 #include "runtime/tokenizer/tokenizer.h"
 
 namespace {
@@ -68,6 +73,10 @@ int main(int argc, char** argv) {
   chat->add_option("--max-new-tokens", c.max_new_tokens, "longest answer in tokens")->check(CLI::PositiveNumber);
   chat->add_flag("--verbose", c.verbose, "print token counts, KV reuse and speed after each answer");
 
+  mm::rt::server::ServeOptions so;
+  CLI::App* serve = app.add_subcommand("serve", "OpenAI-compatible HTTP server (vLLM's flags; docs/server.md)");
+  mm::rt::server::add_serve_flags(serve, so);
+
   std::string model_dir, text;
   CLI::App* tok = app.add_subcommand("tokenize", "print the token ids of a text as JSON");
   tok->add_option("MODEL_DIR", model_dir, "model directory with tokenizer.json")->required();
@@ -80,6 +89,7 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   if (*tok) return mm::text::tokenize_command(model_dir, text, std::cout, std::cerr);
+  if (*serve) return mm::rt::server::serve_command(so, mm::rt::server::ignored_flag_notices(serve), std::cerr);
   if (*chat) {
     if (chat->count("--system")) c.system = chat_system;
     return mm::rt::chat_command(c, STDIN_FILENO, std::cout, std::cerr);
