@@ -117,12 +117,13 @@ std::string ResponseWriter::stream(const EngineEvent& e) {
   }
   if (chat_ && !role_sent_ && (!e.ids.empty() || e.finished) && !e.error) {
     // vLLM's first chunk: the role, sent with the first token.
+    // (Its token ids go with the first text, where clients count them.)
     role_sent_ = true;
     json f;
     f["delta"] = {{"role", "assistant"}, {"content", ""}};
     f["logprobs"] = nullptr;
     f["finish_reason"] = nullptr;
-    emit(std::move(f));
+    out += chunk(std::move(f), usage_null);
   }
   auto emit_delta = [&](const OutputDelta& d) {
     if (d.empty()) return;
