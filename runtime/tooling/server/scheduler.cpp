@@ -376,6 +376,11 @@ void Scheduler::fail(Seq& s, const Error& e) {
     slot.busy = false;
     slot.last_used = ++tick_;
   }
+  if (options_.log) {
+    *options_.log << "mmrun serve: a request failed in the engine: " << e.message
+                  << (e.kind == ErrorKind::Internal ? " (the server now reports itself unhealthy)" : "") << "\n";
+    options_.log->flush();
+  }
   if (e.kind == ErrorKind::Internal) {
     std::lock_guard<std::mutex> lock(mu_);
     healthy_ = false;

@@ -27,6 +27,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <ostream>
 #include <random>
 #include <string>
 #include <thread>
@@ -68,6 +69,7 @@ struct SchedulerOptions {
   bool prefix_caching = true;
   std::vector<int32_t> eos_ids;
   int32_t think_end_id = -1;       // "</think>"; -1: the tokenizer has none
+  std::ostream* log = nullptr;     // engine failures are reported here too
 };
 
 enum class Refusal { None, QueueFull, Draining, Unhealthy };

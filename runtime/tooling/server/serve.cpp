@@ -109,7 +109,6 @@ int serve_command(ServeOptions o, const std::vector<std::string>& notices, std::
                                    std::to_string(info.max_batch) + " (recompile with mmc compile --max-batch)"),
                   err);
   const int64_t max_model_len = o.max_model_len > 0 ? o.max_model_len : info.max_seq_len;
-  const int64_t max_num_seqs = o.max_num_seqs > 0 ? o.max_num_seqs : info.max_batch;
 
   auto text = load_model_text(info, o.weights, o.tokenizer_dir, true, err);
   if (!text) return report(text.error(), err);
@@ -127,16 +126,27 @@ int serve_command(ServeOptions o, const std::vector<std::string>& notices, std::
   config.think_end_id = token_or_none(text->tokenizer, "</think>");
   if (Status st = load_generation_defaults(o.generation_config, text->dir, &config, err); !st) return report(st.error(), err);
 
+  // --max-num-seqs left out: the plan's max batch, halved while the KV cache of that many
+  // full-length sequences does not fit on the device (the check comes before any allocation).
+  int64_t max_num_seqs = o.max_num_seqs > 0 ? o.max_num_seqs : info.max_batch;
   mm_session_options so{};
   so.weights = o.weights.c_str();
   so.device = o.device.empty() ? nullptr : o.device.c_str();
   so.max_seq_len = max_model_len;
-  so.max_seqs = static_cast<int32_t>(max_num_seqs);
   so.seed = o.seed;
   so.threads = o.threads;
   so.progress = ::isatty(2) != 0;
   so.gpu_memory_utilization = o.gpu_memory_utilization;
-  auto session = ApiSession::open(*plan, so);
+  Expected<std::unique_ptr<ApiSession>> session = Error::internal("no session");
+  for (;;) {
+    so.max_seqs = static_cast<int32_t>(max_num_seqs);
+    session = ApiSession::open(*plan, so);
+    const bool out_of_memory = !session && session.error().message.rfind("out of device memory", 0) == 0;
+    if (session || !out_of_memory || o.max_num_seqs > 0 || max_num_seqs == 1) break;
+    err << "note: the KV cache of " << max_num_seqs << " sequences x " << max_model_len
+        << " tokens does not fit; trying " << max_num_seqs / 2 << " (--max-num-seqs sets it)\n";
+    max_num_seqs /= 2;
+  }
   if (!session) {
     Error e = session.error();
     e.message += " (--max-num-seqs " + std::to_string(max_num_seqs) + " x --max-model-len " +
@@ -153,6 +163,7 @@ int serve_command(ServeOptions o, const std::vector<std::string>& notices, std::
   sopt.prefix_caching = o.enable_prefix_caching;
   sopt.eos_ids = eos_ids_of(plan->eos_ids(), &text->tokenizer);
   sopt.think_end_id = config.think_end_id;
+  sopt.log = &err;
   Metrics metrics(config.model_names.front());
   Scheduler scheduler(**session, text->tokenizer, sopt, &metrics);
 
