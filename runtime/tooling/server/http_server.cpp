@@ -1,5 +1,7 @@
 #include "runtime/tooling/server/http_server.h"
 
+#include <sys/socket.h>
+
 #include <ctime>
 #include <random>
 
@@ -13,6 +15,16 @@ namespace mm::rt::server {
 namespace {
 
 using json = nlohmann::ordered_json;
+
+// cpp-httplib 0.11 listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, compiled into Debian's
+// shared library). Every streaming client opens a connection of its own (the openai client does not
+// reuse one it closed before the end of the body), so a burst of 16 clients overflows the accept
+// queue and the kernel resets some connections. Linux lets listen() be called again on a listening
+// socket to change the backlog; the socket is a protected member, hence the subclass.
+class Listener : public httplib::Server {
+ public:
+  bool raise_backlog(int backlog) { return ::listen(svr_sock_, backlog) == 0; }
+};
 
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
@@ -35,7 +47,7 @@ HttpServer::HttpServer(const ServerConfig& config, HttpOptions options, const te
       tokenizer_(tokenizer),
       scheduler_(scheduler),
       metrics_(metrics),
-      server_(std::make_unique<httplib::Server>()),
+      server_(std::make_unique<Listener>()),
       created_(static_cast<int64_t>(std::time(nullptr))),
       id_seed_(std::random_device{}()) {
   const int threads = std::max(4, options_.threads);
@@ -57,6 +69,8 @@ Status HttpServer::bind(const std::string& host, int port) {
                               " (in use, or not an address of this machine)");
     port_ = port;
   }
+  if (!static_cast<Listener&>(*server_).raise_backlog(SOMAXCONN))
+    return Error::internal("listen() on " + host + ":" + std::to_string(port_) + " failed to raise the backlog");
   return Status::success();
 }
 

@@ -20,15 +20,18 @@ SlotChoice choose_slot(std::span<const SlotState> slots, std::span<const int32_t
     if (empty != than_empty) return empty;
     return s.last_used < than.last_used;
   };
+  int32_t empty = -1;
   for (size_t i = 0; i < slots.size(); ++i) {
     const SlotState& s = slots[i];
     if (s.busy) continue;
+    if (s.cached.empty() && empty < 0) empty = static_cast<int32_t>(i);
     const size_t reuse = enabled ? std::min(common_prefix(s.cached, prompt), cap) : 0;
     if (best.slot < 0 || better(s, reuse, slots[static_cast<size_t>(best.slot)])) {
       best.slot = static_cast<int32_t>(i);
       best.reuse = reuse;
     }
   }
+  if (empty >= 0 && best.reuse > 0 && 2 * best.reuse < prompt.size()) return SlotChoice{empty, 0};
   return best;
 }
 

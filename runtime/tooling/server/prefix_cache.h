@@ -5,9 +5,10 @@
 // everything it fed (prompt and answer); the next request takes the idle slot whose ids share the
 // longest prefix with its prompt, keeps that prefix and prefills only the rest. Multi-turn chats
 // and agents resend the same history, so their next turn lands on the slot of their previous one.
-// The rule, as llama.cpp's server picks slots: longest shared prefix; on a tie (in particular no
-// shared prefix at all) an empty slot, then the least recently used one, so that other
-// conversations' caches live as long as possible.
+// The rule: the longest shared prefix wins (ties: an empty slot, then the least recently used one),
+// except that a prefix shorter than half the prompt does not take a slot holding another
+// conversation while an empty slot is free: reusing a shared system prompt is not worth evicting a
+// cache that its owner's next turn would reuse whole.
 #pragma once
 
 #include <cstddef>

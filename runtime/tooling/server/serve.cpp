@@ -84,17 +84,14 @@ int serve_command(ServeOptions o, const std::vector<std::string>& notices, std::
   for (const auto& n : notices) err << n << "\n";
   if (std::string problem = check_serve_options(o); !problem.empty()) return report(Error::usage(problem), err);
 
-  // Signals are taken by one thread (sigwait below); every thread started from here on, the
-  // backend's included, inherits the blocked mask.
-  sigset_t signals, previous_mask;
+  // Signals are taken by one thread (sigtimedwait below); every thread started from here on, the
+  // backend's included, inherits the blocked mask. It stays blocked when this returns: the process
+  // is about to exit, and a signal that arrives meanwhile must not turn exit 0 into death by SIGTERM.
+  sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, &previous_mask);
-  struct RestoreMask {
-    sigset_t mask;
-    ~RestoreMask() { pthread_sigmask(SIG_SETMASK, &mask, nullptr); }
-  } restore{previous_mask};
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto plan = ApiPlan::load(o.plan);
   if (!plan) return report(plan.error(), err);

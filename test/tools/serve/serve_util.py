@@ -103,9 +103,10 @@ class Server:
             time.sleep(0.05)
         raise AssertionError("requests still running after %s s" % timeout)
 
-    def stop(self, timeout=60):
-        """SIGTERM; returns the exit code (asserting it exits within `timeout`)."""
-        if self.proc.poll() is None:
+    def stop(self, timeout=60, send=True):
+        """SIGTERM (unless `send` is false: it was sent already); returns the exit code, asserting
+        that the server exits within `timeout`."""
+        if send and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
             rc = self.proc.wait(timeout)

@@ -22,7 +22,10 @@ CLIENT = openai.OpenAI(base_url=S.url("/v1"), api_key="none", max_retries=0, tim
 N = 16
 TOKENS = 48
 DISCONNECT = {1, 4, 7, 10, 13}  # these clients leave after a few chunks
-PROMPTS = ["Client %d asks: tell me a story about the number %d and the sea." % (i, i * 7) for i in range(N)]
+# Distinct prompts: what they share (the template's system prompt) is under half of each, so every
+# client keeps a slot of its own and its prompt stays cached there (prefix_cache.h).
+PROMPTS = ["Client %d asks: tell me a long story about the number %d, the sea, a lighthouse keeper and the "
+           "ships that pass by at night, in the style of an old sailor." % (i, i * 7) for i in range(N)]
 
 
 def stream(i, leave_after=None):
@@ -30,7 +33,7 @@ def stream(i, leave_after=None):
     A client that leaves asks for a long answer, so that it is certainly still generating."""
     s = CLIENT.chat.completions.create(
         model="tiny", messages=[{"role": "user", "content": PROMPTS[i]}],
-        max_tokens=TOKENS if leave_after is None else 900, temperature=0,
+        max_tokens=TOKENS if leave_after is None else 800, temperature=0,
         stream=True, stream_options={"include_usage": True}, extra_body={"ignore_eos": True, "return_token_ids": True})
     ids, text, finish, usage, seen = [], "", None, None, 0
     for chunk in s:

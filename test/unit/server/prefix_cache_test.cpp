@@ -1,5 +1,6 @@
 // choose_slot (runtime/tooling/server/prefix_cache.h): longest shared prefix wins, never the whole
-// prompt, busy slots are skipped, ties go to an empty slot and then the least recently used one.
+// prompt, busy slots are skipped, ties go to an empty slot and then the least recently used one; a
+// prefix under half the prompt does not evict another conversation while a slot is empty.
 #include <gtest/gtest.h>
 
 #include "runtime/tooling/server/prefix_cache.h"
@@ -51,6 +52,25 @@ TEST(PrefixCache, NoSharedPrefixPrefersAnEmptySlotThenTheOldest) {
   EXPECT_EQ(choose_slot(slots, std::vector<int32_t>{1, 2}, true).slot, 2);
   slots[2] = slot({6}, 9);
   EXPECT_EQ(choose_slot(slots, std::vector<int32_t>{1, 2}, true).slot, 1);
+}
+
+TEST(PrefixCache, AShortSharedPrefixDoesNotEvictAConversationWhileASlotIsEmpty) {
+  // Another client's conversation shares the system prompt {1, 2} only.
+  std::vector<SlotState> slots{slot({1, 2, 3, 4, 5, 6}, 1), slot({}, 2)};
+  const std::vector<int32_t> other{1, 2, 9, 9, 9, 9};
+  SlotChoice c = choose_slot(slots, other, true);
+  EXPECT_EQ(c.slot, 1);
+  EXPECT_EQ(c.reuse, 0u);
+  // With no empty slot the prefix is still worth keeping.
+  slots[1] = slot({7}, 2);
+  c = choose_slot(slots, other, true);
+  EXPECT_EQ(c.slot, 0);
+  EXPECT_EQ(c.reuse, 2u);
+  // Half the prompt or more: the slot is taken (the next turn of a chat whose reasoning was dropped).
+  slots[1] = slot({}, 2);
+  c = choose_slot(slots, std::vector<int32_t>{1, 2, 3, 8, 8, 8}, true);
+  EXPECT_EQ(c.slot, 0);
+  EXPECT_EQ(c.reuse, 3u);
 }
 
 TEST(PrefixCache, DisabledReusesNothing) {
