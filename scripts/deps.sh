@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages mmc builds against (idempotent: skips apt when all are present).
 set -euo pipefail
-pkgs=(cmake ninja-build g++ python3 pkg-config
+pkgs=(cmake ninja-build g++ python3 python3-venv pkg-config
       llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
       libflatbuffers-dev flatbuffers-compiler libcli11-dev
       nlohmann-json3-dev libpcre2-dev libcpp-httplib-dev libgtest-dev libgmock-dev)

@@ -4,6 +4,8 @@
 #   CARRY/bin:   kernels_gpu_test cuda_executor_test mmrun mm-synth mm-inspect
 #   CARRY/plans: tiny.mmp tiny-gptq.mmp mid.mmp mid-gptq.mmp unseen-a.mmp unseen-b.mmp full<L>.mmp
 #   CARRY/exec:  the plans of test/gpu/executor/run_cuda_executor_test.sh prepare
+#   CARRY/lib:   optional: shared libraries the GPU machine lacks (mmrun links libcpp-httplib.so.0.11
+#                for `mmrun serve`, which needs libssl3, zlib, libbrotli); put on LD_LIBRARY_PATH
 # Usage: scripts/gpu_check.sh CARRY OUT [kernels|runtime|golden|full|all] [LAYERS]
 #   full: a `mm-synth --preset minimax-m2.7-reap-172b --sparse --layers LAYERS` checkpoint
 #         streamed to the GPU (load time, peak host RSS), then random weights (decode tok/s).
@@ -12,6 +14,7 @@ set -uo pipefail
 carry=$(cd "$1" && pwd); out=$2; what=${3:-all}; layers=${4:-52}
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$carry/bin; plans=$carry/plans
+[ -d "$carry/lib" ] && export LD_LIBRARY_PATH="$carry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 mkdir -p "$out"; work=$(mktemp -d)
 nvidia-smi -L | tee "$out/device.txt"
 step() { local name=$1; shift; echo "== $name: $*"; if "$@" >"$out/$name.log" 2>&1; then echo "   ok"; else echo "   FAILED (rc $?)"; tail -20 "$out/$name.log"; fi; }

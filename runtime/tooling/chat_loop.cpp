@@ -11,6 +11,7 @@
 
 #include "runtime/chat/chat_template.h"
 #include "runtime/tooling/npy.h"
+#include "runtime/tooling/text_assets.h"
 #include "runtime/tooling/text_session.h"
 #include "support/file_util.h"
 #include "support/json_util.h"
@@ -32,13 +33,6 @@ int report(const Error& e, std::ostream& err) {
 
 bool colour_for(int fd) { return ::isatty(fd) != 0 && std::getenv("NO_COLOR") == nullptr; }
 
-std::string join_path(const std::string& dir, const std::string& name) {
-  if (dir.empty() || dir.back() == '/') return dir + name;
-  return dir + "/" + name;
-}
-
-bool file_exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
-
 // What the text commands need besides the backend: the tokenizer, the tools list.
 struct TextAssets {
   text::Tokenizer tokenizer;
@@ -46,52 +40,17 @@ struct TextAssets {
   std::string tokenizer_path;
 };
 
-// The tokenizer is the model directory's (the plan's tokenizer_file, normally tokenizer.json);
-// --tokenizer DIR overrides the directory, and is required with --weights random. With `chat`,
-// the directory's chat template (when the plan records one) must be the MiniMax-M2 format, the
-// only one the C++ renderer knows.
+// The tokenizer and template check of text_assets.h, plus --tools.
 Expected<TextAssets> load_text_assets(const mm_plan_info& plan, const GenerateOptions& o, bool chat, std::ostream& err) {
-  std::string dir = o.tokenizer_dir;
-  if (dir.empty()) {
-    if (o.weights == "random")
-      return Error::bad_input(
-          "text input needs a tokenizer, and --weights random has no model directory to take it "
-          "from: pass --tokenizer DIR (a directory with tokenizer.json), or use --prompt-ids");
-    dir = o.weights;
-  }
-  const std::string tok_name = *plan.tokenizer_file ? plan.tokenizer_file : "tokenizer.json";
-  const std::string tok_path = join_path(dir, tok_name);
-  if (!file_exists(tok_path))
-    return Error::bad_input("tokenizer " + tok_path + " does not exist (" +
-                            (o.tokenizer_dir.empty() ? "--weights" : "--tokenizer") +
-                            " must be the model directory, with " + tok_name + ")");
-  auto tok = text::Tokenizer::load(tok_path);
-  if (!tok) return tok.error();
-  if (tok->vocab_size() > plan.vocab_size)
-    return Error::bad_input("tokenizer " + tok_path + " has ids up to " + std::to_string(tok->vocab_size() - 1) +
-                            ", outside the vocabulary [0, " + std::to_string(plan.vocab_size) +
-                            ") of the plan " + std::string(plan.path) + " (a tokenizer of another model?)");
-  if (chat && *plan.chat_template_file) {
-    const std::string tpl_path = join_path(dir, plan.chat_template_file);
-    if (file_exists(tpl_path)) {
-      auto tpl = read_regular_file(tpl_path, "chat template", kMaxChatTemplateFileBytes);
-      if (!tpl) return tpl.error();
-      // "]~b]" opens every role in the MiniMax-M2 format; another family's template lacks it.
-      if (tpl->find("]~b]") == std::string::npos)
-        return Error::bad_input("chat template " + tpl_path +
-                                " is not a MiniMax-M2 template (no ']~b]' role marker); mmrun renders "
-                                "only the MiniMax-M2 chat format");
-    } else {
-      err << "note: " << tpl_path << " not found; using the built-in MiniMax-M2 chat template\n";
-    }
-  }
-  TextAssets a{std::move(*tok), ordered_json(nullptr), tok_path};
+  auto text = load_model_text(plan, o.weights, o.tokenizer_dir, chat, err);
+  if (!text) return text.error();
+  TextAssets a{std::move(text->tokenizer), ordered_json(nullptr), text->tokenizer_path};
   if (!o.tools_file.empty()) {
-    auto text = read_regular_file(o.tools_file, "--tools", kMaxToolsFileBytes);
-    if (!text) return text.error();
+    auto tools_text = read_regular_file(o.tools_file, "--tools", kMaxToolsFileBytes);
+    if (!tools_text) return tools_text.error();
     // Strict: duplicate keys and nesting deeper than kMaxJsonDepth are refused here, before the
     // renderer and the tool-call parser walk the schemas.
-    auto tools = parse_ordered_json_strict(*text, "--tools " + o.tools_file);
+    auto tools = parse_ordered_json_strict(*tools_text, "--tools " + o.tools_file);
     if (!tools) return tools.error();
     a.tools = std::move(*tools);
     if (!a.tools.is_array())

@@ -63,8 +63,8 @@ const char* finish_reason_name(FinishReason r) {
 }
 
 TokenTextStream::TokenTextStream(const text::Tokenizer& tokenizer, std::vector<int32_t> eos_ids,
-                                 std::vector<std::string> stops, bool ignore_eos)
-    : decoder_(tokenizer), stop_(std::move(stops)), eos_(std::move(eos_ids)), ignore_eos_(ignore_eos) {}
+                                 std::vector<std::string> stops, bool ignore_eos, bool skip_special)
+    : decoder_(tokenizer, skip_special), stop_(std::move(stops)), eos_(std::move(eos_ids)), ignore_eos_(ignore_eos) {}
 
 std::string TokenTextStream::emit(std::string s) {
   text_ += s;

@@ -40,11 +40,12 @@ const char* finish_reason_name(FinishReason r);
 
 // One generation's ids -> text. push() every sampled id in order; the returned text is ready to
 // print. Stops on an EOS id (unless ignore_eos; the EOS token itself is not shown) and on a stop
-// string (not shown). Once done(), further ids are ignored.
+// string (not shown). Once done(), further ids are ignored. skip_special: special added tokens
+// decode to nothing (what vLLM's skip_special_tokens, on by default, does for a server).
 class TokenTextStream {
  public:
   TokenTextStream(const text::Tokenizer& tokenizer, std::vector<int32_t> eos_ids,
-                  std::vector<std::string> stops, bool ignore_eos);
+                  std::vector<std::string> stops, bool ignore_eos, bool skip_special = false);
   std::string push(int32_t id);
   // End of generation for another reason (length, cancel): releases the held-back text; an
   // incomplete UTF-8 sequence at the very end becomes U+FFFD, as Tokenizer::decode does.

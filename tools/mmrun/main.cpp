@@ -5,6 +5,9 @@
 //         [--ignore-eos] [--print-ids] [--dump-logits FILE.npy] [--max-seq-len N] [--tokenizer DIR]
 //   mmrun chat PLAN --weights DIR|random [--tokenizer DIR] [--system TEXT] [--tools FILE]
 //         [sampling flags] [--max-new-tokens N] [--stop S]... [--verbose]
+//   mmrun serve PLAN --weights DIR|random [--host H] [--port P] [--served-model-name N] [--api-key K]
+//         [--max-num-seqs N] [--max-model-len N] [--reasoning-parser P] [--tool-call-parser minimax_m2]
+//         [--enable-auto-tool-choice] [...; docs/server.md]
 //   mmrun tokenize MODEL_DIR --text TEXT
 //   mmrun bench PLAN --weights DIR|random [--batch 1,4,16] [--depth 0,4096] [--pp N] [--tg N] [--runs N]
 //         [--json] [--load] [--device cuda|host] [--threads N] [--load-threads N] [--load-io auto|direct|buffered]
@@ -17,6 +20,8 @@
 #include "runtime/tooling/bench.h"
 #include "runtime/tooling/chat_loop.h"
 #include "runtime/tooling/generate.h"
+#include "runtime/tooling/server/serve.h"
+#include "runtime/tooling/server/serve_options.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "support/tool_main.h"
 
@@ -77,6 +82,10 @@ static int tool_main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{1}, mm::rt::kMaxTokensFlag));
   chat->add_flag("--verbose", c.verbose, "print token counts, KV reuse and speed after each answer");
 
+  mm::rt::server::ServeOptions so;
+  CLI::App* serve = app.add_subcommand("serve", "OpenAI-compatible HTTP server (vLLM's flags; docs/server.md)");
+  mm::rt::server::add_serve_flags(serve, so);
+
   std::string model_dir, text;
   CLI::App* tok = app.add_subcommand("tokenize", "print the token ids of a text as JSON");
   tok->add_option("MODEL_DIR", model_dir, "model directory with tokenizer.json")->required();
@@ -116,6 +125,7 @@ static int tool_main(int argc, char** argv) {
     }
     return mm::rt::bench_command(b, std::cout, std::cerr);
   }
+  if (*serve) return mm::rt::server::serve_command(so, mm::rt::server::ignored_flag_notices(serve), std::cerr);
   if (*chat) {
     if (chat->count("--system")) c.system = chat_system;
     return mm::rt::chat_command(c, STDIN_FILENO, std::cout, std::cerr);
