@@ -389,7 +389,10 @@ std::optional<ApiError> prepare_chat(const std::string& body_text, const ServerC
     prompt.resize(prompt.size() - kEnd.size());
   }
   GenerationRequest& g = p->generation;
-  g.prompt = tok.encode(prompt, true);
+  // A tokenizer regex that gives up (PCRE2 limits) is the request's text, not the server's fault.
+  auto ids = tok.encode(prompt, true);
+  if (!ids) return bad_request(ids.error().message, "messages");
+  g.prompt = std::move(*ids);
   if (auto e = check_length(c, static_cast<int64_t>(g.prompt.size()), max_tokens, c.max_model_len, "messages", &g)) return e;
 
   p->reasoning = c.reasoning;
@@ -403,7 +406,9 @@ std::optional<ApiError> prepare_chat(const std::string& body_text, const ServerC
     std::string forced = p->reasoning_open ? "\n\n" : "";
     forced += "<minimax:tool_call>\n<invoke name=\"";
     if (choice == Choice::Named) forced += named + "\">\n";
-    g.forced = tok.encode(forced, true);
+    auto forced_ids = tok.encode(forced, true);
+    if (!forced_ids) return bad_request(forced_ids.error().message, "tool_choice");
+    g.forced = std::move(*forced_ids);
   }
   return std::nullopt;
 }
@@ -434,7 +439,9 @@ std::optional<ApiError> prepare_completion(const std::string& body_text, const S
   std::string text;
   if (one->is_string()) {
     text = one->get<std::string>();
-    g.prompt = tok.encode(text, true);
+    auto ids = tok.encode(text, true);
+    if (!ids) return bad_request(ids.error().message, "prompt");
+    g.prompt = std::move(*ids);
   } else if (one->is_array()) {
     for (const auto& x : *one) {
       int64_t id = 0;

@@ -78,7 +78,7 @@ TEST(OpenAiRequest, ChatPromptIsTheRenderedTemplate) {
   ASSERT_FALSE(chat(b, &p));
   auto rendered = text::render_minimax_m2_chat(b["messages"], json(nullptr));
   ASSERT_TRUE(rendered.ok());
-  EXPECT_EQ(p.generation.prompt, tokenizer().encode(*rendered, true));
+  EXPECT_EQ(p.generation.prompt, tokenizer().encode(*rendered, true).value());
   EXPECT_EQ(p.model, "m27");
   EXPECT_TRUE(p.reasoning_open);  // the generation prompt ends in <think>
   EXPECT_TRUE(p.generation.reasoning_open);
@@ -236,7 +236,7 @@ TEST(OpenAiRequest, ToolChoice) {
   EXPECT_TRUE(p.generation.forced.empty());
   auto rendered = text::render_minimax_m2_chat(b["messages"], kTools);
   ASSERT_TRUE(rendered.ok());
-  EXPECT_EQ(p.generation.prompt, tokenizer().encode(*rendered, true));
+  EXPECT_EQ(p.generation.prompt, tokenizer().encode(*rendered, true).value());
   ServerConfig no_auto = config();
   no_auto.auto_tool_choice = false;
   expect_refused(chat(b, &p, no_auto), 400, "tool_choice",
@@ -310,7 +310,7 @@ TEST(OpenAiRequest, Completions) {
   b["prompt"] = "Once upon a time";
   ASSERT_FALSE(completion(b, &p));
   EXPECT_EQ(p.endpoint, Endpoint::Completion);
-  EXPECT_EQ(p.generation.prompt, tokenizer().encode("Once upon a time", true));
+  EXPECT_EQ(p.generation.prompt, tokenizer().encode("Once upon a time", true).value());
   EXPECT_EQ(p.generation.max_tokens, 16);  // OpenAI's default for completions
   EXPECT_FALSE(p.reasoning_open);
   EXPECT_TRUE(p.echo.empty());

@@ -66,7 +66,7 @@ std::unique_ptr<Engine> make_engine(int32_t slots = 4, bool prefix_caching = tru
 GenerationRequest request(const std::string& prompt, int64_t max_tokens, float temperature = 0,
                           std::optional<uint64_t> seed = std::nullopt) {
   GenerationRequest r;
-  r.prompt = tokenizer().encode(prompt, false);
+  r.prompt = tokenizer().encode(prompt, false).value();
   r.max_tokens = max_tokens;
   r.ignore_eos = true;
   r.sampling.temperature = temperature;
@@ -120,7 +120,7 @@ TEST(Scheduler, BatchedRequestsGetTheGreedyTokensOfALoneRequest) {
     EXPECT_EQ(r.text, alone[i].text);
     EXPECT_EQ(r.last.reason, FinishReason::Length);
     EXPECT_EQ(r.last.completion_tokens, 12);
-    EXPECT_EQ(r.last.prompt_tokens, static_cast<int64_t>(tokenizer().encode(kPrompts[i], false).size()));
+    EXPECT_EQ(r.last.prompt_tokens, static_cast<int64_t>(tokenizer().encode(kPrompts[i], false).value().size()));
   }
   ASSERT_TRUE(e->scheduler->wait_idle(std::chrono::seconds(5)));
   const EngineGauges g = e->scheduler->gauges();
@@ -157,7 +157,7 @@ TEST(Scheduler, PrefixCacheReusesAFinishedRequest) {
   GenerationRequest next = request("", 6);
   next.prompt = prompt;
   next.prompt.insert(next.prompt.end(), r2.ids.begin(), r2.ids.end());
-  for (int32_t id : tokenizer().encode(" and then", false)) next.prompt.push_back(id);
+  for (int32_t id : tokenizer().encode(" and then", false).value()) next.prompt.push_back(id);
   const Result r3 = run(*e->scheduler, next);
   EXPECT_EQ(r3.last.cached_tokens, static_cast<int64_t>(prompt.size() + r2.ids.size()) - 1);
   // Against a server without prefix caching: the same tokens.
@@ -239,7 +239,7 @@ TEST(Scheduler, ForcedToolCallOpeningAfterTheReasoning) {
   auto e = make_engine();
   // The prompt closed the reasoning: the forced text starts the answer and counts as answer tokens.
   GenerationRequest r = request("Call the tool.</think>\n\n", 30);
-  r.forced = tokenizer().encode("<minimax:tool_call>\n<invoke name=\"get_weather\">\n", true);
+  r.forced = tokenizer().encode("<minimax:tool_call>\n<invoke name=\"get_weather\">\n", true).value();
   const int64_t forced = static_cast<int64_t>(r.forced.size());
   const Result a = run(*e->scheduler, r);
   EXPECT_EQ(a.text.rfind("<minimax:tool_call>\n<invoke name=\"get_weather\">\n", 0), 0u) << a.text;
