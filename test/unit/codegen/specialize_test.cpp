@@ -124,6 +124,17 @@ TEST(Registry, DescribesEveryKind) {
   EXPECT_TRUE(mm::kernels::slot_present(Kind::ROUTE_TOPK, prefill, 0));
   EXPECT_FALSE(mm::kernels::slot_present(Kind::ROUTE_TOPK, prefill, 1));  // no gate without the GEMV
   EXPECT_TRUE(mm::kernels::slot_present(Kind::ROUTE_TOPK, prefill, 2));
+  // The split-K scratch of decode attention exists only when there is more than one split (a
+  // short --max-seq-len gives SPLITS = 1: the kernel writes o directly).
+  for (int64_t splits : {1, 4}) {
+    mm::kernels::KernelParams att;
+    ASSERT_EQ(mm::kernels::parse_params(Kind::ATTENTION,
+                                        Params{{{"NQ", 4}, {"NKV", 2}, {"D", 32}, {"KVDT", 0}, {"BLOCK", 16},
+                                                {"MAX_BLOCKS", 4}, {"VARIANT", 1}, {"SPLITS", splits}}, {}},
+                                        &att),
+              "");
+    EXPECT_EQ(mm::kernels::slot_present(Kind::ATTENTION, att, 8), splits > 1) << splits;
+  }
 }
 
 TEST(Specialize, RejectsKNotMultipleOfGroup) {
