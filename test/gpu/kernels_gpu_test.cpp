@@ -291,8 +291,9 @@ TEST(Gpu, RouteTopk) {
         ref::gemm_dense_ref(host_args({&x, &gate, &lr}, {T}), {H, E, 0, MM_DT_F32, 0});
         logits.host = lr.host;
       } else {
-        launch(*k, {&logits, &bias, &ids, &w}, {T});
-        ref::route_topk_ref(host_args({&logits, &bias, &idr, &wr}, {T}), {E, TOPK, H, 0, 0});
+        // Five slots in both variants (kinds.def): the gate's slot is unused without the GEMM.
+        launch(*k, {&logits, nullptr, &bias, &ids, &w}, {T});
+        ref::route_topk_ref(host_args({&logits, nullptr, &bias, &idr, &wr}, {T}), {E, TOPK, H, 0, 0});
       }
       const auto gi = ids.download();
       const auto gw = w.download();
