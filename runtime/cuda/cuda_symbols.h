@@ -32,6 +32,25 @@ constexpr int CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
 constexpr int CU_STREAM_NON_BLOCKING = 1;
 constexpr int CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1;
 constexpr int CU_EVENT_DEFAULT = 0;
+constexpr int CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
+
+// cuLaunchKernelEx's configuration (cuda.h CUlaunchAttribute / CUlaunchConfig, same layout).
+struct CUlaunchAttribute {
+  int id;
+  char pad[4];
+  union {
+    char bytes[64];
+    int programmatic_stream_serialization_allowed;
+  } value;
+};
+struct CUlaunchConfig {
+  unsigned grid_x, grid_y, grid_z;
+  unsigned block_x, block_y, block_z;
+  unsigned shared_bytes;
+  CUstream stream;
+  CUlaunchAttribute* attrs;
+  unsigned num_attrs;
+};
 
 // X(name in the driver library, return, parameter list). Versioned names (_v2) are the ones
 // cuda.h maps the plain names to.
@@ -66,6 +85,7 @@ constexpr int CU_EVENT_DEFAULT = 0;
   X(cuFuncSetAttribute, (CUfunction, int, int))                                                     \
   X(cuLaunchKernel, (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,        \
                      unsigned, CUstream, void**, void**))                                           \
+  X(cuLaunchKernelEx, (const CUlaunchConfig*, CUfunction, void**, void**))                         \
   X(cuStreamCreate, (CUstream*, unsigned int))                                                      \
   X(cuStreamDestroy_v2, (CUstream))                                                                 \
   X(cuStreamSynchronize, (CUstream))                                                                \

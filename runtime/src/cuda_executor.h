@@ -44,6 +44,10 @@ struct CudaOptions {
   double gpu_memory_utilization = 0.9;   // share of the memory left after weights/arena the KV cache may take (max_seq_len 0)
   bool progress = false;                 // weight-loading progress line on stderr
   bool cuda_graphs = true;               // decode through per-bucket CUDA graphs
+  // Launches the plan marks `pdl` overlap their predecessor (programmatic dependent launch);
+  // false launches them one after the other. The environment variable MM_CUDA_PDL=0 turns it off
+  // too (an A/B switch for measurements).
+  bool pdl = true;
   uint64_t staging_chunk_bytes = uint64_t{64} << 20;
   int staging_buffers = 3;
 };
@@ -101,6 +105,7 @@ class CudaExecutor final : public Executor {
     int smem = 0;
     mm_kernel_args args{};
     std::string note;
+    bool pdl = false;   // programmatic dependent launch (the plan's LaunchDef.pdl, if enabled)
   };
   CudaExecutor() = default;
   Status init(const CudaOptions& opts);
@@ -129,6 +134,8 @@ class CudaExecutor final : public Executor {
   int64_t kv_blocks_ = 0, max_seq_len_ = 0, max_seqs_ = 0;
   int64_t max_tokens_ = 0, max_rows_ = 0, decode_max_ = 0, max_batch_ = 0, max_blocks_ = 0, vocab_ = 0;
   bool use_graphs_ = true;
+  bool use_pdl_ = true;
+  std::string pdl_fallback_;   // why graph capture ran without programmatic launches, if it did
   std::vector<int64_t> buckets_;
   std::map<size_t, cu::CUgraphExec> graphs_;
   cu::CUevent ev_start_ = nullptr, ev_end_ = nullptr;
