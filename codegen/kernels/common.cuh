@@ -101,6 +101,16 @@ __device__ __forceinline__ void mm_mma_bf16(float (&d)[4], const mm_u32 (&a)[4],
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+/* The same mma as mm_mma_bf16, not volatile: the compiler may interleave it with the loads and
+ * conversions around it (the W4 dequant, decode attention). */
+__device__ __forceinline__ void mm_mma_bf16_nv(float (&d)[4], mm_u32 a0, mm_u32 a1, mm_u32 a2, mm_u32 a3,
+                                               mm_u32 b0, mm_u32 b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
 /* fp8 e4m3 <-> float (KV cache, docs/kernels.md section 4). */
 __device__ __forceinline__ float mm_fp8_to_f(unsigned char v) {
   __half_raw h = __nv_cvt_fp8_to_halfraw((__nv_fp8_storage_t)v, __NV_E4M3);
@@ -108,6 +118,37 @@ __device__ __forceinline__ float mm_fp8_to_f(unsigned char v) {
 }
 __device__ __forceinline__ unsigned char mm_f_to_fp8(float v) {
   return (unsigned char)__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3);
+}
+
+/* Programmatic dependent launch (docs/kernels.md section 6; sm_90 and sm_121). A launch the plan
+ * marks `pdl` may start while the previous launch of the program still runs. Every kernel obeys
+ * one discipline so that this is safe:
+ *   - before mm_pdl_wait() it reads only weights (constant during a call) and what launches two or
+ *     more places back wrote, and it writes nothing;
+ *   - mm_pdl_wait() returns once the previous launch has completed and its writes are visible;
+ *   - mm_pdl_trigger() comes right after mm_pdl_wait() (never before it), so the next launch can
+ *     only start once this one has waited: when launch N+1 starts, launch N-1 is complete, which
+ *     is what makes the two-back rule above hold.
+ * Both are no-ops for a launch without the attribute (and compile to nothing before sm_90). */
+__device__ __forceinline__ void mm_pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void mm_pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+/* Both, in the only order allowed: the entry of a kernel with nothing to prefetch. */
+__device__ __forceinline__ void mm_pdl_enter() {
+  mm_pdl_wait();
+  mm_pdl_trigger();
+}
+/* Asks L2 to fetch the 128-byte line holding p (weights a kernel will stream once it may read its
+ * activations: issued before mm_pdl_wait, the fetch overlaps the previous launch's tail). */
+__device__ __forceinline__ void mm_prefetch_l2(const void* p) {
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 }
 
 /* Thread block cluster helpers (sm_90+): rank in the cluster, a full cluster barrier with

@@ -7,6 +7,7 @@
 extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_kernel_args args) {
   typedef typename mm_dt<mmp::WDT>::T wt;
   MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
+  mm_pdl_enter();   // before any read of the call's inputs (common.cuh)
   const mm_i64 t = blockIdx.x;
   if (t >= args.dim[MM_DIM_T]) return;
   const int id = tokens[t];

@@ -52,6 +52,10 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_ker
   if constexpr (mmp::VARIANT == 0) {
     const int lane = threadIdx.x & 31;
     const mm_i64 n = (mm_i64)blockIdx.x * (mmp::THREADS / 32) + (threadIdx.x >> 5);
+    // The first 1 KB of this warp's weight row goes to L2 while the previous launch drains.
+    if (n < mmp::N && lane * 128 < mmp::K * (int)sizeof(mm_wt) && lane < 8)
+      mm_prefetch_l2((const char*)(w + n * mmp::K) + lane * 128);
+    mm_pdl_enter();
     if (n >= mmp::N) return;
     for (mm_i64 m0 = 0; m0 < M; m0 += 16) {
       const mm_i64 left = M - m0;
@@ -61,6 +65,7 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_ker
       else mm_dense_gemv<1>(x, w, y, M, m0, n, lane);
     }
   } else {
+    mm_pdl_enter();
     __shared__ float xs[16][64 + 4];
     __shared__ float ws[16][64 + 4];
     const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;

@@ -42,11 +42,26 @@ __device__ __forceinline__ void mm_gemm_w4_pass(const mm_bf16* x, const mm_u32* 
   });
 }
 
+/* Variant 0: L2 prefetch of the packed rows and scales this warp will stream (the same split as
+ * mm_gemm_w4_pass), issued before the programmatic-launch wait. Not inlined: at the 128-register
+ * cap, inlining it made ptxas spill in the main loop (sm_90, K 3072 N 8192). */
+__device__ __noinline__ void mm_gemm_w4_prefetch(const mm_u32* qw, const __half* sc) {
+  constexpr int WK = mmp::WK, CS = mmp::CS, P = WK * CS, NG = mmp::K / mmp::G, RPG = mmp::G / 8;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int strip = (int)(blockIdx.x / CS) * 32, rank = CS > 1 ? (int)mm_cluster_rank() : 0;
+  const int p = rank * WK + warp, g0 = p * NG / P, g1 = (p + 1) * NG / P;
+  if (strip >= mmp::N) return;
+  for (int r = g0 * RPG + lane; r < g1 * RPG; r += 32) mm_prefetch_l2(qw + (mm_i64)r * mmp::N + strip);
+  for (int g = g0 + lane; g < g1; g += 32) mm_prefetch_l2(sc + (mm_i64)g * mmp::N + strip);
+}
+
 extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, 512 / mmp::THREADS)
     MM_ENTRY(const mm_kernel_args args) {
   MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
   const mm_i64 M = args.dim[mmp::MDIM == 0 ? MM_DIM_T : MM_DIM_R];
   if constexpr (mmp::VARIANT == 0) {
+    mm_gemm_w4_prefetch(qw, sc);   // this warp's weights to L2 while the previous launch drains
+    mm_pdl_enter();
     __shared__ float red[mmp::WK * 16 * 32];
     __shared__ float part[16 * 32];
     // Passes of 16 rows; the last one takes one n-tile (8 rows) when that is enough. The loop
@@ -56,6 +71,7 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, 512 /
       else mm_gemm_w4_pass<1>(x, qw, sc, y, M, m0, red, part);
     }
   } else {
+    mm_pdl_enter();
     __shared__ mm_i64 arow[MM_BM];
     __shared__ int bcol[MM_BN];
     const mm_i64 m0 = (mm_i64)blockIdx.y * MM_BM;

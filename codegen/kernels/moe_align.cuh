@@ -10,6 +10,7 @@
  * Variants: one. */
 extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_kernel_args args) {
   MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
+  mm_pdl_enter();   // before any read of the previous launch's output (common.cuh)
   constexpr int NW = mmp::THREADS / 32;
   __shared__ int counts[mmp::E];
   __shared__ int base[mmp::E];

@@ -4,6 +4,7 @@
  * Constants: mmp::H, TOPK, THREADS. Grid (T), block (THREADS). Variants: one. */
 extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_kernel_args args) {
   MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
+  mm_pdl_enter();   // before any read of the previous launch's output (common.cuh)
   const mm_i64 t = blockIdx.x;
   if (t >= args.dim[MM_DIM_T]) return;
   for (int h = threadIdx.x; h < mmp::H; h += mmp::THREADS) {

@@ -25,6 +25,8 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, 512 /
   constexpr int N2 = 2 * mmp::I;
   constexpr mm_i64 QW_E = (mm_i64)(mmp::H / 8) * N2, SC_E = (mm_i64)(mmp::H / mmp::G) * N2;
   const mm_i64 T = args.dim[MM_DIM_T];
+  // The experts to stream come from the previous launch (the router): nothing to prefetch.
+  mm_pdl_enter();
   if constexpr (mmp::GROUPED == 0) {
     constexpr int WK = mmp::WK, CS = mmp::CS, P = WK * CS, NG = mmp::H / mmp::G, UPG = mmp::G / 64;
     __shared__ float red[2 * WK * 8 * 32];

@@ -26,12 +26,26 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, 512 /
     __shared__ float red[WK * 8 * 32];
     __shared__ float part[8 * 32];
     const mm_i64 b = blockIdx.y;   // token (COMBINE) or slot; the same for the whole cluster
-    if (b >= (mmp::COMBINE ? T : T * mmp::TOPK)) return;
     const mm_i64 slot0 = mmp::COMBINE ? b * mmp::TOPK : b;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gq = lane >> 2;
     const int n0 = (int)(blockIdx.x / CS) * 32, rank = CS > 1 ? (int)mm_cluster_rank() : 0;
     const int p = rank * WK + warp, g0 = p * NG / P, g1 = (p + 1) * NG / P;
     const int col4 = n0 + 4 * gq;
+    // The routed experts' rows this warp will stream go to L2 before the programmatic-launch wait.
+    // `ids` was written two launches back (ROUTE_TOPK, then MOE_W13, then this: the decode
+    // lowering emits them back to back), so it may be read here (common.cuh).
+    if (b < (mmp::COMBINE ? T : T * mmp::TOPK) && n0 < mmp::H)
+      for (int j = g0 / NGI; j < NJ && j * NGI < g1; ++j) {
+        const int e = ids[slot0 + j];
+        if (e < 0 || e >= mmp::E) continue;
+        const int lo = (g0 > j * NGI ? g0 : j * NGI) - j * NGI;
+        const int hi = (g1 < (j + 1) * NGI ? g1 : (j + 1) * NGI) - j * NGI;
+        for (int r = lo * (mmp::G / 8) + lane; r < hi * (mmp::G / 8); r += 32)
+          mm_prefetch_l2(qw + e * QW_E + (mm_i64)r * mmp::H + n0);
+        for (int g = lo + lane; g < hi; g += 32) mm_prefetch_l2(sc + e * SC_E + (mm_i64)g * mmp::H + n0);
+      }
+    mm_pdl_enter();
+    if (b >= (mmp::COMBINE ? T : T * mmp::TOPK)) return;
     float acc[1][2][4];
 #pragma unroll
     for (int t = 0; t < 2; ++t)
@@ -54,6 +68,7 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, 512 /
       else ((float*)y)[b * mmp::H + n] = v[0];
     });
   } else {
+    mm_pdl_enter();
     // COMBINE == 0 here (specialize() refuses GROUPED with COMBINE): per-slot f32 rows.
     __shared__ mm_i64 arow[MM_BM];
     __shared__ float rw[MM_BM];

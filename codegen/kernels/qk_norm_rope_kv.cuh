@@ -9,88 +9,122 @@
  *   i32[T]; block_tables i32[*, MAX_BLOCKS]; pools [blocks, BLOCK, NKV, D] (KVDT); scales f32
  *   [blocks, BLOCK, NKV]; q bf16[T, NQ D].
  * Constants: mmp::NQ, NKV, D (multiple of 32), DR, THETA, EPS, WDT, KVDT, BLOCK, MAX_BLOCKS, THREADS.
- * Grid (T), block (THREADS = 256). Pass 1: both sums of squares (block reductions). Pass 2: one
- * warp per head (q heads, k heads, then v heads), the head staged in shared memory so each lane
- * can read its rotary partner. A position whose logical block is past MAX_BLOCKS writes no KV.
+ * Grid (T), block (THREADS = 32 x min(32, NQ + 2 NKV)). Built for latency (it sits between the
+ * qkv GEMV and attention in every decode layer): warp w owns heads w, w + NW, ... (q, then k,
+ * then v heads) and lane l the D/32 consecutive dims l*PER.. of each; the norm weights (constant)
+ * are loaded before the programmatic-launch wait, the row's values once into registers, both sums
+ * of squares reduced with one barrier, the rotary partner (dim d +- DR/2, PER dims away in lanes)
+ * read by a shuffle. Needs (DR/2) % (D/32) == 0 (specialize). A position whose logical block is
+ * past MAX_BLOCKS writes no KV.
  * Variants: one. */
+constexpr int MM_NW = mmp::THREADS / 32, MM_H3 = mmp::NQ + 2 * mmp::NKV, MM_HPW = (MM_H3 + MM_NW - 1) / MM_NW;
+constexpr int MM_PER = mmp::D / 32, MM_HALF = mmp::DR / 2;
+
 extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_kernel_args args) {
   typedef typename mm_dt<mmp::WDT>::T wt;
   constexpr int QD = mmp::NQ * mmp::D, KD = mmp::NKV * mmp::D, LD = QD + 2 * KD;
-  constexpr int NW = mmp::THREADS / 32, PER = mmp::D / 32, HALF = mmp::DR / 2;
   MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
-  __shared__ float scratch[32];
-  __shared__ float buf[NW][mmp::D];
+  __shared__ float red[2][32];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  // Column of element e of head slot i in the qkv row (q heads, k heads, v heads back to back).
+  auto col = [&](int i, int e) { return (warp + MM_NW * i) * mmp::D + lane * MM_PER + e; };
+  float nw[MM_HPW][MM_PER];
+#pragma unroll
+  for (int i = 0; i < MM_HPW; ++i) {
+    const int hh = warp + MM_NW * i;
+#pragma unroll
+    for (int e = 0; e < MM_PER; ++e)
+      nw[i][e] = hh < mmp::NQ ? mm_f(qn[col(i, e)]) : hh < mmp::NQ + mmp::NKV ? mm_f(kn[col(i, e) - QD]) : 1.f;
+  }
+  mm_pdl_enter();
   const mm_i64 t = blockIdx.x;
   if (t >= args.dim[MM_DIM_T]) return;
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const mm_bf16* row = qkv + t * LD;
-  float sq = 0.f, sk = 0.f;
-  for (int c = tid; c < QD; c += mmp::THREADS) { const float h = __bfloat162float(row[c]); sq += h * h; }
-  for (int c = tid; c < KD; c += mmp::THREADS) { const float h = __bfloat162float(row[QD + c]); sk += h * h; }
-  sq = mm_block_sum(sq, scratch);
-  sk = mm_block_sum(sk, scratch);
-  const float inv_q = rsqrtf(sq / (float)QD + (float)mmp::EPS);
-  const float inv_k = rsqrtf(sk / (float)KD + (float)mmp::EPS);
   const int pos = positions[t];
   const int slot = seq_slots[t];
   const int lb = pos / mmp::BLOCK;
   const bool kv_ok = pos >= 0 && lb < mmp::MAX_BLOCKS && slot >= 0;
   const mm_i64 pb = kv_ok ? (mm_i64)block_tables[(mm_i64)slot * mmp::MAX_BLOCKS + lb] : 0;
+  float v[MM_HPW][MM_PER];
+  float sq = 0.f, sk = 0.f;
+#pragma unroll
+  for (int i = 0; i < MM_HPW; ++i) {
+    const int hh = warp + MM_NW * i;
+#pragma unroll
+    for (int e = 0; e < MM_PER; ++e) {
+      v[i][e] = hh < MM_H3 ? __bfloat162float(row[col(i, e)]) : 0.f;
+      if (hh < mmp::NQ) sq += v[i][e] * v[i][e];
+      else if (hh < mmp::NQ + mmp::NKV) sk += v[i][e] * v[i][e];
+    }
+  }
+  sq = mm_warp_sum(sq);
+  sk = mm_warp_sum(sk);
+  if (lane == 0) {
+    red[0][warp] = sq;
+    red[1][warp] = sk;
+  }
+  __syncthreads();
+  sq = sk = 0.f;
+  for (int w = 0; w < MM_NW; ++w) {   // fixed order: deterministic
+    sq += red[0][w];
+    sk += red[1][w];
+  }
+  const float inv_q = rsqrtf(sq / (float)QD + (float)mmp::EPS);
+  const float inv_k = rsqrtf(sk / (float)KD + (float)mmp::EPS);
   const mm_i64 prow = pb * mmp::BLOCK + pos % mmp::BLOCK;   // (block, row) index into the pools
-  for (int hh = warp; hh < mmp::NQ + 2 * mmp::NKV; hh += NW) {
+  const bool lo = lane * MM_PER < MM_HALF;
+  const int partner = lane * MM_PER < mmp::DR ? (lo ? lane + MM_HALF / MM_PER : lane - MM_HALF / MM_PER) : lane;
+#pragma unroll
+  for (int i = 0; i < MM_HPW; ++i) {
+    const int hh = warp + MM_NW * i;   // uniform over the warp
+    if (hh >= MM_H3) break;
     const bool is_q = hh < mmp::NQ, is_k = !is_q && hh < mmp::NQ + mmp::NKV;
-    float r[PER];
+    float r[MM_PER];
     if (is_q || is_k) {
-      const int off = is_q ? hh * mmp::D : QD + (hh - mmp::NQ) * mmp::D;
       const float inv = is_q ? inv_q : inv_k;
+      float n[MM_PER];
 #pragma unroll
-      for (int i = 0; i < PER; ++i) {
-        const int d = lane + 32 * i;
-        const float w = is_q ? mm_f(qn[off + d]) : mm_f(kn[off - QD + d]);
-        buf[warp][d] = mm_rbf(w * mm_rbf(__bfloat162float(row[off + d]) * inv));
-      }
-      __syncwarp();
+      for (int e = 0; e < MM_PER; ++e) n[e] = mm_rbf(nw[i][e] * mm_rbf(v[i][e] * inv));
 #pragma unroll
-      for (int i = 0; i < PER; ++i) {
-        const int d = lane + 32 * i;
-        float v = buf[warp][d];
+      for (int e = 0; e < MM_PER; ++e) {
+        const float other = __shfl_sync(0xffffffffu, n[e], partner);
+        const int d = lane * MM_PER + e;
+        float x = n[e];
         if (d < mmp::DR) {
-          const int fi = d < HALF ? d : d - HALF;
-          const float freq = powf((float)mmp::THETA, -2.f * (float)fi / (float)mmp::DR);
+          const int fi = lo ? d : d - MM_HALF;
+          const float inv_freq = 1.f / powf((float)mmp::THETA, (float)(2 * fi) / (float)mmp::DR);
           float sn, cs;
-          sincosf((float)pos * freq, &sn, &cs);
-          v = d < HALF ? v * cs - buf[warp][d + HALF] * sn : v * cs + buf[warp][d - HALF] * sn;
+          sincosf((float)pos * inv_freq, &sn, &cs);
+          x = lo ? x * cs - other * sn : x * cs + other * sn;
         }
-        r[i] = mm_rbf(v);
+        r[e] = mm_rbf(x);
       }
-      __syncwarp();
     } else {
-      const int off = QD + KD + (hh - mmp::NQ - mmp::NKV) * mmp::D;
 #pragma unroll
-      for (int i = 0; i < PER; ++i) r[i] = __bfloat162float(row[off + lane + 32 * i]);
+      for (int e = 0; e < MM_PER; ++e) r[e] = v[i][e];
     }
     if (is_q) {
 #pragma unroll
-      for (int i = 0; i < PER; ++i) q_out[t * QD + hh * mmp::D + lane + 32 * i] = __float2bfloat16_rn(r[i]);
+      for (int e = 0; e < MM_PER; ++e) q_out[t * QD + col(i, e)] = __float2bfloat16_rn(r[e]);
       continue;
     }
     if (!kv_ok) continue;
     const int g = is_k ? hh - mmp::NQ : hh - mmp::NQ - mmp::NKV;
-    const mm_i64 base = (prow * mmp::NKV + g) * mmp::D;
+    const mm_i64 base = (prow * mmp::NKV + g) * mmp::D + lane * MM_PER;
     if constexpr (mmp::KVDT == MM_DT_FP8E4M3) {
       float amax = 0.f;
 #pragma unroll
-      for (int i = 0; i < PER; ++i) amax = fmaxf(amax, fabsf(r[i]));
+      for (int e = 0; e < MM_PER; ++e) amax = fmaxf(amax, fabsf(r[e]));
       amax = mm_warp_max(amax);
       const float scale = fmaxf(amax / 448.f, 1e-8f);
       unsigned char* pool = (unsigned char*)(is_k ? k_pool : v_pool);
 #pragma unroll
-      for (int i = 0; i < PER; ++i) pool[base + lane + 32 * i] = mm_f_to_fp8(r[i] / scale);
+      for (int e = 0; e < MM_PER; ++e) pool[base + e] = mm_f_to_fp8(r[e] / scale);
       if (lane == 0) (is_k ? k_scale : v_scale)[prow * mmp::NKV + g] = scale;
     } else {
       mm_bf16* pool = (mm_bf16*)(is_k ? k_pool : v_pool);
 #pragma unroll
-      for (int i = 0; i < PER; ++i) pool[base + lane + 32 * i] = __float2bfloat16_rn(r[i]);
+      for (int e = 0; e < MM_PER; ++e) pool[base + e] = __float2bfloat16_rn(r[e]);
     }
   }
 }

@@ -21,7 +21,6 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS) MM_EN
   __shared__ float sel[mmp::E];   // selection key s + bias; -inf once chosen
   constexpr int CS = mmp::FUSED_GEMM ? mmp::CS : 1;
   const mm_i64 t = blockIdx.x / CS;
-  if (t >= args.dim[MM_DIM_T]) return;   // every block of a cluster has the same token
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   MM_OPERANDS(args);   // x or logits, gate (fused only), bias, ids, weights (codegen/kernels/kinds.def)
   if constexpr (mmp::FUSED_GEMM) {
@@ -34,6 +33,12 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS) MM_EN
     __shared__ float lsg[EB], lsel[EB];   // this block's experts
     const int rank = CS > 1 ? (int)mm_cluster_rank() : 0;
     const int e0 = rank * EB, ne = (mmp::E - e0 < EB ? mmp::E - e0 : EB);
+    // This block's gate rows (contiguous) go to L2 while the previous launch drains.
+    if (ne > 0 && t == 0)
+      for (mm_i64 off = (mm_i64)tid * 128; off < (mm_i64)ne * mmp::H * (mm_i64)sizeof(wt); off += (mm_i64)mmp::THREADS * 128)
+        mm_prefetch_l2((const char*)(gate + (mm_i64)e0 * mmp::H) + off);
+    mm_pdl_enter();
+    if (t >= args.dim[MM_DIM_T]) return;   // every block of a cluster has the same token
     for (int k = tid; k < mmp::H / 8; k += mmp::THREADS) xs[k] = *(const uint4*)(x + t * mmp::H + 8 * k);
     __syncthreads();
     const int items = ne > 0 ? ne * SPE : 0;
@@ -88,6 +93,8 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS) MM_EN
       }
     }
   } else {
+    mm_pdl_enter();
+    if (t >= args.dim[MM_DIM_T]) return;
     for (int e = tid; e < mmp::E; e += mmp::THREADS) {
       const float s = 1.f / (1.f + expf(-logits[t * mmp::E + e]));
       sg[e] = s;

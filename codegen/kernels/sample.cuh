@@ -103,6 +103,7 @@ __device__ __forceinline__ mm_u64 mm_sample_mass(const float* lg, float mx, floa
 /* min 1 block per SM: without it ptxas held this kernel to 32 registers and spilled. */
 extern "C" __global__ void __launch_bounds__(mmp::THREADS, 1) MM_ENTRY(const mm_kernel_args args) {
   MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
+  mm_pdl_enter();   // before any read of the previous launch's output (common.cuh)
   __shared__ float scratch[32];
   __shared__ int iscratch[32];
   __shared__ mm_u64 hist[256];

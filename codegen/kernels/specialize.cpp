@@ -139,6 +139,8 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
       require(I("N") <= 8192, "parameter N = " + std::to_string(I("N")) +
                                   " exceeds 8192 (the row lives in 32 KiB of static shared memory)");
       grid[0] = dimx(I("GATHER") ? kDimR : kDimT);
+      // One 16-byte chunk per thread (rms_norm.cuh): a single round trip per operand.
+      if (I("N") % 8 == 0) threads = static_cast<int>(std::clamp<int64_t>((I("N") / 8 + 31) / 32 * 32, 32, 1024));
       break;
     case Kind::GEMM_W4: {
       const int64_t k = I("K"), n = I("N"), g = I("G"), variant = I("VARIANT");
@@ -171,6 +173,10 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
     case Kind::QK_NORM_ROPE_KV: {
       const int64_t d = I("D");
       require(d % 32 == 0 && d >= 32 && d <= 512, "parameter D = " + std::to_string(d) + " must be a multiple of 32 in [32, 512]");
+      // A lane owns D/32 consecutive dims; its rotary partner must be whole lanes away.
+      require(d % 32 != 0 || (I("DR") / 2) % (d / 32) == 0,
+              "parameter DR = " + std::to_string(I("DR")) + " must make DR/2 a multiple of D/32 = " + std::to_string(d / 32));
+      threads = static_cast<int>(32 * std::min<int64_t>(32, I("NQ") + 2 * I("NKV")));
       grid[0] = dimx(kDimT);
       break;
     }
@@ -201,6 +207,22 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
         grid[2] = cst(I("SPLITS"));
       } else {
         grid[0] = dimx(kDimT);
+        grid[1] = cst(nq);
+      }
+      break;
+    }
+    case Kind::ATTENTION_DECODE: {
+      const int64_t nq = I("NQ"), nkv = I("NKV"), d = I("D");
+      require(d % 64 == 0 && d >= 64 && d <= 256, "parameter D = " + std::to_string(d) + " must be a multiple of 64 in [64, 256]");
+      // One warp per kv head; the query rows of a kv head are the 16 rows of one mma tile.
+      require(nkv <= 32 && nq / nkv <= 16, "ATTENTION_DECODE needs NKV <= 32 and NQ/NKV <= 16, got NKV = " +
+                                               std::to_string(nkv) + ", NQ/NKV = " + std::to_string(nq / nkv));
+      grid[0] = dimx(kDimT);
+      if (I("VARIANT") == 0) {
+        threads = static_cast<int>(32 * nkv);
+        grid[1] = cst(I("SPLITS"));
+      } else {
+        threads = 1024;   // 1024 / D threads per head dim split the splits
         grid[1] = cst(nq);
       }
       break;

@@ -40,14 +40,6 @@ __device__ __forceinline__ mm_u32 mm_dq_pair(mm_u32 w, int j) {
   __nv_bfloat162 r = __hsub2(*(const __nv_bfloat162*)&packed, *(const __nv_bfloat162*)&bias);
   return *(mm_u32*)&r;
 }
-/* The same mma as mm_mma_bf16, not volatile: the compiler may interleave it with the dequant. */
-__device__ __forceinline__ void mm_mma_bf16_nv(float (&d)[4], mm_u32 a0, mm_u32 a1, mm_u32 a2, mm_u32 a3,
-                                               mm_u32 b0, mm_u32 b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
 
 /* acc[nt][t][e] += mul * sum over units [u0, u1) (64 k each, group aligned) of this lane's
  * outputs: column col4 + 2t + (e >> 1), row nt*8 + 2*(lane & 3) + (e & 1).

@@ -124,28 +124,50 @@ LogicalResult lowerAttention(Lowering &l, moe::AttentionOp op) {
   int64_t nq = op.getNumHeads(), d = cache.getHeadDim(), kvdt = kvDtypeCode(cache);
   int64_t layer = op.getLayer();
   bool decode = l.isDecode();
-  // Decode splits each sequence's context over SPLITS blocks so a batch of one still fills the
-  // GPU, then a second launch (VARIANT 2) merges the partial softmaxes; prefill has enough
-  // (token, head) work already.
-  // About 256 keys per split at the longest context the plan serves, at most 32 splits: a
-  // decode step at long context then still spreads over enough blocks to fill the GPU.
-  int64_t splits =
-      decode ? std::clamp<int64_t>((l.options().maxSeqLen + 255) / 256, 1, 32) : 1;
-  auto params = [&](int64_t variant) {
+  bool fp8 = kvdt == MM_DT_FP8E4M3;
+  std::string o = l.newBuffer("attn", l.maxTokens() * nq * d * 2);
+  auto common = [&](int64_t variant) {
     return SmallVector<NamedAttribute>{
         l.p("NQ", nq),         l.p("NKV", cache.getKvHeads()),
         l.p("D", d),           l.p("KVDT", kvdt),
         l.p("BLOCK", l.options().kvBlockSize), l.p("MAX_BLOCKS", l.maxBlocksPerSeq()),
-        l.p("VARIANT", variant), l.p("SPLITS", splits)};
+        l.p("VARIANT", variant)};
   };
-  auto k = l.kernel("ATTENTION", params(decode ? 1 : 0), op);
+  if (!decode) {
+    // Prefill: enough (token, head) work per launch already.
+    auto params = common(0);
+    params.push_back(l.p("SPLITS", 1));
+    auto k = l.kernel("ATTENTION", params, op);
+    if (failed(k))
+      return failure();
+    l.launch(*k,
+             {l.buf(*q), l.input("positions"), l.input("seq_slots"), l.input("block_tables"),
+              l.kv(layer, "k"), l.kv(layer, "v"), fp8 ? l.kv(layer, "k_scale") : l.none(),
+              fp8 ? l.kv(layer, "v_scale") : l.none(), l.none(), l.buf(o)},
+             op, "attention");
+    l.bind(op.getResult(), o);
+    return success();
+  }
+  // Decode: ATTENTION_DECODE splits each token's own context (at least 16 keys per split, at
+  // most W(T) = min(SPLITS, ceil(256 / T)) splits) so a batch of one still fills the GPU at long
+  // context, then a combine launch merges the partial softmaxes (it returns at once for tokens
+  // that needed one split). SPLITS: one split per 16 keys of the longest context, at most 256.
+  int64_t splits = std::clamp<int64_t>((l.options().maxSeqLen + 15) / 16, 1, 256);
+  // The scratch holds W(T) splits per token: sized for the T that needs the most.
+  int64_t partialRows = 0;
+  for (int64_t t = 1; t <= l.maxTokens(); ++t)
+    partialRows = std::max(partialRows, t * std::min<int64_t>(splits, (256 + t - 1) / t));
+  auto params = [&](int64_t variant) {
+    auto p = common(variant);
+    p.push_back(l.p("SPLITS", splits));
+    return p;
+  };
+  auto k = l.kernel("ATTENTION_DECODE", params(0), op);
   if (failed(k))
     return failure();
   Attribute partial = l.none();
-  if (splits > 1) // [T, NQ, SPLITS, D + 2] f32: unnormalized output, running max and sum
-    partial = l.buf(l.newBuffer("attn_partial", l.maxTokens() * nq * splits * (d + 2) * 4));
-  bool fp8 = kvdt == MM_DT_FP8E4M3;
-  std::string o = l.newBuffer("attn", l.maxTokens() * nq * d * 2);
+  if (splits > 1) // [T, NQ, W(T), D + 2] f32: unnormalized output, running max and sum
+    partial = l.buf(l.newBuffer("attn_partial", partialRows * nq * (d + 2) * 4));
   SmallVector<Attribute> operands{
       l.buf(*q),       l.input("positions"), l.input("seq_slots"),
       l.input("block_tables"), l.kv(layer, "k"), l.kv(layer, "v"),
@@ -153,7 +175,7 @@ LogicalResult lowerAttention(Lowering &l, moe::AttentionOp op) {
       partial,         l.buf(o)};
   l.launch(*k, operands, op, "attention");
   if (splits > 1) {
-    auto combine = l.kernel("ATTENTION", params(2), op);
+    auto combine = l.kernel("ATTENTION_DECODE", params(1), op);
     if (failed(combine))
       return failure();
     l.launch(*combine, operands, op, "attention_combine");

@@ -233,10 +233,16 @@ void Lowering::launch(FlatSymbolRefAttr kernel, ArrayRef<Attribute> operands, Op
   const Geometry &g = geometry(kernel);
   SmallVector<Attribute> grid(g.grid.begin(), g.grid.end());
   int64_t layer = layerOf(srcOp);
+  // Decode launches overlap their predecessor (programmatic dependent launch): every kernel a
+  // decode program uses prefetches its weights and then waits for the previous launch
+  // (codegen/kernels/common.cuh), which hides the launch latency and the first loads of each of
+  // a decode step's ~600 launches. The first launch follows the runtime's input copies.
+  bool pdl = decode && !program.getBody().front().getOps<exec::LaunchOp>().empty();
   exec::LaunchOp::create(programBuilder, srcOp->getLoc(), kernel, programBuilder.getArrayAttr(grid),
                          programBuilder.getArrayAttr(operands),
                          layer >= 0 ? programBuilder.getI64IntegerAttr(layer) : IntegerAttr(),
-                         programBuilder.getStringAttr(note));
+                         programBuilder.getStringAttr(note),
+                         pdl ? programBuilder.getUnitAttr() : UnitAttr());
 }
 
 void Lowering::beginProgram(StringRef name, int64_t maxTokens, bool isDecode) {

@@ -243,8 +243,10 @@ writePlan(ModuleOp module, const mm::ModelDesc &model, const PlanLimits &limits,
       }
       int layer = l.getLayer() ? static_cast<int>(*l.getLayer()) : -1;
       std::string note = l.getNote() ? l.getNote()->str() : std::string();
+      if (l.getPdl() && launchIdx == 0)
+        return l.emitOpError() << "is the first launch of its program and cannot be `pdl`";
       launches.push_back(pl::CreateLaunchDefDirect(b, kernelIndex.lookup(l.getKernel()), &grid,
-                                                   &ops, layer, note.c_str()));
+                                                   &ops, layer, note.c_str(), l.getPdl()));
       ++launchIdx;
     }
     std::vector<fb::Offset<pl::BufferDef>> bufDefs;

@@ -55,6 +55,25 @@ struct Memcpy2D {
 };
 static_assert(sizeof(Memcpy2D) == 128 && offsetof(Memcpy2D, dstXInBytes) == 56 && offsetof(Memcpy2D, WidthInBytes) == 112,
               "Memcpy2D must match CUDA_MEMCPY2D_v2 of cuda.h");
+constexpr int CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
+
+// cuLaunchKernelEx's configuration (cuda.h CUlaunchAttribute / CUlaunchConfig, same layout).
+struct CUlaunchAttribute {
+  int id;
+  char pad[4];
+  union {
+    char bytes[64];
+    int programmatic_stream_serialization_allowed;
+  } value;
+};
+struct CUlaunchConfig {
+  unsigned grid_x, grid_y, grid_z;
+  unsigned block_x, block_y, block_z;
+  unsigned shared_bytes;
+  CUstream stream;
+  CUlaunchAttribute* attrs;
+  unsigned num_attrs;
+};
 
 // X(name in the driver library, return, parameter list). Versioned names (_v2) are the ones
 // cuda.h maps the plain names to.
@@ -91,6 +110,7 @@ static_assert(sizeof(Memcpy2D) == 128 && offsetof(Memcpy2D, dstXInBytes) == 56 &
   X(cuFuncSetAttribute, (CUfunction, int, int))                                                     \
   X(cuLaunchKernel, (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,        \
                      unsigned, CUstream, void**, void**))                                           \
+  X(cuLaunchKernelEx, (const CUlaunchConfig*, CUfunction, void**, void**))                         \
   X(cuStreamCreate, (CUstream*, unsigned int))                                                      \
   X(cuStreamDestroy_v2, (CUstream))                                                                 \
   X(cuStreamSynchronize, (CUstream))                                                                \

@@ -184,10 +184,20 @@ Status Device::set_dynamic_shared(const Kernel& kernel, int bytes) {
   return Status::success();
 }
 
-Status Device::launch(const Kernel& kernel, Dim3 grid, Dim3 block, int dynamic_shared, const mm_kernel_args& args) {
+Status Device::launch(const Kernel& kernel, Dim3 grid, Dim3 block, int dynamic_shared, const mm_kernel_args& args,
+                      bool pdl) {
   if (grid.x == 0 || grid.y == 0 || grid.z == 0) return Status::success();   // nothing to do
   mm_kernel_args copy = args;   // passed by value: the driver copies the bytes at launch
   void* params[] = {&copy};
+  if (pdl) {
+    cu::CUlaunchAttribute attr{};
+    attr.id = cu::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    attr.value.programmatic_stream_serialization_allowed = 1;
+    cu::CUlaunchConfig cfg{grid.x, grid.y, grid.z, block.x, block.y, block.z,
+                           static_cast<unsigned>(dynamic_shared), stream_, &attr, 1};
+    MM_CU(sym_, cuLaunchKernelEx, &cfg, kernel.function, params, nullptr);
+    return Status::success();
+  }
   MM_CU(sym_, cuLaunchKernel, kernel.function, grid.x, grid.y, grid.z, block.x, block.y, block.z,
         static_cast<unsigned>(dynamic_shared), stream_, params, nullptr);
   return Status::success();

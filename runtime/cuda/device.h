@@ -79,7 +79,11 @@ class Device {
   Expected<Kernel> load(const KernelImage& image);
   Status unload(Kernel& kernel);
   Status set_dynamic_shared(const Kernel& kernel, int bytes);
-  Status launch(const Kernel& kernel, Dim3 grid, Dim3 block, int dynamic_shared, const mm_kernel_args& args);
+  // pdl: programmatic dependent launch (cuLaunchKernelEx with programmatic stream serialization;
+  // sm_90+): the kernel may start while the previous launch on the stream still runs and must
+  // wait for it itself (docs/kernels.md section 6). Captured into graphs as a programmatic edge.
+  Status launch(const Kernel& kernel, Dim3 grid, Dim3 block, int dynamic_shared, const mm_kernel_args& args,
+                bool pdl = false);
   Status synchronize();
 
   // Graph capture on stream(): begin, launches, end -> an executable graph.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -109,6 +110,8 @@ Status CudaExecutor::check_options(const CudaOptions& opts) {
   if (!opts.host_weights && opts.weights.empty()) return Error::usage("--weights DIR|random is required");
   max_seqs_ = opts.max_seqs;
   use_graphs_ = opts.cuda_graphs;
+  const char* pdl_env = std::getenv("MM_CUDA_PDL");
+  use_pdl_ = opts.pdl && !(pdl_env && std::string(pdl_env) == "0");
   const plan::ProgramDef& prefill = plan.program("prefill");
   const plan::ProgramDef& decode = plan.program("decode");
   decode_max_ = std::min<int64_t>(max_batch_, decode.max_tokens());
@@ -127,7 +130,9 @@ Status CudaExecutor::open_device(const CudaOptions& opts) {
   if (!sym) return sym.error();
   sym_ = *sym;
   const DeviceInfo& info = dev_->info();
-  return check_plan_arch(*plan_, info.cc_major, info.cc_minor);
+  if (Status st = check_plan_arch(*plan_, info.cc_major, info.cc_minor); !st) return st;
+  if (info.cc_major < 9) use_pdl_ = false;   // griddepcontrol and the launch attribute are sm_90+
+  return Status::success();
 }
 
 Status CudaExecutor::load_modules() {
@@ -324,6 +329,10 @@ Status CudaExecutor::load_weights(const CudaOptions& opts) {
 
 Status CudaExecutor::build_launches() {
   const auto& def = plan_->def();
+  // MM_CUDA_SKIP_KINDS=KIND,KIND: leaves the decode program's launches of those kernel kinds out.
+  // A timing ablation only (what a step costs without them); the results are wrong.
+  const char* skip_env = std::getenv("MM_CUDA_SKIP_KINDS");
+  const std::string skip = skip_env ? "," + std::string(skip_env) + "," : "";
   OperandTable table;
   table.arena = arena_;
   table.weights = weight_ptrs_;
@@ -332,12 +341,17 @@ Status CudaExecutor::build_launches() {
   for (const plan::ProgramDef* prog : *def.programs()) {
     std::vector<Launch>& out = programs_[prog->name()->str()];
     if (!prog->launches()) continue;
+    const bool decode = prog->name()->str() == "decode";
     for (const plan::LaunchDef* l : *prog->launches()) {
       const plan::KernelDef& k = *def.kernels()->Get(l->kernel());
+      if (decode && !skip.empty() && !out.empty() &&
+          skip.find("," + std::string(plan::EnumNameKernelKind(k.kind())) + ",") != std::string::npos)
+        continue;
       Launch L;
       L.def = l;
       L.kernel = l->kernel();
       L.note = l->note() ? l->note()->str() : k.name()->str();
+      L.pdl = use_pdl_ && l->pdl();
       const auto* bd = k.block_dims();
       unsigned dims[3] = {1, 1, 1};
       for (size_t i = 0; bd && i < std::min<size_t>(3, bd->size()); ++i) {
@@ -364,7 +378,7 @@ Status CudaExecutor::launch_program(const std::vector<Launch>& launches, const i
       return Error::internal("launch " + L.note + ": grid (" + std::to_string(g[0]) + ", " + std::to_string(g[1]) +
                              ", " + std::to_string(g[2]) + ") exceeds the device's limits");
     const Dim3 grid{static_cast<unsigned>(g[0]), static_cast<unsigned>(g[1]), static_cast<unsigned>(g[2])};
-    if (Status st = dev_->launch(kernels_[L.kernel], grid, L.block, L.smem, args); !st) {
+    if (Status st = dev_->launch(kernels_[L.kernel], grid, L.block, L.smem, args, L.pdl); !st) {
       Error e = st.error();
       e.message += " (launch " + L.note + ")";
       return e;
@@ -382,12 +396,25 @@ Expected<cu::CUgraphExec> CudaExecutor::graph_for(size_t bucket) {
   dims[MM_DIM_S] = B;
   dims[MM_DIM_CTX] = plan_->def().limits()->max_seq_len();
   dims[MM_DIM_STEP] = 0;
-  if (Status st = dev_->begin_capture(); !st) return st.error();
-  Status st = launch_program(programs_["decode"], dims);
-  auto exec = dev_->end_capture();   // always ends the capture, so the stream stays usable
-  if (!st) {
-    if (exec) (void)dev_->destroy_graph(*exec);
-    return st.error();
+  auto capture = [&]() -> Expected<cu::CUgraphExec> {
+    if (Status st = dev_->begin_capture(); !st) return st.error();
+    Status st = launch_program(programs_["decode"], dims);
+    auto exec = dev_->end_capture();   // always ends the capture, so the stream stays usable
+    if (!st) {
+      if (exec) (void)dev_->destroy_graph(*exec);
+      return st.error();
+    }
+    return exec;
+  };
+  auto exec = capture();
+  if (!exec && use_pdl_) {
+    // A driver that cannot capture programmatic launches into a graph: capture plain ones (the
+    // kernels' waits are then no-ops) rather than fail the call.
+    pdl_fallback_ = exec.error().message;
+    use_pdl_ = false;
+    for (auto& [name, launches] : programs_)
+      for (Launch& L : launches) L.pdl = false;
+    exec = capture();
   }
   if (!exec) return exec.error();
   graphs_[bucket] = *exec;
@@ -529,12 +556,14 @@ std::string CudaExecutor::summary() const {
   char line[512];
   std::snprintf(line, sizeof line,
                 "cuda %s (%s): weights %.2f GiB (%s, %.2f s, peak RSS %.0f MiB), KV %.2f GiB (%lld blocks, "
-                "max_seq_len %lld x %lld), arena %.1f MiB, decode graphs %s",
+                "max_seq_len %lld x %lld), arena %.1f MiB, decode graphs %s, programmatic launches %s",
                 info.name.c_str(), info.arch().c_str(), weights_bytes_ / kGiB, load_.source.c_str(), load_.seconds,
                 load_.peak_rss_kib / 1024.0, kv_bytes_ / kGiB, static_cast<long long>(kv_blocks_),
                 static_cast<long long>(max_seq_len_), static_cast<long long>(max_seqs_), arena_bytes_ / kMiB,
-                use_graphs_ ? "on" : "off");
-  return line;
+                use_graphs_ ? "on" : "off", use_pdl_ ? "on" : "off");
+  std::string out = line;
+  if (!pdl_fallback_.empty()) out += " (graph capture refused them: " + pdl_fallback_ + ")";
+  return out;
 }
 
 }  // namespace mm::rt

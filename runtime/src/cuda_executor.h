@@ -46,6 +46,10 @@ struct CudaOptions {
   bool progress = false;                 // weight-loading progress line on stderr
   bool cuda_graphs = true;               // decode through per-bucket CUDA graphs
   LoadOptions load;                      // checkpoint reading: reader threads, chunk, O_DIRECT (weight_stream.h)
+  // Launches the plan marks `pdl` overlap their predecessor (programmatic dependent launch);
+  // false launches them one after the other. The environment variable MM_CUDA_PDL=0 turns it off
+  // too (an A/B switch for measurements).
+  bool pdl = true;
 };
 
 // Timing of program calls: gpu_ms between CUDA events recorded before the input copies and after
@@ -100,6 +104,7 @@ class CudaExecutor final : public Executor {
     int smem = 0;
     mm_kernel_args args{};
     std::string note;
+    bool pdl = false;   // programmatic dependent launch (the plan's LaunchDef.pdl, if enabled)
   };
   CudaExecutor() = default;
   Status init(const CudaOptions& opts);
@@ -138,6 +143,8 @@ class CudaExecutor final : public Executor {
   int64_t kv_blocks_ = 0, max_seq_len_ = 0, max_seqs_ = 0;
   int64_t max_tokens_ = 0, max_rows_ = 0, decode_max_ = 0, max_batch_ = 0, max_blocks_ = 0, vocab_ = 0;
   bool use_graphs_ = true;
+  bool use_pdl_ = true;
+  std::string pdl_fallback_;   // why graph capture ran without programmatic launches, if it did
   std::vector<int64_t> buckets_;
   std::map<size_t, cu::CUgraphExec> graphs_;
   cu::CUevent ev_start_ = nullptr, ev_end_ = nullptr;

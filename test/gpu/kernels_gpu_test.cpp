@@ -270,6 +270,66 @@ TEST(Gpu, AttentionDecodeSplitK) {
       for (int64_t splits : {1, 4}) run_attention(mid, kvdt, 1, splits, true);
 }
 
+// ---------------------------------------------------------------- ATTENTION_DECODE
+// Decode attention with its split count taken from each token's own position: tokens of
+// different context lengths (1 key, under one split's 16, a few splits, the most a call of T
+// tokens allows), positions that end mid-step and mid-block, bf16 and fp8 caches.
+void run_attention_decode(bool mid, int64_t kvdt, int64_t splits, std::vector<int32_t> dpos, int64_t maxb) {
+  const int64_t NQ = mid ? 48 : 4, NKV = mid ? 8 : 2, D = mid ? 128 : 64;
+  const int64_t T = static_cast<int64_t>(dpos.size()), S = T;
+  SCOPED_TRACE(std::string("ATTENTION_DECODE ") + (mid ? "mid" : "tiny") + " kvdt " + std::to_string(kvdt) + " splits " +
+               std::to_string(splits) + " T " + std::to_string(T));
+  Kv kv(NQ, NKV, D, kvdt, maxb, S);
+  const int64_t w = std::min<int64_t>(splits, (256 + T - 1) / T);   // splits per token at most
+  Buf q(T * NQ * D * 2), pos(T * 4), slot(T * 4), part(T * NQ * w * (D + 2) * 4), o(T * NQ * D * 2), orf(o.host.size());
+  fill_bf16(q, -2, 2);
+  int32_t ctx = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    pos.h<int32_t>()[t] = dpos[t];
+    slot.h<int32_t>()[t] = static_cast<int32_t>(t);
+    ctx = std::max(ctx, dpos[t] + 1);
+  }
+  // Poison the output: every element must be written (by the split launch or the combine).
+  std::fill(o.host.begin(), o.host.end(), 0xff);
+  q.upload(); pos.upload(); slot.upload(); part.upload(); o.upload(); kv.upload();
+  std::vector<Buf*> ops = {&q, &pos, &slot, &kv.bt, &kv.k, &kv.v, &kv.ks, &kv.vs, &part, &o};
+  kernels::Params p{{{"NQ", NQ}, {"NKV", NKV}, {"D", D}, {"KVDT", kvdt}, {"BLOCK", 16}, {"MAX_BLOCKS", maxb},
+                     {"VARIANT", 0}, {"SPLITS", splits}}, {}};
+  auto k = build(Kind::ATTENTION_DECODE, p);
+  ASSERT_TRUE(k);
+  launch(*k, ops, {T, T, S, ctx});
+  if (splits > 1) {
+    p.ints["VARIANT"] = 1;
+    auto c = build(Kind::ATTENTION_DECODE, p);
+    ASSERT_TRUE(c);
+    launch(*c, ops, {T, T, S, ctx});
+  }
+  std::vector<Buf*> hops = ops;
+  hops.back() = &orf;
+  ref::AttentionDecodeParams rp{};
+  rp.NQ = NQ; rp.NKV = NKV; rp.D = D; rp.KVDT = kvdt; rp.BLOCK = 16; rp.MAX_BLOCKS = maxb; rp.VARIANT = 0; rp.SPLITS = splits;
+  ref::attention_decode_ref(host_args(hops, {T, T, S, ctx}), rp);
+  // As ATTENTION: fp32 softmax/accumulation in another order (tensor-core q.k sums, online
+  // rescaling per 8 keys, split-K), then one bf16 rounding.
+  EXPECT_TRUE(close(dl(o, 0), hv(orf, 0), 2e-3f, kBf16Rel));
+}
+
+TEST(Gpu, AttentionDecode) {
+  MM_REQUIRE_GPU();
+  for (bool mid : {false, true})
+    for (int64_t kvdt : {0, 3}) {
+      run_attention_decode(mid, kvdt, 1, {0, 17, 300, 1000, 1270}, 80);             // one split: o directly
+      run_attention_decode(mid, kvdt, 256, {0, 9, 15, 16, 300, 1000, 1270}, 80);   // 1..37 splits
+    }
+  // Batch 1 at long context: 256 splits of 64 keys, the last key mid-block.
+  for (int64_t kvdt : {0, 3}) run_attention_decode(true, kvdt, 256, {16383 - 7}, 1024);
+  // Batch 16 at 4k: the split count capped at ceil(256 / 16) = 16. The block table holds every
+  // position (up to 4195: 263 blocks of 16).
+  std::vector<int32_t> b16;
+  for (int i = 0; i < 16; ++i) b16.push_back(4000 + 13 * i);
+  run_attention_decode(true, 3, 256, b16, 272);
+}
+
 // ---------------------------------------------------------------- ROUTE_TOPK
 TEST(Gpu, RouteTopk) {
   MM_REQUIRE_GPU();

@@ -178,6 +178,12 @@ LogicalResult LaunchOp::verify() {
     return emitOpError() << "kernel '" << getKernel() << "' is not an exec.kernel of the module";
   if (getGrid().size() != 3)
     return emitOpError() << "grid must have 3 formulas, got " << getGrid().size();
+  if (getPdl() && program) {
+    auto launches = program.getBody().front().getOps<LaunchOp>();
+    if (!launches.empty() && *launches.begin() == *this)
+      return emitOpError() << "is the first launch of its program and cannot be `pdl` (there is "
+                              "no previous launch to overlap)";
+  }
   for (Attribute g : getGrid())
     if (!isa<DimAttr>(g))
       return emitOpError() << "grid entries must be #exec.dim, got " << g;

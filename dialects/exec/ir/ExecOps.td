@@ -161,6 +161,11 @@ def Exec_LaunchOp : Exec_Op<"launch", [HasParent<"ProgramOp">]> {
     the order the registry lists for its kind, one per slot; `#exec.none` exactly where the kind's
     parameters leave a slot unused (e.g. `k_scale` of a bf16 cache).
 
+    `pdl` (programmatic dependent launch) lets the launch start while the previous launch of the
+    program still runs: its kernel prefetches weights, then waits for the previous launch before
+    it reads anything that launch wrote (docs/kernels.md section 6). The first launch of a
+    program never has it.
+
     ```mlir
     exec.launch @gemm_w4_0 grid [#exec.dim<"", 0, 64, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>]
         operands [#exec.buf<"x">, #exec.weight<"l0.qkv.qweight">, #exec.weight<"l0.qkv.scales">,
@@ -168,7 +173,8 @@ def Exec_LaunchOp : Exec_Op<"launch", [HasParent<"ProgramOp">]> {
     ```
   }];
   let arguments = (ins FlatSymbolRefAttr:$kernel, ArrayAttr:$grid, ArrayAttr:$operands,
-                       OptionalAttr<I64Attr>:$layer, OptionalAttr<StrAttr>:$note);
+                       OptionalAttr<I64Attr>:$layer, OptionalAttr<StrAttr>:$note,
+                       UnitAttr:$pdl);
   let assemblyFormat = "$kernel `grid` $grid `operands` $operands attr-dict";
   let hasVerifier = 1;
 }

@@ -305,3 +305,15 @@ exec.program @p attributes {max_tokens = 1 : i64} {
   // expected-error @+1 {{size must be positive, got -8}}
   exec.buffer @b {size = -8 : i64}
 }
+
+// -----
+
+exec.weight @w bf16 copy {category = "other", shape = array<i64: 16, 8>, sources = ["a"]}
+exec.kernel @k EMBED {block = array<i64: 32, 1, 1>, params = {H = 8 : i64, V = 16 : i64, WDT = 0 : i64}, smem = 0 : i64}
+// Tests that the first launch of a program cannot overlap a previous one (pdl).
+exec.program @p attributes {max_tokens = 1 : i64} {
+  exec.buffer @x {size = 64 : i64}
+  // expected-error @+1 {{is the first launch of its program and cannot be `pdl`}}
+  exec.launch @k grid [#exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>]
+      operands [#exec.input<"tokens">, #exec.weight<"w">, #exec.buf<"x">] {pdl}
+}

@@ -28,6 +28,7 @@ exec.kernel @route_topk_0 ROUTE_TOPK {block = array<i64: 128, 1, 1>,
 // CHECK-SAME: layer = 0
 // CHECK: exec.launch @route_topk_0
 // CHECK-SAME: operands [#exec.buf<"logits">, #exec.none, #exec.weight<"l0.bias">, #exec.buf<"ids">, #exec.buf<"weights">]
+// CHECK-SAME: pdl
 exec.program @decode attributes {max_tokens = 16 : i64} {
   exec.buffer @x {size = 8192 : i64}
   exec.buffer @qkv {offset = 0 : i64, size = 16384 : i64}
@@ -41,5 +42,5 @@ exec.program @decode attributes {max_tokens = 16 : i64} {
   exec.launch @route_topk_0 grid [#exec.dim<"T", 1, 0, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>]
       operands [#exec.buf<"logits">, #exec.none, #exec.weight<"l0.bias">, #exec.buf<"ids">,
                 #exec.buf<"weights">]
-      {layer = 0 : i64, note = "l0.route"}
+      {layer = 0 : i64, note = "l0.route", pdl}
 }

@@ -279,6 +279,66 @@ TEST(CudaExecutor, SingleSequenceGraphIsBitIdentical) {
   }
 }
 
+// Batched decode computes each sequence exactly as decoding it alone: several sequences of
+// different lengths decode together (one graph bucket, the padded dummy row included), then each
+// is replayed alone in a one-sequence session, and the greedy tokens must agree token for token.
+// Every decode kernel computes a row (token) independently of the others in a fixed order, and
+// the contexts stay under 64 keys so that attention uses one split in both (its split count
+// depends on the batch size only from 64 keys on), so the logits are expected bit-identical too.
+TEST(CudaExecutor, BatchedDecodeMatchesSingleSequenceDecode) {
+  MM_REQUIRE_CUDA();
+  const std::string path = env("MM_TEST_PLAN");
+  if (path.empty()) GTEST_SKIP() << "skipped: MM_TEST_PLAN not set";
+  auto plan = load_or_fail(path);
+  ASSERT_TRUE(plan);
+  const std::string weights = env("MM_TEST_WEIGHTS", "random");
+  const int64_t V = plan->def().model()->vocab_size();
+  const int64_t seqs = std::min<int64_t>(5, plan->def().limits()->max_batch());
+  const int64_t msl = std::min<int64_t>(plan->def().limits()->max_seq_len(), 48);
+  const int64_t steps = 10;
+  if (seqs < 2) GTEST_SKIP() << "skipped: the plan's max_batch is 1";
+  auto batched = cuda_session(plan, weights, msl, seqs, true);
+  auto single = cuda_session(plan, weights, msl, 1, true);
+  ASSERT_TRUE(batched && single);
+  std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(seqs));
+  std::vector<int32_t> slots, last(static_cast<size_t>(seqs));
+  for (int32_t s = 0; s < seqs; ++s) {
+    for (int i = 0; i < 3 + 5 * s; ++i) prompts[s].push_back(static_cast<int32_t>((i * 977 + 31 * s + 11) % V));
+    ASSERT_TRUE(batched->prefill(s, prompts[s], Sampling{}, 0, nullptr, &last[s]).ok());
+    slots.push_back(s);
+  }
+  std::vector<std::vector<int32_t>> tokens(static_cast<size_t>(seqs));
+  std::vector<std::vector<float>> logits(static_cast<size_t>(seqs));
+  const std::vector<Sampling> greedy(static_cast<size_t>(seqs));
+  for (int64_t step = 1; step <= steps; ++step) {
+    std::vector<float> lg;
+    std::vector<int32_t> next;
+    ASSERT_TRUE(batched->decode(slots, last, greedy, step, &lg, &next).ok());
+    for (int64_t r = 0; r < seqs; ++r) {
+      tokens[r].push_back(next[r]);
+      logits[r].insert(logits[r].end(), lg.begin() + r * V, lg.begin() + (r + 1) * V);
+    }
+    last = next;
+  }
+  for (int32_t s = 0; s < seqs; ++s) {
+    ASSERT_TRUE(single->release(0).ok());
+    int32_t tok = -1;
+    ASSERT_TRUE(single->prefill(0, prompts[s], Sampling{}, 0, nullptr, &tok).ok());
+    const int32_t slot = 0;
+    const Sampling g{};
+    for (int64_t step = 1; step <= steps; ++step) {
+      std::vector<float> lg;
+      std::vector<int32_t> next;
+      ASSERT_TRUE(single->decode({&slot, 1}, {&tok, 1}, {&g, 1}, step, &lg, &next).ok());
+      const Diff d = compare(lg.data(), logits[s].data() + (step - 1) * V, V);
+      EXPECT_EQ(next[0], tokens[s][step - 1]) << "sequence " << s << " step " << step << " (logits rel_l2 " << d.rel_l2 << ")";
+      EXPECT_EQ(d.max_abs, 0.0) << "sequence " << s << " step " << step << ": batched logits differ (rel_l2 " << d.rel_l2 << ")";
+      tok = next[0];
+      if (next[0] != tokens[s][step - 1]) break;
+    }
+  }
+}
+
 // The cuda loader's bytes on the device equal the host loader's, weight by weight: the device
 // sink (pinned staging, strided row copies, upcasts through the pinned scratch) against memcpy,
 // with O_DIRECT and through the page cache, several readers and small chunks that split rows.
@@ -406,6 +466,71 @@ TEST(CudaExecutor, RefusesAWeightsDirectoryThatDoesNotMatch) {
   ASSERT_FALSE(ex.ok());
   EXPECT_EQ(ex.error().exit_code(), 1);
   EXPECT_NE(ex.error().message.find("no_such_checkpoint"), std::string::npos) << ex.error().message;
+}
+
+// Decode speed of a (full-size) plan on random weights, at chosen batch sizes and context depths,
+// without prefilling: the decode program reads whatever the KV cache holds (zeros), which costs
+// the same bytes as a real context. Runs only with MM_BENCH_PLAN set; MM_BENCH_CASES lists
+// "batch:depth" pairs (default "1:0,1:2048,1:16384,16:0"), MM_BENCH_STEPS the timed steps per case
+// (default 32, after 4 untimed ones). Prints one line per case: the median step time on the GPU
+// (events around inputs + graph + outputs) and tokens per second from it (batch / step).
+TEST(CudaExecutorBench, DecodeTokensPerSecond) {
+  MM_REQUIRE_CUDA();
+  const std::string path = env("MM_BENCH_PLAN");
+  if (path.empty()) GTEST_SKIP() << "skipped: MM_BENCH_PLAN not set (a plan to time decode steps of)";
+  auto plan = load_or_fail(path);
+  ASSERT_TRUE(plan);
+  const std::string cases = env("MM_BENCH_CASES", "1:0,1:2048,1:16384,16:0");
+  const int64_t steps = std::atoll(env("MM_BENCH_STEPS", "32").c_str());
+  const int64_t V = plan->def().model()->vocab_size();
+  const int64_t bs = plan->def().limits()->kv_block_size();
+  const int64_t max_blocks = plan->max_blocks_per_seq();
+  const int64_t max_batch = plan->def().limits()->max_batch();
+  size_t at = 0;
+  while (at < cases.size()) {
+    const size_t comma = std::min(cases.find(',', at), cases.size());
+    const std::string c = cases.substr(at, comma - at);
+    at = comma + 1;
+    const int64_t B = std::atoll(c.substr(0, c.find(':')).c_str());
+    const int64_t depth = std::atoll(c.substr(c.find(':') + 1).c_str());
+    ASSERT_TRUE(B >= 1 && B <= max_batch && depth >= 0) << c;
+    const int64_t len = depth + steps + 8;
+    const int64_t nb = (len + bs - 1) / bs;
+    ASSERT_LE(nb, max_blocks) << "depth " << depth << " exceeds the plan's max_seq_len";
+    CudaOptions o;
+    o.weights = "random";
+    o.max_seqs = B;
+    o.max_seq_len = nb * bs;
+    auto ex = CudaExecutor::create(plan, o);
+    ASSERT_TRUE(ex.ok()) << ex.error().message;
+    std::vector<int32_t> tokens(B), positions(B), slots(B), rows(B), top_k(B, 0), sampled(B);
+    std::vector<int32_t> tables(static_cast<size_t>(max_batch * max_blocks), 0);
+    std::vector<float> temperature(B, 0.f), top_p(B, 1.f);
+    std::vector<uint64_t> seed(B, 0);
+    for (int64_t b = 0; b < B; ++b) {
+      slots[b] = static_cast<int32_t>(b);
+      rows[b] = static_cast<int32_t>(b);
+      for (int64_t i = 0; i < nb; ++i) tables[b * max_blocks + i] = static_cast<int32_t>(b * nb + i);
+    }
+    std::vector<double> ms;
+    for (int64_t step = 0; step < steps + 4; ++step) {
+      for (int64_t b = 0; b < B; ++b) {
+        tokens[b] = static_cast<int32_t>((step * 7919 + b * 104729) % V);
+        positions[b] = static_cast<int32_t>(depth + step);
+      }
+      CallIo io{tokens.data(), positions.data(), slots.data(), tables.data(), rows.data(), temperature.data(),
+                top_k.data(), top_p.data(), seed.data(), nullptr, sampled.data()};
+      CallDims d{B, B, B, depth + step + 1, step};
+      Status st = (*ex)->run("decode", d, io);
+      ASSERT_TRUE(st.ok()) << st.error().message;
+      if (step >= 4) ms.push_back((*ex)->last_call().gpu_ms);
+    }
+    std::sort(ms.begin(), ms.end());
+    const double med = ms[ms.size() / 2];
+    std::printf("[bench] batch %3lld depth %6lld: %.3f ms/step (min %.3f), %.1f tok/s  (%s)\n",
+                static_cast<long long>(B), static_cast<long long>(depth), med, ms.front(), 1000.0 * B / med,
+                (*ex)->summary().c_str());
+  }
 }
 
 }  // namespace

@@ -57,6 +57,10 @@ inline std::vector<Config> model_configs(const Shape& s) {
       add("attention_v" + std::to_string(v) + k, Kind::ATTENTION,
           {{"NQ", s.NQ}, {"NKV", s.NKV}, {"D", s.D}, {"KVDT", kvdt}, {"BLOCK", 16}, {"MAX_BLOCKS", 256},
            {"VARIANT", v}, {"SPLITS", v == 0 ? 1 : 4}});
+    for (int v = 0; v < 2; ++v)
+      add("attention_decode_v" + std::to_string(v) + k, Kind::ATTENTION_DECODE,
+          {{"NQ", s.NQ}, {"NKV", s.NKV}, {"D", s.D}, {"KVDT", kvdt}, {"BLOCK", 16}, {"MAX_BLOCKS", 256},
+           {"VARIANT", v}, {"SPLITS", 64}});
   }
   add("route_fused", Kind::ROUTE_TOPK, {{"E", s.E}, {"TOPK", s.TOPK}, {"H", s.H}, {"WDT", 0}, {"FUSED_GEMM", 1}});
   add("route_logits", Kind::ROUTE_TOPK, {{"E", s.E}, {"TOPK", s.TOPK}, {"H", s.H}, {"WDT", 0}, {"FUSED_GEMM", 0}});
