@@ -2,7 +2,8 @@
 //
 // qkv = dequant_gemm(x, [q, k, v])          -> GEMM_W4 over the N-concatenated weight
 // qk_norm -> rope -> kv_append              -> QK_NORM_ROPE_KV (one launch, at the kv_append)
-// attention                                 -> ATTENTION over the paged cache
+// attention                                 -> ATTENTION over the paged cache (prefill: the
+//                                              tensor-core flash variant 3; decode: split-K)
 //
 //===----------------------------------------------------------------------===//
 #include "compiler/lowering/Lowering.h"
@@ -32,12 +33,14 @@ LogicalResult lowerDequantGemm(Lowering &l, moe::DequantGemmOp op) {
   auto x = l.bufferOf(op.getInput(), op);
   if (failed(w) || failed(x))
     return failure();
-  // The bandwidth kernel serves decode up to 16 rows; prefill uses the mma.sync tiles.
-  int64_t variant = l.isDecode() && l.maxTokens() <= 16 ? 0 : 1;
-  auto k = l.kernel("GEMM_W4",
-                    {l.p("K", w->k), l.p("N", w->n), l.p("G", w->group), l.p("OUT", MM_DT_BF16),
-                     l.p("VARIANT", variant), l.p("MDIM", 0)},
-                    op);
+  // The bandwidth kernel serves decode up to 16 rows; prefill uses the mma.sync tiles of the v2
+  // core (B dequantized once per block into shared memory).
+  int64_t variant = l.isDecode() && l.maxTokens() <= 16 ? 0 : 2;
+  SmallVector<NamedAttribute> params{l.p("K", w->k), l.p("N", w->n), l.p("G", w->group),
+                                     l.p("OUT", MM_DT_BF16), l.p("VARIANT", variant), l.p("MDIM", 0)};
+  if (variant == 2 && l.options().prefillTileRows > 0)
+    params.push_back(l.p("BM", l.options().prefillTileRows));
+  auto k = l.kernel("GEMM_W4", params, op);
   if (failed(k))
     return failure();
   bool qkv = syms.size() == 3;
@@ -138,11 +141,15 @@ LogicalResult lowerAttention(Lowering &l, moe::AttentionOp op) {
         l.p("BLOCK", l.options().kvBlockSize), l.p("MAX_BLOCKS", l.maxBlocksPerSeq()),
         l.p("VARIANT", variant), l.p("SPLITS", splits)};
   };
-  auto k = l.kernel("ATTENTION", params(decode ? 1 : 0), op);
+  // Prefill runs the tensor-core flash kernel (VARIANT 3); VARIANT 0 (FMA) stays as the
+  // reference-shaped fallback the GPU tests compare against.
+  auto k = l.kernel("ATTENTION", params(decode ? 1 : 3), op);
   if (failed(k))
     return failure();
+  // Decode always names the split-K scratch (kinds.def: VARIANT 1 has the slot), even with one
+  // split, where the kernel writes `o` directly and never touches it (a few hundred KB).
   Attribute partial = l.none();
-  if (splits > 1) // [T, NQ, SPLITS, D + 2] f32: unnormalized output, running max and sum
+  if (decode) // [T, NQ, SPLITS, D + 2] f32: unnormalized output, running max and sum
     partial = l.buf(l.newBuffer("attn_partial", l.maxTokens() * nq * splits * (d + 2) * 4));
   bool fp8 = kvdt == MM_DT_FP8E4M3;
   std::string o = l.newBuffer("attn", l.maxTokens() * nq * d * 2);
