@@ -6,7 +6,12 @@
 #   CARRY/exec:  the plans of test/gpu/executor/run_cuda_executor_test.sh prepare
 #   CARRY/lib:   optional: shared libraries the GPU machine lacks (mmrun links libcpp-httplib.so.0.11
 #                for `mmrun serve`, which needs libssl3, zlib, libbrotli); put on LD_LIBRARY_PATH
-# Usage: scripts/gpu_check.sh CARRY OUT [kernels|runtime|golden|full|all] [LAYERS]
+#   CARRY/plans/prefill.mmp, prefill-fp8.mmp (prefill step): the 62-layer plan compiled with
+#                `--max-seq-len 32768` (bf16 and `--kv-cache-dtype fp8` KV caches); bin/mm-prefill-bench
+# Usage: scripts/gpu_check.sh CARRY OUT [kernels|runtime|golden|full|prefill|all] [LAYERS]
+#   prefill: the GEMM and copy ceilings (scripts/gpu_ceilings.py), the prefill kernel benches
+#         (GpuBench.Prefill*), then pp2048 at depth 0, a 16384-token prompt and pp2048 at depth 16384
+#         with random weights (mm-prefill-bench).
 #   full: a `mm-synth --preset minimax-m2.7-reap-172b --sparse --layers LAYERS` checkpoint
 #         streamed to the GPU (load time, peak host RSS), then random weights (decode tok/s).
 # Writes one log per step into OUT and prints a summary.
@@ -47,6 +52,17 @@ if [ "$what" = all ] || [ "$what" = golden ]; then
       "$root/test/inputs/golden/$gold.json" --all-prompts \
       --drive "$bin/mmrun generate $plans/$m.mmp --weights $work/$m --device cuda"
     tail -1 "$out/golden-$gold.log"
+  done
+fi
+if [ "$what" = all ] || [ "$what" = prefill ]; then
+  step ceilings python3 "$root/scripts/gpu_ceilings.py"
+  grep ceiling "$out/ceilings.log"
+  step prefill-benches "$bin/kernels_gpu_test" --gtest_filter='GpuBench.Prefill*'
+  grep "\[bench\]" "$out/prefill-benches.log"
+  for p in prefill prefill-fp8; do
+    [ -f "$plans/$p.mmp" ] || continue
+    step "$p" "$bin/mm-prefill-bench" "$plans/$p.mmp" 2048 16384 3
+    tail -5 "$out/$p.log"
   done
 fi
 if [ "$what" = all ] || [ "$what" = full ]; then

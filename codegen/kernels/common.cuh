@@ -92,9 +92,11 @@ __device__ __forceinline__ void mm_ldmatrix_x4(mm_u32 (&r)[4], const void* smem)
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
 }
 
-/* D = A(16x16 bf16, row) * B(16x8 bf16, col) + D, fp32 accumulate. */
+/* D = A(16x16 bf16, row) * B(16x8 bf16, col) + D, fp32 accumulate. A pure register operation, so
+ * not volatile: the compiler may issue the next step's ldmatrix (volatile, kept in order with the
+ * barriers) before this mma, overlapping fragment loads with tensor-core work. */
 __device__ __forceinline__ void mm_mma_bf16(float (&d)[4], const mm_u32 (&a)[4], mm_u32 b0, mm_u32 b1) {
-  asm volatile(
+  asm(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])

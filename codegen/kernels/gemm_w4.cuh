@@ -12,7 +12,10 @@
  *     and CS so that all warps are resident at once on a 132-SM H100 with loads of the whole
  *     matrix in flight. Grid (ceil(N / 32) * CS), block (32 WK).
  *   1 prefill: mma.sync m16n8k16 bf16 tiles of 64x128, 3-stage cp.async pipeline, fp32 scale per
- *     group. Grid (ceil(N / 128), ceil(M / 64)). */
+ *     group. Grid (ceil(N / 128), ceil(M / 64)).
+ *   2 prefill on the v2 core (mm_w4_mma2: B dequantized once per block into shared memory,
+ *     ldmatrix for both operands), tiles of BM (64 or 128) x 128. Grid (ceil(N / 128),
+ *     ceil(M / BM)); 57 or 84 KiB of dynamic shared memory. */
 template <int NT>
 __device__ __forceinline__ void mm_gemm_w4_pass(const mm_bf16* x, const mm_u32* qw, const __half* sc, void* y,
                                                 mm_i64 M, mm_i64 m0, float* red, float* part) {
@@ -55,7 +58,22 @@ __device__ __noinline__ void mm_gemm_w4_prefetch(const mm_u32* qw, const __half*
   for (int g = g0 + lane; g < g1; g += 32) mm_prefetch_l2(sc + (mm_i64)g * mmp::N + strip);
 }
 
-extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, 512 / mmp::THREADS)
+/* The prefill core of the variant (a template, so that the core not taken is not instantiated
+ * for this MI). */
+template <int MI>
+__device__ __forceinline__ void mm_gemm_w4_core(const mm_bf16* x, const mm_i64* arow, const int* bcol, int mrows,
+                                                const mm_u32* qw, const __half* sc, float (&acc)[MI][4][4]) {
+  if constexpr (mmp::VARIANT == 2)
+    mm_w4_mma2<mmp::K, mmp::N, mmp::G, MI>(x, arow, bcol, mrows, qw, sc, acc);
+  else
+    mm_w4_mma<mmp::K, mmp::N, mmp::G>(x, arow, bcol, qw, sc, acc);
+}
+
+// Resident blocks per SM the registers are budgeted for: the v2 core with 128-row tiles keeps 128
+// accumulators per thread and runs one block per SM.
+constexpr int MM_MIN_BLOCKS = mmp::VARIANT == 2 && mmp::BM == 128 ? 1 : 512 / mmp::THREADS;
+
+extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, MM_MIN_BLOCKS)
     MM_ENTRY(const mm_kernel_args args) {
   MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
   const mm_i64 M = args.dim[mmp::MDIM == 0 ? MM_DIM_T : MM_DIM_R];
@@ -72,25 +90,27 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, 512 /
     }
   } else {
     mm_pdl_enter();
-    __shared__ mm_i64 arow[MM_BM];
+    // v1: 64-row tiles (mm_w4_mma, MI = 2); v2: BM-row tiles (mm_w4_mma2, MI = BM / 32).
+    constexpr int BM = mmp::VARIANT == 2 ? mmp::BM : MM_BM, MI = BM / 32;
+    __shared__ mm_i64 arow[BM];
     __shared__ int bcol[MM_BN];
-    const mm_i64 m0 = (mm_i64)blockIdx.y * MM_BM;
+    const mm_i64 m0 = (mm_i64)blockIdx.y * BM;
     const int n0 = blockIdx.x * MM_BN;
     if (m0 >= M) return;
-    if (threadIdx.x < MM_BM) arow[threadIdx.x] = m0 + threadIdx.x < M ? m0 + threadIdx.x : -1;
+    for (int r = threadIdx.x; r < BM; r += mmp::THREADS) arow[r] = m0 + r < M ? m0 + r : -1;
     if (threadIdx.x < MM_BN) bcol[threadIdx.x] = n0 + (int)threadIdx.x < mmp::N ? n0 + (int)threadIdx.x : -1;
     __syncthreads();
-    float acc[2][4][4];
-    mm_w4_mma<mmp::K, mmp::N, mmp::G>(x, arow, bcol, qw, sc, acc);
+    float acc[MI][4][4];
+    mm_gemm_w4_core<MI>(x, arow, bcol, (int)(M - m0 < BM ? M - m0 : BM), qw, sc, acc);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, wm = warp >> 2, wn = warp & 3;
     typedef typename mm_dt<mmp::OUT>::T ot;
 #pragma unroll
-    for (int mi = 0; mi < 2; ++mi)
+    for (int mi = 0; mi < MI; ++mi)
 #pragma unroll
       for (int ni = 0; ni < 4; ++ni)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const mm_i64 m = m0 + wm * 32 + mi * 16 + (lane >> 2) + 8 * (e >> 1);
+          const mm_i64 m = m0 + wm * 16 * MI + mi * 16 + (lane >> 2) + 8 * (e >> 1);
           const int n = n0 + wn * 32 + ni * 8 + 2 * (lane & 3) + (e & 1);
           if (m < M && n < mmp::N) mm_store((ot*)y + m * mmp::N + n, acc[mi][ni][e]);
         }

@@ -12,14 +12,22 @@
  *     reduction (mm_w4_gv_finish) hands g and u of a column to one thread for silu*mul. specialize()
  *     picks WK and CS so that batch 1 (TOPK slots) keeps every SM busy with all warps resident.
  *     Grid (ceil(I / 32) * CS, T*TOPK), block (64 WK).
- *   GROUPED = 1 (prefill): grouped mma.sync GEMM over MOE_ALIGN's expert ranges. Block y walks the
+ *   GROUPED = 1 (prefill, v1 core): grouped mma.sync GEMM over MOE_ALIGN's expert ranges. Block y walks the
  *     experts' 64-row tiles (grid y is the upper bound sum_e ceil(n_e / 64) <=
  *     (T*TOPK + E*63) / 64; extra blocks exit); the 128 tile columns interleave 8 columns of w1
  *     and the same 8 of w3, so each thread holds g and u of the same element. Grid
- *     (ceil(I / 64), ceil((T*TOPK + 63 E) / 64)). */
+ *     (ceil(I / 64), ceil((T*TOPK + 63 E) / 64)).
+ *   GROUPED = 2 (prefill): the same grouped GEMM on the v2 core (mm_w4_mma2: B dequantized once
+ *     per block into shared memory, ldmatrix for both operands) with BM-row tiles (64 or 128); an
+ *     expert's rows are split evenly over its ceil(n_e / BM) tiles and m16 tiles of padding are
+ *     skipped; tiles found by a block-wide scan (mm_moe_tile). Grid (ceil(I / 64),
+ *     ceil((T*TOPK + (BM-1) E) / BM)); 57 or 84 KiB of dynamic shared memory. */
 __device__ __forceinline__ float mm_silu_mul(float g, float u) { return g / (1.f + expf(-g)) * u; }
 
-extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, 512 / mmp::THREADS)
+// Resident blocks per SM the registers are budgeted for (v2 core with 128-row tiles: one).
+constexpr int MM_MIN_BLOCKS = mmp::GROUPED == 2 && mmp::BM == 128 ? 1 : 512 / mmp::THREADS;
+
+extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, MM_MIN_BLOCKS)
     MM_ENTRY(const mm_kernel_args args) {
   MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
   constexpr int N2 = 2 * mmp::I;
@@ -51,6 +59,41 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, 512 /
     mm_w4_gv_finish<1, WK, 2, CS>(acc, 1, red, part, [&](int, int c, const float (&v)[2]) {
       if (n0 + c < mmp::I) act[slot * mmp::I + n0 + c] = __float2bfloat16_rn(mm_silu_mul(v[0], v[1]));
     });
+  } else if constexpr (mmp::GROUPED == 2) {
+    constexpr int BM = mmp::BM, MI = BM / 32;
+    __shared__ mm_i64 arow[BM];
+    __shared__ mm_i64 orow[BM];
+    __shared__ int bcol[MM_BN];
+    int r0 = 0, r1 = 0;
+    const int ex = mm_moe_tile(offsets, mmp::E, BM, blockIdx.y, &r0, &r1);
+    if (ex < 0) return;
+    const int n0 = blockIdx.x * 64;
+    for (int i = threadIdx.x; i < BM; i += mmp::THREADS) {
+      const int r = r0 + i;
+      const mm_i64 slot = r < r1 ? sorted[r] : -1;
+      orow[i] = slot;
+      arow[i] = slot >= 0 ? slot / mmp::TOPK : -1;
+    }
+    if (threadIdx.x < MM_BN) {
+      const int c = threadIdx.x, nt = c >> 3, n = n0 + (nt >> 1) * 8 + (c & 7);
+      bcol[c] = n < mmp::I ? ((nt & 1) ? mmp::I : 0) + n : -1;
+    }
+    __syncthreads();
+    float acc[MI][4][4];
+    mm_w4_mma2<mmp::H, N2, mmp::G, MI>(x, arow, bcol, r1 - r0, qw + ex * QW_E, sc + ex * SC_E, acc);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, wm = warp >> 2, wn = warp & 3;
+#pragma unroll
+    for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+      for (int p = 0; p < 2; ++p)          // n8 tiles 2p (w1) and 2p+1 (w3) cover the same columns
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int r = wm * 16 * MI + mi * 16 + (lane >> 2) + 8 * (e >> 1);
+          const int n = n0 + (wn * 2 + p) * 8 + 2 * (lane & 3) + (e & 1);
+          const mm_i64 slot = orow[r];
+          if (slot >= 0 && n < mmp::I)
+            act[slot * mmp::I + n] = __float2bfloat16_rn(mm_silu_mul(acc[mi][2 * p][e], acc[mi][2 * p + 1][e]));
+        }
   } else {
     __shared__ mm_i64 arow[MM_BM];
     __shared__ mm_i64 orow[MM_BM];

@@ -14,8 +14,12 @@
  *     block (32 WK).
  *   GROUPED = 1 (prefill, COMBINE must be 0; MOE_COMBINE sums): grouped mma.sync GEMM over
  *     MOE_ALIGN's expert ranges, routing weight in the epilogue. Grid
- *     (ceil(H / 128), ceil((T*TOPK + 63 E) / 64)). */
-extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, 512 / mmp::THREADS)
+ *     (ceil(H / 128), ceil((T*TOPK + 63 E) / 64)).
+ *   GROUPED = 2 (prefill): the same on the v2 core (mm_w4_mma2, BM-row tiles, see MOE_W13). */
+// Resident blocks per SM the registers are budgeted for (v2 core with 128-row tiles: one).
+constexpr int MM_MIN_BLOCKS = mmp::GROUPED == 2 && mmp::BM == 128 ? 1 : 512 / mmp::THREADS;
+
+extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, MM_MIN_BLOCKS)
     MM_ENTRY(const mm_kernel_args args) {
   MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
   constexpr mm_i64 QW_E = (mm_i64)(mmp::I / 8) * mmp::H, SC_E = (mm_i64)(mmp::I / mmp::G) * mmp::H;
@@ -67,6 +71,38 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, 512 /
       if constexpr (mmp::COMBINE) ((mm_bf16*)y)[b * mmp::H + n] = __float2bfloat16_rn(v[0]);
       else ((float*)y)[b * mmp::H + n] = v[0];
     });
+  } else if constexpr (mmp::GROUPED == 2) {
+    constexpr int BM = mmp::BM, MI = BM / 32;
+    __shared__ mm_i64 arow[BM];
+    __shared__ float rw[BM];
+    __shared__ int bcol[MM_BN];
+    int r0 = 0, r1 = 0;
+    const int ex = mm_moe_tile(offsets, mmp::E, BM, blockIdx.y, &r0, &r1);
+    if (ex < 0) return;
+    const int n0 = blockIdx.x * MM_BN;
+    for (int i = threadIdx.x; i < BM; i += mmp::THREADS) {
+      const int r = r0 + i;
+      const mm_i64 slot = r < r1 ? sorted[r] : -1;
+      arow[i] = slot;
+      rw[i] = slot >= 0 ? weights[slot] : 0.f;
+    }
+    if (threadIdx.x < MM_BN) bcol[threadIdx.x] = n0 + (int)threadIdx.x < mmp::H ? n0 + (int)threadIdx.x : -1;
+    __syncthreads();
+    float acc[MI][4][4];
+    mm_w4_mma2<mmp::I, mmp::H, mmp::G, MI>(act, arow, bcol, r1 - r0, qw + ex * QW_E, sc + ex * SC_E, acc);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, wm = warp >> 2, wn = warp & 3;
+#pragma unroll
+    for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+        for (int e = 0; e < 4; e += 2) {   // two adjacent columns per 8-byte store
+          const int r = wm * 16 * MI + mi * 16 + (lane >> 2) + 8 * (e >> 1);
+          const int n = n0 + wn * 32 + ni * 8 + 2 * (lane & 3);
+          const mm_i64 slot = arow[r];
+          if (slot >= 0 && n < mmp::H)
+            *(float2*)((float*)y + slot * mmp::H + n) = make_float2(rw[r] * acc[mi][ni][e], rw[r] * acc[mi][ni][e + 1]);
+        }
   } else {
     mm_pdl_enter();
     // COMBINE == 0 here (specialize() refuses GROUPED with COMBINE): per-slot f32 rows.

@@ -60,6 +60,11 @@ std::string lower(std::string_view s) {
   return r;
 }
 
+// Dynamic shared memory of the v2 W4 MMA core (w4.cuh mm_w4_mma2_smem) with BM-row tiles: A in 3
+// stages of BM x (64 + 8) bf16, raw B words in 3 stages of 8 x 128, the dequantized B tile
+// 128 x (64 + 8) bf16.
+int64_t w4Mma2Smem(int64_t bm) { return 3 * bm * 72 * 2 + 3 * 8 * 128 * 4 + 128 * 72 * 2; }
+
 // Split of the decode GEMV core (w4.cuh mm_w4_gv): WK warps per block and CS blocks per thread
 // block cluster share one 32-column strip and split its NG quantization groups evenly (P = WK*CS
 // parts, P | NG). `items` = warps per part at batch 1 (strips x slots x warp columns). The largest
@@ -110,7 +115,8 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
     p.ints["VARIANT"] = p.ints.count("MDIM") && p.ints["MDIM"] == 1 ? 0 : 1;
   // Derived constants are the specializer's to choose.
   for (const ParamInfo& d : info.params)
-    if (d.type == ParamType::DERIVED && !(kind == Kind::ROUTE_TOPK && std::string_view(d.name) == "CS"))
+    if (d.type == ParamType::DERIVED && !(kind == Kind::ROUTE_TOPK && std::string_view(d.name) == "CS") &&
+        std::string_view(d.name) != "BM")
       p.ints.erase(d.name);
   KernelParams kp;
   if (std::string e = parse_params(kind, p, &kp); !e.empty()) return Error::bad_input(where + e);
@@ -128,8 +134,16 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
     if (!cond && error.empty()) error = what;
   };
   auto I = [&](const char* key) { return p.ints.at(key); };
+  // Rows per tile of the v2 W4 MMA core: 64 (two blocks per SM) unless given; a bench or the
+  // lowering may ask for 128 (one block per SM, half the B traffic and dequantization per row).
+  auto pick_bm = [&]() -> int64_t {
+    const int64_t bm = p.ints.count("BM") ? p.ints["BM"] : 64;
+    require(bm == 64 || bm == 128, "parameter BM = " + std::to_string(bm) + " must be 64 or 128");
+    return bm;
+  };
 
   int threads = 256;
+  int64_t dynamic_smem = 0;
   std::array<DimExpr, 3> grid{cst(1), cst(1), cst(1)};
   switch (kind) {
     case Kind::EMBED:
@@ -152,11 +166,15 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
       p.ints["WK"] = sp.wk;
       p.ints["CS"] = sp.cs;
       threads = static_cast<int>(32 * sp.wk);
+      // BM: rows per tile of the mma cores (v1: 64; v2: 64 or 128).
+      const int64_t bm = variant == 2 ? pick_bm() : 64;
+      p.ints["BM"] = bm;
       if (variant == 0) {
         grid[0] = cst((n + 31) / 32 * sp.cs);
       } else {
         grid[0] = cst((n + 127) / 128);
-        grid[1] = dimx(I("MDIM") == 0 ? kDimT : kDimR, 1, 0, 64);
+        grid[1] = dimx(I("MDIM") == 0 ? kDimT : kDimR, 1, 0, bm);
+        if (variant == 2) dynamic_smem = w4Mma2Smem(bm);
       }
       break;
     }
@@ -184,6 +202,27 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
       const int64_t nq = I("NQ"), nkv = I("NKV"), d = I("D"), variant = I("VARIANT");
       require(d % 32 == 0 && d >= 32 && d <= 256, "parameter D = " + std::to_string(d) + " must be a multiple of 32 in [32, 256]");
       const int64_t qh = nq / nkv;
+      if (variant == 3) {
+        // Tensor-core prefill: BQ tokens x QH heads = up to 96 rows per block, 16 per warp (6
+        // warps at QH = 6: two blocks per SM stay resident at <= 168 registers). Dynamic shared
+        // memory (attention.cuh): two stages of a 64-key K and V tile in bf16 with 8 elements
+        // of row padding (fp8: one converted bf16 tile, two raw e4m3 stages and scales), then
+        // the block's Q rows.
+        const int64_t bq = std::clamp<int64_t>(96 / qh, 1, 32);
+        const int64_t warps = (bq * qh + 15) / 16;
+        const int64_t tile = 2 * 64 * (d + 8) * 2;   // bytes of one bf16 (K, V) tile pair
+        const int64_t qrows = warps * 16 * (d + 8) * 2;   // the block's Q rows, bf16
+        const int64_t smem = (I("KVDT") == 3 ? tile + 4 * 64 * d + 2 * 2 * 64 * 4 : 2 * tile) + qrows;
+        require(qh <= 96, "ATTENTION VARIANT 3 needs NQ/NKV <= 96");
+        require(smem <= 96 * 1024, "ATTENTION VARIANT 3 with D = " + std::to_string(d) +
+                                       " needs more than 96 KiB of shared memory (sm_121 has 99)");
+        p.ints["BQ"] = bq;
+        threads = static_cast<int>(32 * warps);
+        dynamic_smem = smem;
+        grid[0] = dimx(kDimT, 1, 0, bq);
+        grid[1] = cst(nkv);
+        break;
+      }
       // Static shared memory: q rows (fp32), one K tile (padded) and one V tile of 32 keys.
       auto bytes = [&](int64_t bq) { return (bq * qh * d + 32 * (d + 1) + 32 * d) * 4; };
       int64_t bq = 1;
@@ -260,9 +299,13 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
         grid[0] = cst((in + 31) / 32 * sp.cs);
         grid[1] = dimx(kDimT, topk);
       } else {
+        // Grouped: Σ_e ceil(n_e / BM) <= (T*TOPK + (BM-1) E) / BM row tiles; extra blocks exit.
+        const int64_t bm = grouped == 2 ? pick_bm() : 64;
         grid[0] = cst((in + 63) / 64);
-        grid[1] = dimx(kDimT, topk, 63 * e, 64);
+        grid[1] = dimx(kDimT, topk, (bm - 1) * e, bm);
+        if (grouped == 2) dynamic_smem = w4Mma2Smem(bm);
       }
+      p.ints["BM"] = grouped == 2 ? pick_bm() : 64;
       break;
     }
     case Kind::MOE_W2: {
@@ -282,9 +325,12 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
         grid[0] = cst((h + 31) / 32 * sp.cs);
         grid[1] = combine ? dimx(kDimT) : dimx(kDimT, topk);
       } else {
+        const int64_t bm = grouped == 2 ? pick_bm() : 64;
         grid[0] = cst((h + 127) / 128);
-        grid[1] = dimx(kDimT, topk, 63 * e, 64);
+        grid[1] = dimx(kDimT, topk, (bm - 1) * e, bm);
+        if (grouped == 2) dynamic_smem = w4Mma2Smem(bm);
       }
+      p.ints["BM"] = grouped == 2 ? pick_bm() : 64;
       break;
     }
     case Kind::MOE_COMBINE:
@@ -303,7 +349,7 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
   s.kind = kind;
   s.params = std::move(p);
   s.block = {threads, 1, 1};
-  s.dynamic_shared_bytes = 0;
+  s.dynamic_shared_bytes = static_cast<int>(dynamic_smem);
   s.grid = grid;
   return s;
 }

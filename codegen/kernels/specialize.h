@@ -25,7 +25,7 @@ struct Specialization {
   Kind kind = Kind::EMBED;
   Params params;                 // given + defaults + derived tile constants (THREADS, WK, CS, BQ)
   std::array<int, 3> block{1, 1, 1};
-  int dynamic_shared_bytes = 0;  // every kind uses static shared memory (< 48 KiB)
+  int dynamic_shared_bytes = 0;  // beyond the static arrays (ATTENTION VARIANT 3: its K/V tiles)
   std::array<DimExpr, 3> grid;
 };
 

@@ -314,3 +314,189 @@ __device__ __forceinline__ void mm_w4_mma(const mm_bf16* x, const mm_i64* arow, 
   }
   mm_cp_async_wait<0>();
 }
+
+/* ---- MMA core v2 (prefill): B dequantized once per block into shared memory ----
+ * The v1 core above dequantizes each B fragment in every warp that uses it (twice per element
+ * with 2 warps along M), with a byte shift per nibble pair: about 6 ALU instructions per mma.
+ * v2 spends them once per block: per 64-k tile the raw words arrive by cp.async (3 stages, as A),
+ * the 256 threads turn them into a bf16 tile Bt[n][k] (k contiguous, padded rows) with 15
+ * instructions per word of 8 values, and the warps read B fragments with ldmatrix like A.
+ * Dequantization stays exact: (q - 8) in bf16, unscaled sums per quantization group, the group's
+ * scales applied in fp32 at its end (prefetched into registers at its start).
+ * Tile: BM = 32 * MI rows x 128 columns, 8 warps as 2 (M) x 4 (N), each 16 MI x 32 (MI m16 tiles
+ * x 4 n8 tiles). MI = 2 (BM 64, two blocks per SM) or 4 (BM 128, one block per SM: half the
+ * B loads and dequantization per row and 3 instead of 4 ldmatrix per 8 mma, for the register
+ * cost of 64 more accumulators). Tile rows at or past `mrows` are padding: a warp skips the m16
+ * tiles that hold only padding (grouped GEMMs split an expert's rows evenly over its tiles, so an
+ * 85-row expert computes 96 rows, not 128).
+ * Shared memory (dynamic, mm_w4_mma2_smem(MI) bytes): As[3][BM][72] bf16, Bq[3][8][128] u32,
+ * Bt[128][72] bf16. Accumulator layout: acc[mi][ni][e] is tile row wm * 16 MI + mi * 16 + lane/4
+ * + 8 (e/2), column wn * 32 + ni * 8 + 2 (lane % 4) + e % 2. */
+__host__ __device__ constexpr int mm_w4_mma2_smem(int mi) {
+  return MM_STAGES * 32 * mi * (MM_BK + MM_APAD) * 2 + MM_STAGES * (MM_BK / 8) * MM_BN * 4 + MM_BN * (MM_BK + MM_APAD) * 2;
+}
+
+/* One packed word (k = 8r..8r+7 of one column) -> the 8 values q - 8 as bf16 in k order. Nibbles
+ * j and j + 4 land in the two halves of one word by a shift and a mask (128 + q as bf16 bits),
+ * byte permutes put them in k order, one bf16x2 subtract per pair removes 136: exact. */
+__device__ __forceinline__ uint4 mm_dq8(mm_u32 w) {
+  mm_u32 r[4];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) r[j] = ((w >> (4 * j)) & 0x000F000Fu) | 0x43004300u;
+  mm_u32 o[4] = {__byte_perm(r[0], r[1], 0x5410), __byte_perm(r[2], r[3], 0x5410), __byte_perm(r[0], r[1], 0x7632),
+                 __byte_perm(r[2], r[3], 0x7632)};
+  const mm_u32 bias = 0x43084308u;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    __nv_bfloat162 v = __hsub2(*(const __nv_bfloat162*)&o[i], *(const __nv_bfloat162*)&bias);
+    o[i] = *(mm_u32*)&v;
+  }
+  return make_uint4(o[0], o[1], o[2], o[3]);
+}
+
+template <int K, int NLD, int G, int MI>
+__device__ __forceinline__ void mm_w4_mma2(const mm_bf16* x, const mm_i64* arow, const int* bcol, int mrows,
+                                           const mm_u32* qw, const __half* sc, float (&acc)[MI][4][4]) {
+  static_assert(K % MM_BK == 0 && G % MM_BK == 0, "K and G must be multiples of 64");
+  constexpr int LDA = MM_BK + MM_APAD, BM = 32 * MI;
+  extern __shared__ __align__(16) unsigned char mm_w4_smem[];
+  mm_bf16 (*As)[BM][LDA] = (mm_bf16 (*)[BM][LDA])mm_w4_smem;
+  mm_u32 (*Bq)[MM_BK / 8][MM_BN] = (mm_u32 (*)[MM_BK / 8][MM_BN])(mm_w4_smem + MM_STAGES * BM * LDA * 2);
+  mm_bf16 (*Bt)[LDA] =
+      (mm_bf16 (*)[LDA])(mm_w4_smem + MM_STAGES * BM * LDA * 2 + MM_STAGES * (MM_BK / 8) * MM_BN * 4);
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int wm = warp >> 2, wn = warp & 3, cq = lane & 3;
+  constexpr int KT = K / MM_BK;
+  auto load = [&](int stage, int kt) {
+    const int k0 = kt * MM_BK;
+#pragma unroll
+    for (int l = 0; l < MI; ++l) {
+      const int c = tid + 256 * l, r = c >> 3, kc = c & 7;
+      const mm_i64 src = arow[r];
+      mm_cp_async16(&As[stage][r][kc * 8], src >= 0 ? x + src * K + k0 + kc * 8 : x, src >= 0 ? 16 : 0);
+    }
+    {
+      const int r = tid >> 5, cc = tid & 31, gc = bcol[cc * 4];
+      mm_cp_async16(&Bq[stage][r][cc * 4], gc >= 0 ? qw + (mm_i64)(k0 / 8 + r) * NLD + gc : qw, gc >= 0 ? 16 : 0);
+    }
+  };
+  // This warp's m16 tiles that hold real rows (rows are packed: real ones first).
+  bool mact[MI];
+#pragma unroll
+  for (int mi = 0; mi < MI; ++mi) mact[mi] = wm * 16 * MI + mi * 16 < mrows;
+  // Scale columns of this thread: 2cq, 2cq + 1 of each n8 tile (contiguous, so one half2 load).
+  int scol[4];
+#pragma unroll
+  for (int ni = 0; ni < 4; ++ni) scol[ni] = bcol[wn * 32 + ni * 8 + 2 * cq];
+  float tmp[MI][4][4];
+#pragma unroll
+  for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) { acc[mi][ni][e] = 0.f; tmp[mi][ni][e] = 0.f; }
+#pragma unroll
+  for (int s = 0; s < MM_STAGES - 1; ++s) {
+    if (s < KT) load(s, s);
+    mm_cp_async_commit();
+  }
+  __half2 sv[4];
+#pragma unroll 1
+  for (int kt = 0; kt < KT; ++kt) {
+    if ((kt * MM_BK) % G == 0) {   // start of a quantization group: fetch its scales early
+      const int grp = kt * MM_BK / G;
+#pragma unroll
+      for (int ni = 0; ni < 4; ++ni)
+        sv[ni] = scol[ni] >= 0 ? *(const __half2*)(sc + (mm_i64)grp * NLD + scol[ni]) : __floats2half2_rn(0.f, 0.f);
+    }
+    mm_cp_async_wait<MM_STAGES - 2>();
+    __syncthreads();   // tile kt landed; every warp is done with Bt and with stage (kt - 1) % STAGES
+    if (kt + MM_STAGES - 1 < KT) load((kt + MM_STAGES - 1) % MM_STAGES, kt + MM_STAGES - 1);
+    mm_cp_async_commit();
+    const int st = kt % MM_STAGES;
+    {
+      const int n = tid & 127, r0 = (tid >> 7) * 4;
+#pragma unroll
+      for (int r = 0; r < 4; ++r) *(uint4*)&Bt[n][(r0 + r) * 8] = mm_dq8(Bq[st][r0 + r][n]);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int ks = 0; ks < MM_BK / 16; ++ks) {
+      mm_u32 a[MI][4], b[4][2];
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi)
+        if (mact[mi]) mm_ldmatrix_x4(a[mi], &As[st][wm * 16 * MI + mi * 16 + (lane & 15)][ks * 16 + (lane >> 4) * 8]);
+#pragma unroll
+      for (int p = 0; p < 2; ++p) {
+        mm_u32 r[4];
+        mm_ldmatrix_x4(r, &Bt[wn * 32 + (2 * p + (lane >> 4)) * 8 + (lane & 7)][ks * 16 + ((lane >> 3) & 1) * 8]);
+        b[2 * p][0] = r[0]; b[2 * p][1] = r[1]; b[2 * p + 1][0] = r[2]; b[2 * p + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi)
+        if (mact[mi])
+#pragma unroll
+          for (int ni = 0; ni < 4; ++ni) mm_mma_bf16(tmp[mi][ni], a[mi], b[ni][0], b[ni][1]);
+    }
+    if (((kt + 1) * MM_BK) % G == 0) {   // end of a quantization group: scale and accumulate
+#pragma unroll
+      for (int ni = 0; ni < 4; ++ni) {
+        const float s[2] = {__low2float(sv[ni]), __high2float(sv[ni])};
+#pragma unroll
+        for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            acc[mi][ni][e] = fmaf(tmp[mi][ni][e], s[e & 1], acc[mi][ni][e]);
+            tmp[mi][ni][e] = 0.f;
+          }
+      }
+    }
+  }
+  mm_cp_async_wait<0>();
+}
+
+/* Grouped GEMM tile of block `bid` over MOE_ALIGN's expert ranges (v2): expert e owns
+ * ceil(n_e / BM) tiles that split its n_e rows evenly. The running count of tiles is a block-wide
+ * scan over the experts (THREADS at a time), not a serial walk by one thread. Returns the expert
+ * (-1: past the last tile) and the range [r0, r1) of `sorted` rows. Block-wide; ends synced. */
+__device__ __forceinline__ int mm_moe_tile(const int* offsets, int E, int BM, int bid, int* r0, int* r1) {
+  __shared__ int wsum[32];
+  __shared__ int sel[3];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nw = (blockDim.x + 31) >> 5;
+  if (tid == 0) sel[0] = -1;
+  int base = 0;
+  for (int e0 = 0; e0 < E; e0 += blockDim.x) {
+    const int e = e0 + tid;
+    const int cnt = e < E ? offsets[e + 1] - offsets[e] : 0;
+    const int tiles = (cnt + BM - 1) / BM;
+    int inc = tiles;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const int v = __shfl_up_sync(0xffffffffu, inc, o);
+      if (lane >= o) inc += v;
+    }
+    __syncthreads();   // wsum is free (previous chunk)
+    if (lane == 31) wsum[warp] = inc;
+    __syncthreads();
+    int before = base, total = 0;
+    for (int w = 0; w < nw; ++w) {
+      if (w < warp) before += wsum[w];
+      total += wsum[w];
+    }
+    const int excl = before + inc - tiles;
+    if (tiles > 0 && bid >= excl && bid < excl + tiles) {
+      sel[0] = e;
+      sel[1] = bid - excl;
+      sel[2] = tiles;
+    }
+    base += total;
+  }
+  __syncthreads();
+  const int e = sel[0];
+  if (e >= 0) {
+    const int lo = offsets[e], n = offsets[e + 1] - lo, i = sel[1], t = sel[2];
+    *r0 = lo + (int)((long long)i * n / t);
+    *r1 = lo + (int)((long long)(i + 1) * n / t);
+  }
+  return e;
+}

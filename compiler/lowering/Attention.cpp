@@ -2,7 +2,8 @@
 //
 // qkv = dequant_gemm(x, [q, k, v])          -> GEMM_W4 over the N-concatenated weight
 // qk_norm -> rope -> kv_append              -> QK_NORM_ROPE_KV (one launch, at the kv_append)
-// attention                                 -> ATTENTION over the paged cache
+// attention                                 -> ATTENTION over the paged cache (prefill: the
+//                                              tensor-core flash variant 3; decode: split-K)
 //
 //===----------------------------------------------------------------------===//
 #include "compiler/lowering/Lowering.h"
@@ -32,12 +33,14 @@ LogicalResult lowerDequantGemm(Lowering &l, moe::DequantGemmOp op) {
   auto x = l.bufferOf(op.getInput(), op);
   if (failed(w) || failed(x))
     return failure();
-  // The bandwidth kernel serves decode up to 16 rows; prefill uses the mma.sync tiles.
-  int64_t variant = l.isDecode() && l.maxTokens() <= 16 ? 0 : 1;
-  auto k = l.kernel("GEMM_W4",
-                    {l.p("K", w->k), l.p("N", w->n), l.p("G", w->group), l.p("OUT", MM_DT_BF16),
-                     l.p("VARIANT", variant), l.p("MDIM", 0)},
-                    op);
+  // The bandwidth kernel serves decode up to 16 rows; prefill uses the mma.sync tiles of the v2
+  // core (B dequantized once per block into shared memory).
+  int64_t variant = l.isDecode() && l.maxTokens() <= 16 ? 0 : 2;
+  SmallVector<NamedAttribute> params{l.p("K", w->k), l.p("N", w->n), l.p("G", w->group),
+                                     l.p("OUT", MM_DT_BF16), l.p("VARIANT", variant), l.p("MDIM", 0)};
+  if (variant == 2 && l.options().prefillTileRows > 0)
+    params.push_back(l.p("BM", l.options().prefillTileRows));
+  auto k = l.kernel("GEMM_W4", params, op);
   if (failed(k))
     return failure();
   bool qkv = syms.size() == 3;
@@ -134,8 +137,10 @@ LogicalResult lowerAttention(Lowering &l, moe::AttentionOp op) {
         l.p("VARIANT", variant)};
   };
   if (!decode) {
-    // Prefill: enough (token, head) work per launch already.
-    auto params = common(0);
+    // Prefill: the tensor-core flash kernel (VARIANT 3); enough (token, head) work per launch
+    // already, so one split. VARIANT 0 (FMA) stays as the reference-shaped kernel the GPU tests
+    // compare against.
+    auto params = common(3);
     params.push_back(l.p("SPLITS", 1));
     auto k = l.kernel("ATTENTION", params, op);
     if (failed(k))
@@ -165,6 +170,8 @@ LogicalResult lowerAttention(Lowering &l, moe::AttentionOp op) {
   auto k = l.kernel("ATTENTION_DECODE", params(0), op);
   if (failed(k))
     return failure();
+  // Decode always names the split-K scratch (kinds.def: VARIANT 1 has the slot), even with one
+  // split, where the kernel writes `o` directly and never touches it (a few hundred KB).
   Attribute partial = l.none();
   if (splits > 1) // [T, NQ, W(T), D + 2] f32: unnormalized output, running max and sum
     partial = l.buf(l.newBuffer("attn_partial", partialRows * nq * (d + 2) * 4));

@@ -71,10 +71,13 @@ LogicalResult lowerExpertFfn(Lowering &l, moe::ExpertFfnOp op) {
   int64_t h = width(op.getInput()), inter = w1Type.getN(), e = w1Type.getExperts();
   int64_t topk = width(op.getIds()), g = w13->group, t = l.maxTokens();
   bool grouped = !l.isDecode();
+  // Prefill: the grouped GEMMs on the v2 W4 core (GROUPED = 2).
   auto common = [&](int64_t groupedFlag) {
-    return SmallVector<NamedAttribute>{l.p("H", h),        l.p("I", inter), l.p("E", e),
-                                       l.p("TOPK", topk), l.p("G", g),
-                                       l.p("GROUPED", groupedFlag)};
+    SmallVector<NamedAttribute> p{l.p("H", h),        l.p("I", inter), l.p("E", e),
+                                  l.p("TOPK", topk), l.p("G", g),      l.p("GROUPED", groupedFlag)};
+    if (groupedFlag == 2 && l.options().prefillTileRows > 0)
+      p.push_back(l.p("BM", l.options().prefillTileRows));
+    return p;
   };
   Attribute offsets = l.none(), sorted = l.none();
   if (grouped) {
@@ -87,8 +90,8 @@ LogicalResult lowerExpertFfn(Lowering &l, moe::ExpertFfnOp op) {
     offsets = l.buf(off);
     sorted = l.buf(srt);
   }
-  auto k13 = l.kernel("MOE_W13", common(grouped), op);
-  SmallVector<NamedAttribute> p2 = common(grouped);
+  auto k13 = l.kernel("MOE_W13", common(grouped ? 2 : 0), op);
+  SmallVector<NamedAttribute> p2 = common(grouped ? 2 : 0);
   p2.push_back(l.p("COMBINE", grouped ? 0 : 1));
   auto k2 = l.kernel("MOE_W2", p2, op);
   if (failed(k13) || failed(k2))

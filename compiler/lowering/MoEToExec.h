@@ -19,9 +19,11 @@ namespace mm::compiler {
 
 struct LoweringOptions {
   int64_t maxBatch = 16;          // decode: most sequences per call (dim T of decode)
-  int64_t maxPrefillTokens = 512; // prefill: chunk length (dim T of prefill)
+  int64_t maxPrefillTokens = 4096; // prefill: chunk length (dim T of prefill)
   int64_t maxSeqLen = 4096;       // KV capacity per sequence
   int64_t kvBlockSize = 16;       // tokens per KV page
+  int64_t prefillTileRows = 0;    // rows per tile of the prefill W4 GEMMs (64, 128; 0: the
+                                  // specializer's choice)
 };
 
 // Returns a new module holding the exec IR; diagnostics point at the moe op that failed.

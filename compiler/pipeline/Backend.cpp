@@ -38,6 +38,7 @@ FailureOr<OwningOpRef<ModuleOp>> lowerToExec(ModuleOp fused, const CompileOption
   lo.maxPrefillTokens = limits.maxPrefillTokens;
   lo.maxSeqLen = limits.maxSeqLen;
   lo.kvBlockSize = limits.kvBlockSize;
+  lo.prefillTileRows = opts.prefillTileRows;
   auto exec = lowerMoEToExec(fused, lo);
   if (failed(exec))
     return failure();

@@ -104,6 +104,11 @@ inline std::shared_ptr<Compiled> build(kernels::Kind kind, const kernels::Params
   auto k = ctx().dev->load(img);
   EXPECT_TRUE(k.ok()) << (k.ok() ? "" : k.error().message);
   if (!k.ok()) return nullptr;
+  if (spec->dynamic_shared_bytes > 48 * 1024) {   // as the cuda executor does at plan load
+    auto st = ctx().dev->set_dynamic_shared(*k, spec->dynamic_shared_bytes);
+    EXPECT_TRUE(st.ok()) << (st.ok() ? "" : st.error().message);
+    if (!st.ok()) return nullptr;
+  }
   auto c = std::make_shared<Compiled>();
   c->spec = std::move(*spec);
   c->src = std::move(*src);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <numeric>
 #include <set>
+#include <utility>
 
 #include "test/gpu/gpu_harness.h"
 
@@ -64,10 +65,11 @@ TEST(Gpu, RmsNorm) {
 }
 
 // ---------------------------------------------------------------- GEMM_W4
-void run_gemm_w4(int64_t K, int64_t N, int64_t M, int variant, int out, bool one_hot) {
+void run_gemm_w4(int64_t K, int64_t N, int64_t M, int variant, int out, bool one_hot, int64_t bm = 64) {
   SCOPED_TRACE("GEMM_W4 K " + std::to_string(K) + " N " + std::to_string(N) + " M " + std::to_string(M) +
-               " v" + std::to_string(variant) + " out " + std::to_string(out) + (one_hot ? " one-hot" : ""));
-  auto k = build(Kind::GEMM_W4, {{{"K", K}, {"N", N}, {"G", 128}, {"OUT", out}, {"VARIANT", variant}}, {}});
+               " v" + std::to_string(variant) + " BM " + std::to_string(bm) + " out " + std::to_string(out) +
+               (one_hot ? " one-hot" : ""));
+  auto k = build(Kind::GEMM_W4, {{{"K", K}, {"N", N}, {"G", 128}, {"OUT", out}, {"VARIANT", variant}, {"BM", bm}}, {}});
   ASSERT_TRUE(k);
   const int64_t osz = out == MM_DT_F32 ? 4 : 2;
   Buf x(M * K * 2), qw(K / 8 * N * 4), sc(K / 128 * N * 2), y(M * N * osz), yr(M * N * osz);
@@ -109,10 +111,14 @@ TEST(Gpu, GemmW4Decode) {
 
 TEST(Gpu, GemmW4Prefill) {
   MM_REQUIRE_GPU();
-  run_gemm_w4(3072, 8192, 100, 1, 0, false);
-  run_gemm_w4(6144, 3072, 64, 1, 2, false);
-  run_gemm_w4(256, 520, 7, 1, 0, false);    // N not a multiple of the 128-column tile
-  run_gemm_w4(3072, 1024, 130, 1, 2, true);
+  // v1 core; v2 core (B dequantized once per block, m16 tiles of padding skipped), 64 and 128 rows.
+  for (auto [v, bm] : {std::pair{1, 64}, std::pair{2, 64}, std::pair{2, 128}}) {
+    run_gemm_w4(3072, 8192, 100, v, 0, false, bm);
+    run_gemm_w4(6144, 3072, 64, v, 2, false, bm);
+    run_gemm_w4(256, 520, 7, v, 0, false, bm);    // N not a multiple of the 128-column tile
+    run_gemm_w4(3072, 1024, 130, v, 2, true, bm);
+    run_gemm_w4(3072, 1024, 83, v, 2, true, bm);   // a last tile of 19 rows (one m16 tile of one warp)
+  }
 }
 
 // ---------------------------------------------------------------- GEMM_DENSE
@@ -220,19 +226,28 @@ TEST(Gpu, QkNormRopeKv) {
 }
 
 // ---------------------------------------------------------------- ATTENTION
-void run_attention(bool mid, int64_t kvdt, int variant, int64_t splits, bool decode) {
-  const int64_t NQ = mid ? 48 : 4, NKV = mid ? 8 : 2, D = mid ? 128 : 64, MAXB = 80;
+// A call shape: `decode` = 5 sequences with one token each at positions 0, 17, 300, 1000, 1270;
+// otherwise one sequence's chunk of T tokens at positions start..start+T-1 (keys 0..start+T-1
+// cached, the chunk's own included, as QK_NORM_ROPE_KV leaves them).
+struct AttnCall {
+  int64_t T, start;
+  bool decode;
+};
+void run_attention(bool mid, int64_t kvdt, int variant, int64_t splits, AttnCall call) {
+  const int64_t NQ = mid ? 48 : 4, NKV = mid ? 8 : 2, D = mid ? 128 : 64;
+  const bool decode = call.decode;
+  const int64_t S = decode ? 5 : 1, T = decode ? 5 : call.T;
+  const int64_t ctx = decode ? 1271 : call.start + call.T, MAXB = std::max<int64_t>(80, (ctx + 15) / 16);
   SCOPED_TRACE(std::string("ATTENTION ") + (mid ? "mid" : "tiny") + " kvdt " + std::to_string(kvdt) + " v" +
-               std::to_string(variant) + " splits " + std::to_string(splits));
-  // Prefill: one sequence, a 70-token chunk at positions 500..569 (keys 0..569 already cached).
-  // Decode: 5 sequences, one token each at positions 0, 17, 300, 1000, 1270.
-  const int64_t S = decode ? 5 : 1, T = decode ? 5 : 70;
+               std::to_string(variant) + " splits " + std::to_string(splits) +
+               (decode ? " decode" : " T " + std::to_string(T) + " at " + std::to_string(call.start)));
   Kv kv(NQ, NKV, D, kvdt, MAXB, S);
   Buf q(T * NQ * D * 2), pos(T * 4), slot(T * 4), part(T * NQ * splits * (D + 2) * 4), o(T * NQ * D * 2), orf(o.host.size());
   fill_bf16(q, -2, 2);
+  std::fill(o.host.begin(), o.host.end(), uint8_t{0xff});   // bf16 NaN: every output must be written
   const int32_t dpos[5] = {0, 17, 300, 1000, 1270};
   for (int64_t t = 0; t < T; ++t) {
-    pos.h<int32_t>()[t] = decode ? dpos[t] : static_cast<int32_t>(500 + t);
+    pos.h<int32_t>()[t] = decode ? dpos[t] : static_cast<int32_t>(call.start + t);
     slot.h<int32_t>()[t] = decode ? static_cast<int32_t>(t) : 0;
   }
   q.upload(); pos.upload(); slot.upload(); part.upload(); o.upload(); kv.upload();
@@ -241,33 +256,56 @@ void run_attention(bool mid, int64_t kvdt, int variant, int64_t splits, bool dec
                      {"VARIANT", variant}, {"SPLITS", splits}}, {}};
   auto k = build(Kind::ATTENTION, p);
   ASSERT_TRUE(k);
-  launch(*k, ops, {T, T, S, 1271});
+  launch(*k, ops, {T, T, S, ctx});
   if (variant == 1 && splits > 1) {   // the combine launch (variant 2) over the same operands
     p.ints["VARIANT"] = 2;
     auto c = build(Kind::ATTENTION, p);
     ASSERT_TRUE(c);
-    launch(*c, ops, {T, T, S, 1271});
+    launch(*c, ops, {T, T, S, ctx});
   }
   std::vector<Buf*> hops = ops;
   hops.back() = &orf;
-  ref::attention_ref(host_args(hops, {T, T, S, 1271}), {NQ, NKV, D, kvdt, 16, MAXB, variant, splits});
+  ref::attention_ref(host_args(hops, {T, T, S, ctx}), {NQ, NKV, D, kvdt, 16, MAXB, variant, splits});
   // fp32 softmax/accumulation in another order (online rescaling, split-K): relative errors ~1e-6
-  // before the single bf16 rounding; outputs are averages of |v| <= 1 values.
-  EXPECT_TRUE(close(dl(o, 0), hv(orf, 0), 2e-3f, kBf16Rel));
+  // before the single bf16 rounding; outputs are averages of the v rows. Variant 3 also rounds the
+  // probabilities (times the fp8 v scale) to bf16 for the tensor cores: a relative 2^-9 per
+  // weight, so up to 2^-9 max|v| where one key dominates and the others cancel. The absolute floor
+  // is 2e-3 max|v|: the bf16 cache holds |v| <= 1, the fp8 one up to 448 x its scale.
+  float vmax = 0.f;
+  for (size_t i = 0; i < kv.v.host.size() / (kvdt == 3 ? 1 : 2); ++i) {
+    const float v = kvdt == 3 ? ref::fp8e4m3_to_f32(kv.v.host[i]) * kv.vs.h<float>()[i / D]
+                              : ref::bf16_to_f32(kv.v.h<uint16_t>()[i]);
+    vmax = std::max(vmax, std::fabs(v));
+  }
+  EXPECT_TRUE(close(dl(o, 0), hv(orf, 0), 2e-3f * std::max(vmax, 1.f), kBf16Rel));
 }
 
 TEST(Gpu, AttentionPrefill) {
   MM_REQUIRE_GPU();
   for (bool mid : {false, true})
-    for (int64_t kvdt : {0, 3}) run_attention(mid, kvdt, 0, 1, false);
-  run_attention(true, 0, 0, 1, true);   // the prefill kernel on decode-shaped calls (several sequences)
+    for (int64_t kvdt : {0, 3}) run_attention(mid, kvdt, 0, 1, {70, 500, false});
+  run_attention(true, 0, 0, 1, {0, 0, true});   // the prefill kernel on decode-shaped calls (several sequences)
+}
+
+// Variant 3 (tensor cores) at the shapes prefill meets: a chunk at depth 0 (the causal diagonal
+// from the first key), a chunk at depth that is no multiple of the tiles, a long chunk deep in
+// the cache (many key tiles, several diagonal ones), and several sequences in one call.
+TEST(Gpu, AttentionPrefillTensorCores) {
+  MM_REQUIRE_GPU();
+  for (bool mid : {false, true})
+    for (int64_t kvdt : {0, 3}) {
+      run_attention(mid, kvdt, 3, 1, {150, 0, false});
+      run_attention(mid, kvdt, 3, 1, {70, 500, false});
+      run_attention(mid, kvdt, 3, 1, {0, 0, true});
+    }
+  for (int64_t kvdt : {0, 3}) run_attention(true, kvdt, 3, 1, {333, 1700, false});
 }
 
 TEST(Gpu, AttentionDecodeSplitK) {
   MM_REQUIRE_GPU();
   for (bool mid : {false, true})
     for (int64_t kvdt : {0, 3})
-      for (int64_t splits : {1, 4}) run_attention(mid, kvdt, 1, splits, true);
+      for (int64_t splits : {1, 4}) run_attention(mid, kvdt, 1, splits, {0, 0, true});
 }
 
 // ---------------------------------------------------------------- ATTENTION_DECODE
@@ -432,13 +470,13 @@ struct Moe {
   }
 };
 
-void run_moe(int64_t H, int64_t I, int64_t E, int64_t TOPK, int64_t T, int grouped) {
+void run_moe(int64_t H, int64_t I, int64_t E, int64_t TOPK, int64_t T, int grouped, int64_t bm = 64) {
   SCOPED_TRACE("MoE H " + std::to_string(H) + " I " + std::to_string(I) + " E " + std::to_string(E) + " T " +
-               std::to_string(T) + " grouped " + std::to_string(grouped));
+               std::to_string(T) + " grouped " + std::to_string(grouped) + " BM " + std::to_string(bm));
   Moe m(H, I, E, TOPK, T);
   const int64_t S = T * TOPK;
   // W13
-  auto k13 = build(Kind::MOE_W13, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", grouped}}, {}});
+  auto k13 = build(Kind::MOE_W13, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", grouped}, {"BM", bm}}, {}});
   ASSERT_TRUE(k13);
   Buf act(S * I * 2), actr(act.host.size());
   act.upload();
@@ -452,7 +490,8 @@ void run_moe(int64_t H, int64_t I, int64_t E, int64_t TOPK, int64_t T, int group
   act.upload();
   for (int combine : {0, 1}) {
     if (grouped && combine) continue;
-    auto k2 = build(Kind::MOE_W2, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", grouped}, {"COMBINE", combine}}, {}});
+    auto k2 = build(Kind::MOE_W2, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", grouped},
+                                    {"COMBINE", combine}, {"BM", bm}}, {}});
     ASSERT_TRUE(k2);
     const int64_t ysz = combine ? T * H * 2 : S * H * 4;
     Buf y(ysz), yr(ysz);
@@ -488,9 +527,14 @@ TEST(Gpu, MoeDecode) {
 
 TEST(Gpu, MoePrefillGrouped) {
   MM_REQUIRE_GPU();
-  run_moe(256, 256, 8, 2, 37, 1);
-  run_moe(3072, 1536, 8, 4, 100, 1);
-  run_moe(3072, 1536, 192, 8, 90, 1);
+  // v1 core; v2 core (even row split per expert, block-wide tile scan), 64 and 128 rows.
+  for (auto [g, bm] : {std::pair{1, 64}, std::pair{2, 64}, std::pair{2, 128}}) {
+    run_moe(256, 256, 8, 2, 37, g, bm);
+    run_moe(3072, 1536, 8, 4, 100, g, bm);
+    run_moe(3072, 1536, 192, 8, 90, g, bm);
+  }
+  run_moe(3072, 1536, 16, 4, 300, 2, 64);   // ~75 rows per expert: two tiles of ~37 rows each
+  run_moe(3072, 1536, 16, 4, 600, 2, 128);  // ~150 rows per expert: two tiles of ~75 rows each
 }
 
 // ---------------------------------------------------------------- SAMPLE

@@ -12,7 +12,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <span>
 #include <string>
+#include <utility>
 
 #include "runtime/src/cuda_executor.h"
 #include "runtime/src/open_session.h"
@@ -185,6 +187,79 @@ TEST(CudaExecutor, MatchesTheHostBackendWithAnFp8KvCache) {
   const std::string plan = env("MM_TEST_PLAN_FP8");
   if (plan.empty()) GTEST_SKIP() << "skipped: MM_TEST_PLAN_FP8 not set (a .mmp with --kv-dtype fp8)";
   teacher_forced(plan, plan::DType::FP8_E4M3);
+}
+
+// Prefill over several chunks and at depth: a prompt longer than the plan's prefill chunk (the
+// scripts compile the test plans with --max-prefill-tokens 64, so 150 tokens run as 64 + 64 + 22,
+// each chunk attending to the cache the earlier ones wrote), then 90 more tokens appended to the
+// same sequence (a chunk boundary inside, starting at depth 150), then teacher-forced decode. The
+// last token's logits of each prefill call and of each step are compared with the host backend.
+void prefill_over_chunks(const std::string& plan_path) {
+  auto plan = load_or_fail(plan_path);
+  ASSERT_TRUE(plan);
+  const std::string weights = env("MM_TEST_WEIGHTS", "random");
+  const int64_t V = plan->def().model()->vocab_size();
+  const int64_t chunk = plan->def().limits()->max_prefill_tokens();
+  const int64_t first = 150, second = 90, steps = 4;
+  const int64_t msl = plan->def().limits()->max_seq_len();
+  if (msl < first + second + steps) GTEST_SKIP() << "skipped: the plan's max_seq_len " << msl << " is too short";
+  if (chunk >= first) std::printf("note: prefill chunk %lld >= %lld: one chunk only\n", static_cast<long long>(chunk),
+                                  static_cast<long long>(first));
+  auto host = host_session(plan, weights, msl, 1);
+  auto cuda = cuda_session(plan, weights, msl, 1, true);
+  ASSERT_TRUE(host && cuda);
+  std::vector<int32_t> prompt;
+  for (int64_t i = 0; i < first + second; ++i) prompt.push_back(static_cast<int32_t>((i * 7919 + 13) % V));
+  const std::span<const int32_t> a(prompt.data(), first), b(prompt.data() + first, second);
+  std::vector<float> lh, lc;
+  int32_t nh = -1, nc = -1;
+  int over_tol = 0;
+  double worst = 0;
+  auto check = [&](const char* what) {
+    const Diff d = compare(lh.data(), lc.data(), V);
+    std::printf("%s: rel_l2 %.4f max_abs %.4f argmax host %d cuda %d (gap %.4f)\n", what, d.rel_l2, d.max_abs,
+                d.arg_host, d.arg_cuda, d.gap);
+    EXPECT_TRUE(d.finite) << what << ": non-finite cuda logits";
+    EXPECT_TRUE(agrees(d)) << what << ": argmax " << d.arg_cuda << " vs host " << d.arg_host;
+    EXPECT_EQ(nc, d.arg_cuda) << what;
+    over_tol += d.rel_l2 > kRelTol;
+    worst = std::max(worst, d.rel_l2);
+  };
+  for (auto [part, what] : {std::pair{a, "prompt over chunks"}, std::pair{b, "continued at depth"}}) {
+    Status st = host->prefill(0, part, Sampling{}, 0, &lh, &nh);
+    ASSERT_TRUE(st.ok()) << st.error().message;
+    st = cuda->prefill(0, part, Sampling{}, 0, &lc, &nc);
+    ASSERT_TRUE(st.ok()) << st.error().message;
+    check(what);
+  }
+  for (int64_t step = 0; step < steps; ++step) {
+    const int32_t slot = 0, tok = nh;
+    const Sampling greedy{};
+    std::vector<int32_t> next;
+    Status st = host->decode({&slot, 1}, {&tok, 1}, {&greedy, 1}, step + 1, &lh, &next);
+    ASSERT_TRUE(st.ok()) << st.error().message;
+    nh = next[0];
+    st = cuda->decode({&slot, 1}, {&tok, 1}, {&greedy, 1}, step + 1, &lc, &next);
+    ASSERT_TRUE(st.ok()) << st.error().message;
+    nc = next[0];
+    check("decode after the long prompt");
+  }
+  // As in teacher_forced: one comparison in nine may exceed the tolerance through a router near-tie.
+  EXPECT_LE(over_tol, 1) << "more than one comparison beyond " << kRelTol << " relative L2 (worst " << worst << ")";
+}
+
+TEST(CudaExecutor, PrefillOverChunksAndAtDepthMatchesTheHost) {
+  MM_REQUIRE_CUDA();
+  const std::string plan = env("MM_TEST_PLAN");
+  if (plan.empty()) GTEST_SKIP() << "skipped: MM_TEST_PLAN not set";
+  prefill_over_chunks(plan);
+}
+
+TEST(CudaExecutor, PrefillOverChunksWithAnFp8KvCacheMatchesTheHost) {
+  MM_REQUIRE_CUDA();
+  const std::string plan = env("MM_TEST_PLAN_FP8");
+  if (plan.empty()) GTEST_SKIP() << "skipped: MM_TEST_PLAN_FP8 not set";
+  prefill_over_chunks(plan);
 }
 
 // Graphs replay exactly what eager launches compute: a padded batch (3 sequences in the bucket

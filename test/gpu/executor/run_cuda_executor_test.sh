@@ -27,9 +27,11 @@ case "$mode" in
     for m in "${MODELS[@]}"; do
       preset=${m%%:*} quant=${m#*:} name=${m/:/-}
       synth "$preset" "$quant" "$OUT/$name"
-      "$BIN/mmc" compile "$OUT/$name" -o "$OUT/$name.mmp" --target sm_90 --max-seq-len 256 --max-batch 8
+      # Chunks of 64 tokens: longer prompts run over several prefill chunks (PrefillOverChunks*).
+      "$BIN/mmc" compile "$OUT/$name" -o "$OUT/$name.mmp" --target sm_90 --max-seq-len 256 --max-batch 8 \
+        --max-prefill-tokens 64
       "$BIN/mmc" compile "$OUT/$name" -o "$OUT/$name-fp8.mmp" --target sm_90 --max-seq-len 256 --max-batch 8 \
-        --kv-cache-dtype fp8
+        --max-prefill-tokens 64 --kv-cache-dtype fp8
     done
     ls -la "$OUT"/*.mmp
     ;;

@@ -41,10 +41,16 @@ inline std::vector<Config> model_configs(const Shape& s) {
   add("rms_norm", Kind::RMS_NORM, {{"N", s.H}, {"WDT", 0}, {"RESIDUAL", 0}, {"GATHER", 0}}, {{"EPS", 1e-6}});
   add("rms_norm_residual", Kind::RMS_NORM, {{"N", s.H}, {"WDT", 1}, {"RESIDUAL", 1}, {"GATHER", 0}}, {{"EPS", 1e-6}});
   add("rms_norm_gather", Kind::RMS_NORM, {{"N", s.H}, {"WDT", 0}, {"RESIDUAL", 1}, {"GATHER", 1}}, {{"EPS", 1e-6}});
-  for (int v = 0; v < 2; ++v) {
+  for (int v = 0; v < 3; ++v) {
     add("qkv_v" + std::to_string(v), Kind::GEMM_W4, {{"K", s.H}, {"N", qkv_n}, {"G", 128}, {"OUT", 0}, {"VARIANT", v}});
     add("o_proj_v" + std::to_string(v), Kind::GEMM_W4, {{"K", qd}, {"N", s.H}, {"G", 128}, {"OUT", 0}, {"VARIANT", v}});
   }
+  // The v2 W4 core with 128-row tiles (one block per SM, 128 accumulators per thread).
+  add("qkv_v2_bm128", Kind::GEMM_W4, {{"K", s.H}, {"N", qkv_n}, {"G", 128}, {"OUT", 0}, {"VARIANT", 2}, {"BM", 128}});
+  add("moe_w13_g2_bm128", Kind::MOE_W13,
+      {{"H", s.H}, {"I", s.I}, {"E", s.E}, {"TOPK", s.TOPK}, {"G", 128}, {"GROUPED", 2}, {"BM", 128}});
+  add("moe_w2_g2_bm128", Kind::MOE_W2,
+      {{"H", s.H}, {"I", s.I}, {"E", s.E}, {"TOPK", s.TOPK}, {"G", 128}, {"GROUPED", 2}, {"COMBINE", 0}, {"BM", 128}});
   add("gemm_w4_f32", Kind::GEMM_W4, {{"K", s.H}, {"N", s.H}, {"G", 128}, {"OUT", 2}, {"VARIANT", 0}, {"MDIM", 1}});
   add("lm_head", Kind::GEMM_DENSE, {{"K", s.H}, {"N", s.V}, {"WDT", 0}, {"OUT", 2}, {"MDIM", 1}});
   add("router", Kind::GEMM_DENSE, {{"K", s.H}, {"N", s.E}, {"WDT", 1}, {"OUT", 2}, {"MDIM", 0}});
@@ -53,7 +59,7 @@ inline std::vector<Config> model_configs(const Shape& s) {
     add("qk_norm_rope_kv" + k, Kind::QK_NORM_ROPE_KV,
         {{"NQ", s.NQ}, {"NKV", s.NKV}, {"D", s.D}, {"DR", s.DR}, {"WDT", 0}, {"KVDT", kvdt}, {"BLOCK", 16}, {"MAX_BLOCKS", 256}},
         {{"THETA", 5e6}, {"EPS", 1e-6}});
-    for (int v = 0; v < 3; ++v)
+    for (int v = 0; v < 4; ++v)
       add("attention_v" + std::to_string(v) + k, Kind::ATTENTION,
           {{"NQ", s.NQ}, {"NKV", s.NKV}, {"D", s.D}, {"KVDT", kvdt}, {"BLOCK", 16}, {"MAX_BLOCKS", 256},
            {"VARIANT", v}, {"SPLITS", v == 0 ? 1 : 4}});
@@ -65,7 +71,7 @@ inline std::vector<Config> model_configs(const Shape& s) {
   add("route_fused", Kind::ROUTE_TOPK, {{"E", s.E}, {"TOPK", s.TOPK}, {"H", s.H}, {"WDT", 0}, {"FUSED_GEMM", 1}});
   add("route_logits", Kind::ROUTE_TOPK, {{"E", s.E}, {"TOPK", s.TOPK}, {"H", s.H}, {"WDT", 0}, {"FUSED_GEMM", 0}});
   add("moe_align", Kind::MOE_ALIGN, {{"E", s.E}, {"TOPK", s.TOPK}});
-  for (int g = 0; g < 2; ++g) {
+  for (int g = 0; g < 3; ++g) {
     add("moe_w13_g" + std::to_string(g), Kind::MOE_W13,
         {{"H", s.H}, {"I", s.I}, {"E", s.E}, {"TOPK", s.TOPK}, {"G", 128}, {"GROUPED", g}});
     add("moe_w2_g" + std::to_string(g), Kind::MOE_W2,

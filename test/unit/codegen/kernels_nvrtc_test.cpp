@@ -41,7 +41,10 @@ TEST_P(KernelsCompile, EveryKindForSm121AndSm90) {
       for (const auto& b : (*res)->binaries) {
         EXPECT_GT(b.cubin.size(), 1000u);
         EXPECT_GT(b.registers, 0) << b.arch;
-        EXPECT_LE(b.shared_bytes + spec->dynamic_shared_bytes, 48 * 1024) << b.arch;  // static limit
+        // Static arrays within the 48 KiB static limit; with the dynamic part (ATTENTION VARIANT 3,
+        // the v2 W4 MMA core) within what sm_121 grants one block (99 KiB).
+        EXPECT_LE(b.shared_bytes, 48 * 1024) << b.arch;
+        EXPECT_LE(b.shared_bytes + spec->dynamic_shared_bytes, 99 * 1024) << b.arch;
         // The MoE decode kernels run at a 128-register cap (4 warps x 4 blocks per SM keep enough
         // loads in flight) and spill 16-20 bytes per thread there: those are the binaries that
         // were measured on the H100 (MOE_W13 1.5 TB/s, MOE_W2 1.0 TB/s). Anything more is a
