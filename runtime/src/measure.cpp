@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
-#include <set>
 #include <vector>
 
 #include "codegen/reference/reference.h"
@@ -199,17 +198,6 @@ PlanCosts plan_costs(const Plan& plan) {
   PlanCosts c;
   c.num_experts = m.num_experts();
   c.top_k = m.top_k();
-  // The embedding table is read one row per token, unless another kernel reads it whole (a tied
-  // lm_head).
-  std::set<uint32_t> embed, other_use;
-  for (const plan::ProgramDef* prog : *def.programs()) {
-    if (!prog->launches()) continue;
-    for (const plan::LaunchDef* l : *prog->launches()) {
-      const bool is_embed = def.kernels()->Get(l->kernel())->kind() == plan::KernelKind::EMBED;
-      for (const plan::OperandDef* o : *l->operands())
-        if (o->kind() == plan::OperandKind::WEIGHT) (is_embed ? embed : other_use).insert(o->index());
-    }
-  }
   const auto* weights = def.weights();
   const size_t n = weights ? weights->size() : 0;
   for (size_t i = 0; i < n; ++i) {
@@ -221,8 +209,8 @@ PlanCosts plan_costs(const Plan& plan) {
                         w.transform() == WeightTransform::STACK_EXPERTS_W13;
     if (expert) {
       c.expert_weight_bytes += w.nbytes();
-    } else if (embed.count(static_cast<uint32_t>(i)) && !other_use.count(static_cast<uint32_t>(i)) && w.shape() &&
-               w.shape()->size() == 2) {
+    } else if (w.role() == plan::WeightRole::EMBEDDING && w.shape() && w.shape()->size() == 2) {
+      // The token-embedding table (the compiler's role): a token reads one row of it.
       c.embedding_bytes += w.nbytes();
       c.embedding_row_bytes += static_cast<uint64_t>(w.shape()->Get(1)) * plan_dtype_size(w.dtype());
     } else {
