@@ -95,6 +95,8 @@ struct CUlaunchConfig {
   X(cuMemFree_v2, (CUdeviceptr))                                                                    \
   X(cuMemAllocHost_v2, (void**, size_t))                                                            \
   X(cuMemFreeHost, (void*))                                                                         \
+  X(cuMemHostRegister_v2, (void*, size_t, unsigned int))                                            \
+  X(cuMemHostUnregister, (void*))                                                                   \
   X(cuMemcpyHtoD_v2, (CUdeviceptr, const void*, size_t))                                            \
   X(cuMemcpyDtoH_v2, (void*, CUdeviceptr, size_t))                                                  \
   X(cuMemcpyDtoD_v2, (CUdeviceptr, CUdeviceptr, size_t))                                            \

@@ -87,6 +87,16 @@ Status Device::free_host(void* p) {
   MM_CU(sym_, cuMemFreeHost, p);
   return Status::success();
 }
+Status Device::register_host(void* p, size_t bytes) {
+  if (auto st = make_current(); !st) return st.error();
+  MM_CU(sym_, cuMemHostRegister_v2, p, bytes, 0);
+  return Status::success();
+}
+Status Device::unregister_host(void* p) {
+  if (!p) return Status::success();
+  MM_CU(sym_, cuMemHostUnregister, p);
+  return Status::success();
+}
 Status Device::copy_to_device(void* dst, const void* src, size_t bytes) {
   MM_CU(sym_, cuMemcpyHtoD_v2, dp(dst), src, bytes);
   return Status::success();

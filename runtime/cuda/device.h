@@ -63,6 +63,10 @@ class Device {
   Status free(void* dptr);
   Expected<void*> alloc_host(size_t bytes); // pinned
   Status free_host(void* p);
+  // Page-locks existing host memory (cuMemHostRegister): unlike alloc_host's memory it stays an
+  // ordinary mapping, so O_DIRECT reads can land in it.
+  Status register_host(void* p, size_t bytes);
+  Status unregister_host(void* p);
   Status copy_to_device(void* dst, const void* src, size_t bytes);
   Status copy_to_host(void* dst, const void* src, size_t bytes);
   Status copy_device(void* dst, const void* src, size_t bytes);

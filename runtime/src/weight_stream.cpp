@@ -131,7 +131,8 @@ class DeviceSink final : public LoadSink {
     (void)dev_.synchronize();
     for (auto& [p, b] : bufs_) {
       if (b.event) sym_->cuEventDestroy_v2(b.event);
-      (void)dev_.free_host(b.raw);
+      (void)dev_.unregister_host(p);
+      std::free(p);
     }
     for (Half& h : halves_) {
       if (h.event) sym_->cuEventDestroy_v2(h.event);
@@ -147,19 +148,26 @@ class DeviceSink final : public LoadSink {
     }
     return Status::success();
   }
+  // Ordinary aligned memory, page-locked with cuMemHostRegister: the readers' O_DIRECT requests
+  // pin its pages like any user buffer (memory from cuMemAllocHost is a driver mapping, which
+  // direct I/O may refuse with EFAULT), and the copies from it are asynchronous.
   Expected<uint8_t*> staging(uint64_t bytes) override {
-    auto p = dev_.alloc_host(bytes + kDirectAlign);
-    if (!p) return Error::internal("cannot allocate " + mib(bytes) + " of pinned staging memory: " + p.error().message);
-    Buf b{static_cast<uint8_t*>(*p), nullptr, false};
+    const uint64_t size = align_up(bytes, kDirectAlign);
+    uint8_t* p = static_cast<uint8_t*>(std::aligned_alloc(kDirectAlign, size));
+    if (!p) return Error::internal("out of host memory allocating a " + mib(bytes) + " staging buffer");
+    if (Status st = dev_.register_host(p, size); !st) {
+      std::free(p);
+      return Error::internal("cannot page-lock " + mib(bytes) + " of staging memory: " + st.error().message);
+    }
+    Buf b{nullptr, false};
     if (const cu::CUresult rc = sym_->cuEventCreate(&b.event, cu::CU_EVENT_DEFAULT); rc != cu::CUDA_SUCCESS) {
-      (void)dev_.free_host(b.raw);
+      (void)dev_.unregister_host(p);
+      std::free(p);
       return cu::call_error("cuEventCreate", rc, __FILE__, __LINE__);
     }
-    // O_DIRECT reads land here: align the start (cuMemAllocHost promises less than a page).
-    uint8_t* aligned = reinterpret_cast<uint8_t*>(align_up(reinterpret_cast<uintptr_t>(b.raw), kDirectAlign));
-    bufs_[aligned] = b;
-    held_ += bytes + kDirectAlign;
-    return aligned;
+    bufs_[p] = b;
+    held_ += size;
+    return p;
   }
   Status copy(void* dst, const uint8_t* src, uint64_t n) override {
     return n ? dev_.copy_to_device_async(dst, src, n) : Status::success();
@@ -210,7 +218,6 @@ class DeviceSink final : public LoadSink {
 
  private:
   struct Buf {
-    uint8_t* raw;
     cu::CUevent event;
     bool pending;
   };
@@ -481,9 +488,10 @@ Status Pipeline::read_chunk(size_t idx, uint8_t* buf) {
     const bool direct = f.direct_ok.load(std::memory_order_relaxed) && got % kDirectAlign == 0;
     ShardFile& file = direct ? *f.direct : *f.buffered;
     const int64_t r = file.read_at(buf + got, want, off);
-    if (r == -EINVAL && direct && opts_.io == IoMode::AUTO) {
-      // The filesystem takes O_DIRECT at open but not these requests (some network filesystems):
-      // this shard is read through the page cache from now on.
+    if ((r == -EINVAL || r == -EFAULT) && direct && opts_.io == IoMode::AUTO) {
+      // The filesystem takes O_DIRECT at open but not these requests (some network filesystems),
+      // or the memory cannot be pinned for direct I/O: this shard is read through the page cache
+      // from now on.
       f.direct_ok = false;
       continue;
     }

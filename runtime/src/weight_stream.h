@@ -99,7 +99,8 @@ class LoadSink {
 
 // memcpy into host memory (the host backend; tests).
 std::unique_ptr<LoadSink> make_host_sink();
-// Pinned staging buffers and asynchronous copies on the device's stream, one event per buffer.
+// Page-locked staging buffers (cuMemHostRegister over ordinary memory, so O_DIRECT can read into
+// them) and asynchronous copies on the device's stream, one event per buffer.
 Expected<std::unique_ptr<LoadSink>> make_device_sink(Device& dev);
 
 // Byte offset of every plan weight in one device allocation (256-byte aligned; CHECK_ZEROS

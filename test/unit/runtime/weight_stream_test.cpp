@@ -32,7 +32,7 @@ const char* kShard2 = "model-00002-of-00002.safetensors";
 
 // ---- Faults injected under the loader -------------------------------------------------------
 
-enum class Fault { NONE, EIO_AT, EOF_AT, TRICKLE, NO_DIRECT_OPEN, NO_DIRECT_READ };
+enum class Fault { NONE, EIO_AT, EOF_AT, TRICKLE, NO_DIRECT_OPEN, NO_DIRECT_READ, DIRECT_EFAULT };
 
 class FaultFs final : public ShardFs {
  public:
@@ -73,8 +73,11 @@ class FaultFs final : public ShardFs {
         case Fault::TRICKLE:
           n = std::min<uint64_t>(n, 1000);  // a slow network filesystem: short reads everywhere
           break;
-        case Fault::NO_DIRECT_READ:
+        case Fault::NO_DIRECT_READ:  // a filesystem that opens with O_DIRECT but refuses the requests
           if (direct_) return -EINVAL;
+          break;
+        case Fault::DIRECT_EFAULT:  // memory direct I/O cannot pin
+          if (direct_) return -EFAULT;
           break;
         default:
           break;
@@ -362,7 +365,7 @@ TEST_F(WeightStreamTest, LoadsThroughShortReadsAndRefusedDirectIo) {
   const auto specs = all_transforms(*this);
   auto plan = make_plan(specs);
   ASSERT_TRUE(plan);
-  for (Fault f : {Fault::TRICKLE, Fault::NO_DIRECT_OPEN, Fault::NO_DIRECT_READ}) {
+  for (Fault f : {Fault::TRICKLE, Fault::NO_DIRECT_OPEN, Fault::NO_DIRECT_READ, Fault::DIRECT_EFAULT}) {
     FaultFs fs;
     fs.fault = f;
     LoadOptions o;
