@@ -308,7 +308,8 @@ ToolCallParse parse_minimax_tool_calls(std::string_view text, const json& tools,
         if (pe == std::string_view::npos) break;
         ppos = pe + kParamEnd.size();
         auto param = read_parameter(invoke.substr(ps + kParamBegin.size(), pe - ps - kParamBegin.size()), tools, name);
-        if (param) args[param->first] = std::move(param->second);  // a repeated name keeps its first position
+        // A repeated name keeps its first value: the streaming parser has sent that one already.
+        if (param && !args.contains(param->first)) args[param->first] = std::move(param->second);
       }
       result.tool_calls.push_back(ToolCall{ids.next(), std::move(name), dumps(args)});
     }
@@ -377,6 +378,7 @@ void ToolCallStreamParser::start_call(std::string name, ToolStreamDelta& out) {
   current_ = ToolCall{ids_.next(), std::move(name), ""};
   call_open_ = true;
   param_count_ = 0;
+  param_names_.clear();
   block_has_call_ = true;
   block_raw_.clear();
   ToolCallDelta d;
@@ -525,7 +527,9 @@ void ToolCallStreamParser::drain(bool at_end, ToolStreamDelta& out) {
         if (which == 0) {
           auto param = read_parameter(std::string_view(buf_).substr(0, p), tools_, current_.name);
           consume(p + kParamEnd.size());
-          if (param) {
+          // A name already sent for this call is skipped: its fragment cannot be taken back, and a
+          // second key would make the arguments invalid JSON for strict clients.
+          if (param && param_names_.insert(param->first).second) {
             std::string fragment = param_count_ == 0 ? "{" : ", ";
             fragment += dumps(json(param->first)) + ": " + dumps(param->second);
             ++param_count_;
