@@ -62,7 +62,7 @@ namespace {
 
 // Length of the well-formed UTF-8 sequence at s[i] (Unicode table 3-7: no overlong forms, no
 // surrogates, nothing past U+10FFFF), or 0.
-size_t utf8_sequence(const std::string& s, size_t i) {
+size_t utf8_sequence(std::string_view s, size_t i) {
   const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
   const unsigned char c = b(i);
   const size_t n = s.size() - i;
@@ -171,6 +171,22 @@ void dump_into(const ordered_json& root, std::string& out) {
 }
 
 }  // namespace
+
+std::string to_valid_utf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    const size_t len = utf8_sequence(text, i);
+    if (len == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(text, i, len);
+      i += len;
+    }
+  }
+  return out;
+}
 
 std::string dumps(const ordered_json& value) {
   std::string out;

@@ -29,14 +29,16 @@ std::string ascii_lower(std::string_view s) {
   return out;
 }
 
-// vLLM _extract_name: strip, then drop one pair of surrounding double or single quotes.
+// vLLM _extract_name: strip, then drop one pair of surrounding double or single quotes. Names go
+// into JSON (function names, argument keys): bytes that are not UTF-8 become U+FFFD here, so that
+// two names that differ only in such bytes are one key, as they will be on the wire.
 std::string extract_name(std::string_view raw) {
   std::string_view s = python_strip(raw);
   if (s.size() >= 1 && ((s.front() == '"' && s.back() == '"') || (s.front() == '\'' && s.back() == '\''))) {
     // A lone quote both starts and ends the string; Python's s[1:-1] is then "".
-    return s.size() >= 2 ? std::string(s.substr(1, s.size() - 2)) : std::string();
+    return s.size() >= 2 ? to_valid_utf8(s.substr(1, s.size() - 2)) : std::string();
   }
-  return std::string(s);
+  return to_valid_utf8(s);
 }
 
 // Removes Python's digit-grouping underscores ("1_000"); returns false where Python would reject

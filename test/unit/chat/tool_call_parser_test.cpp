@@ -303,6 +303,15 @@ TEST(ToolCallStream, BytesThatAreNotUtf8BecomeReplacementCharacters) {
   EXPECT_EQ(args, "{\"location\": \"a\xEF\xBF\xBD\"}");
   EXPECT_TRUE(json::parse(args, nullptr, false).is_object());
   expect_same_as_non_streaming(text, {30, 60});
+  // Two parameter names that differ only in bytes that are not UTF-8 are one key on the wire: the
+  // first is kept (the stream had sent both, a duplicate key).
+  const std::string names = "<minimax:tool_call><invoke name=\"f\xff\"><parameter name=\"k\xff\x87\">1</parameter>"
+                            "<parameter name=\"k\xff\xff\">2</parameter></invoke></minimax:tool_call>";
+  ToolCallIdGenerator ids2(1);
+  const ToolCall call = parse_minimax_tool_calls(names, tools(), ids2).tool_calls.at(0);
+  EXPECT_EQ(call.name, "f\xEF\xBF\xBD");
+  EXPECT_EQ(call.arguments, "{\"k\xEF\xBF\xBD\xEF\xBF\xBD\": \"1\"}");  // unknown tool: text
+  expect_same_as_non_streaming(names, {20, 50, 70});
 }
 
 TEST(ToolCallStream, FuzzNeverCrashesAndKeepsJsonValid) {
