@@ -4,7 +4,8 @@ set -euo pipefail
 pkgs=(cmake ninja-build g++ python3 python3-venv pkg-config
       llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
       libflatbuffers-dev flatbuffers-compiler libcli11-dev
-      nlohmann-json3-dev libpcre2-dev libcpp-httplib-dev libgtest-dev libgmock-dev)
+      nlohmann-json3-dev libpcre2-dev libcpp-httplib-dev libgtest-dev libgmock-dev
+      clang-22 libclang-rt-22-dev)  # the sanitizer and fuzzing build (scripts/sanitize.sh)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

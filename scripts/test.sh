@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: install dependencies, build, run every gtest and lit test through CTest.
+# The whole test suite: install dependencies, build, run every gtest and lit test through CTest;
+# then the runtime side again under AddressSanitizer + UndefinedBehaviorSanitizer, and every fuzz
+# target for a bounded time (scripts/sanitize.sh; MM_SANITIZE_SUITE=0 skips that part).
 # GPU tests skip with "skipped: no CUDA device" where there is no GPU.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,3 +15,6 @@ if ! nvidia-smi -L 2>/dev/null | grep -q GPU; then
        "They run on a GPU machine: scripts/gpu_check.sh"
 fi
 ctest --output-on-failure -j "$(nproc)" "$@"
+if [ "${MM_SANITIZE_SUITE:-1}" != 0 ]; then
+  bash "$root/scripts/sanitize.sh" "$build"
+fi

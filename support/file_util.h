@@ -16,7 +16,8 @@ namespace mm {
 // or plan holds (numbers in docs/cli.md) and low enough that a hostile file cannot make a tool
 // allocate without bound.
 inline constexpr uint64_t kMaxPlanFileBytes = 4ull << 30;          // plans hold no weights: 21 MB for 62 layers
-inline constexpr uint64_t kMaxJsonFileBytes = 256ull << 20;        // config.json, the index (9 MB real)
+inline constexpr uint64_t kMaxConfigFileBytes = 16ull << 20;      // config.json & co. (~3 KB real)
+inline constexpr uint64_t kMaxIndexFileBytes = 64ull << 20;        // the safetensors index (9 MB real)
 inline constexpr uint64_t kMaxTokenizerFileBytes = 256ull << 20;   // tokenizer.json (~10 MB real)
 inline constexpr uint64_t kMaxChatTemplateFileBytes = 4ull << 20;  // chat_template.jinja (~5 KB real)
 inline constexpr uint64_t kMaxToolsFileBytes = 16ull << 20;        // mmrun --tools

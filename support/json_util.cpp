@@ -112,8 +112,9 @@ Expected<nlohmann::ordered_json> parse_ordered_json_strict(std::string_view text
   return parse_strict<nlohmann::ordered_json>(text, label);
 }
 
-Expected<nlohmann::json> read_json_object_file(const std::string& path, const std::string& label) {
-  auto text = read_regular_file(path, label, kMaxJsonFileBytes);
+Expected<nlohmann::json> read_json_object_file(const std::string& path, const std::string& label,
+                                               uint64_t max_bytes) {
+  auto text = read_regular_file(path, label, max_bytes);
   if (!text) return text.error();
   auto json = parse_json_strict(*text, label);
   if (!json) return json.error();

@@ -21,8 +21,10 @@ Expected<nlohmann::json> parse_json_strict(std::string_view text, const std::str
 // Same, keeping object keys in file order (tool schemas, chat messages: printed as given).
 Expected<nlohmann::ordered_json> parse_ordered_json_strict(std::string_view text, const std::string& label);
 
-// Reads (support/file_util.h, kMaxJsonFileBytes) and parses a JSON file that must hold an object.
-Expected<nlohmann::json> read_json_object_file(const std::string& path, const std::string& label);
+// Reads (support/file_util.h: a regular file of at most `max_bytes`) and parses a JSON file that
+// must hold an object. The DOM costs about seven times the text, so the limit bounds memory too.
+Expected<nlohmann::json> read_json_object_file(const std::string& path, const std::string& label,
+                                               uint64_t max_bytes);
 
 // The JSON type of `v` in words, for "expected an integer, found a string" messages.
 std::string json_type_name(nlohmann::json::value_t type);

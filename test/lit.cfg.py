@@ -19,9 +19,14 @@ if site is None:
 exec(open(site).read(), {"config": config})
 config.test_exec_root = os.path.join(config.mm_obj_root, "test")
 
-path = os.pathsep.join([config.mm_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", os.environ["PATH"])])
+# This build's tools first; mmc and mm-opt of another build after them when this one has none.
+dirs = [config.mm_tools_dir]
+if getattr(config, "mm_compiler_tools_dir", ""):
+    dirs.append(config.mm_compiler_tools_dir)
+path = os.pathsep.join(dirs + [config.llvm_tools_dir, config.environment.get("PATH", os.environ["PATH"])])
 config.environment["PATH"] = path
-for var in ("HOME", "TMPDIR", "CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH"):
+for var in ("HOME", "TMPDIR", "CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH",
+            "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
     if var in os.environ:
         config.environment[var] = os.environ[var]
 

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "support/file_util.h"
 #include "support/json_util.h"
 #include "models/common/model_config.h"
 #include "support/safetensors.h"
@@ -115,7 +116,7 @@ Expected<QuantConfig> read_quant_config(const std::string& dir, const json& cfg)
   for (const char* file : {"quantization_config.json", "quantize_config.json"}) {
     std::string path = join_path(dir, file);
     if (!file_exists(path)) continue;
-    auto j = read_json_object_file(path, file);
+    auto j = read_json_object_file(path, file, kMaxConfigFileBytes);
     if (!j) return j.error();
     if (!primary) {
       auto qc = parse_quant_config(*j, file);
@@ -159,7 +160,7 @@ Status read_tensor_table(const std::string& dir, ModelDesc& d) {
     return Status::success();
   }
 
-  auto index = read_json_object_file(index_path, kIndexFile);
+  auto index = read_json_object_file(index_path, kIndexFile, kMaxIndexFileBytes);
   if (!index) return index.error();
   auto wm_it = index->find("weight_map");
   if (wm_it == index->end())
@@ -488,7 +489,7 @@ Expected<ModelDesc> read_checkpoint(const std::string& model_dir) {
                             ": not a directory (expected a checkpoint directory with "
                             "config.json and safetensors shards)");
 
-  auto cfg = read_json_object_file(join_path(model_dir, "config.json"), "config.json");
+  auto cfg = read_json_object_file(join_path(model_dir, "config.json"), "config.json", kMaxConfigFileBytes);
   if (!cfg) return cfg.error();
   auto hp = parse_model_config(*cfg, "config.json");
   if (!hp) return hp.error();
@@ -499,7 +500,7 @@ Expected<ModelDesc> read_checkpoint(const std::string& model_dir) {
 
   const std::string gen_path = join_path(model_dir, "generation_config.json");
   if (file_exists(gen_path)) {
-    auto gen = read_json_object_file(gen_path, "generation_config.json");
+    auto gen = read_json_object_file(gen_path, "generation_config.json", kMaxConfigFileBytes);
     if (!gen) return gen.error();
     Status s = parse_generation_config(*gen, "generation_config.json", d.hp);
     if (!s) return s.error();

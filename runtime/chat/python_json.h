@@ -23,8 +23,13 @@ using ordered_json = nlohmann::ordered_json;
 // does when `json_style` (NaN, Infinity, -Infinity) and as str() otherwise (nan, inf, -inf).
 std::string python_float_repr(double value, bool json_style);
 
-// json.dumps(value, ensure_ascii=False).
+// json.dumps(value, ensure_ascii=False). Strings that are not well-formed UTF-8 (a model may
+// write any bytes) have each offending byte replaced by U+FFFD, so the result is always valid JSON.
 std::string dumps(const ordered_json& value);
+
+// `text` with each byte that does not start a well-formed UTF-8 sequence replaced by U+FFFD (the
+// rule dumps() applies to strings).
+std::string to_valid_utf8(std::string_view text);
 
 // str(value) for the scalars a template prints with {{ }}. Arrays and objects would print as a
 // Python repr, which we do not reproduce: they are an error naming `what`.

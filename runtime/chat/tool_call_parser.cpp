@@ -29,14 +29,16 @@ std::string ascii_lower(std::string_view s) {
   return out;
 }
 
-// vLLM _extract_name: strip, then drop one pair of surrounding double or single quotes.
+// vLLM _extract_name: strip, then drop one pair of surrounding double or single quotes. Names go
+// into JSON (function names, argument keys): bytes that are not UTF-8 become U+FFFD here, so that
+// two names that differ only in such bytes are one key, as they will be on the wire.
 std::string extract_name(std::string_view raw) {
   std::string_view s = python_strip(raw);
   if (s.size() >= 1 && ((s.front() == '"' && s.back() == '"') || (s.front() == '\'' && s.back() == '\''))) {
     // A lone quote both starts and ends the string; Python's s[1:-1] is then "".
-    return s.size() >= 2 ? std::string(s.substr(1, s.size() - 2)) : std::string();
+    return s.size() >= 2 ? to_valid_utf8(s.substr(1, s.size() - 2)) : std::string();
   }
-  return std::string(s);
+  return to_valid_utf8(s);
 }
 
 // Removes Python's digit-grouping underscores ("1_000"); returns false where Python would reject
@@ -308,7 +310,8 @@ ToolCallParse parse_minimax_tool_calls(std::string_view text, const json& tools,
         if (pe == std::string_view::npos) break;
         ppos = pe + kParamEnd.size();
         auto param = read_parameter(invoke.substr(ps + kParamBegin.size(), pe - ps - kParamBegin.size()), tools, name);
-        if (param) args[param->first] = std::move(param->second);  // a repeated name keeps its first position
+        // A repeated name keeps its first value: the streaming parser has sent that one already.
+        if (param && !args.contains(param->first)) args[param->first] = std::move(param->second);
       }
       result.tool_calls.push_back(ToolCall{ids.next(), std::move(name), dumps(args)});
     }
@@ -377,6 +380,7 @@ void ToolCallStreamParser::start_call(std::string name, ToolStreamDelta& out) {
   current_ = ToolCall{ids_.next(), std::move(name), ""};
   call_open_ = true;
   param_count_ = 0;
+  param_names_.clear();
   block_has_call_ = true;
   block_raw_.clear();
   ToolCallDelta d;
@@ -525,7 +529,9 @@ void ToolCallStreamParser::drain(bool at_end, ToolStreamDelta& out) {
         if (which == 0) {
           auto param = read_parameter(std::string_view(buf_).substr(0, p), tools_, current_.name);
           consume(p + kParamEnd.size());
-          if (param) {
+          // A name already sent for this call is skipped: its fragment cannot be taken back, and a
+          // second key would make the arguments invalid JSON for strict clients.
+          if (param && param_names_.insert(param->first).second) {
             std::string fragment = param_count_ == 0 ? "{" : ", ";
             fragment += dumps(json(param->first)) + ": " + dumps(param->second);
             ++param_count_;

@@ -16,14 +16,17 @@
 //
 // Differences from vLLM on malformed output, chosen so that a client always gets valid JSON:
 // "inf"/"nan" for a number parameter fail the number conversion (vLLM raises and drops all calls),
-// integers beyond 64 bits fall back to a float, and the streaming parser closes a call whose
+// integers beyond 64 bits fall back to a float, the streaming parser closes a call whose
 // </invoke> never came (end of stream, or </minimax:tool_call> first) with "}" instead of leaving
-// the client's argument JSON open.
+// the client's argument JSON open, and a parameter repeated within one invoke keeps its first value
+// (vLLM's dict keeps the last; a stream cannot take back the first, and a second key would be
+// invalid JSON for strict clients). String values that are not valid UTF-8 get U+FFFD (dumps()).
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -114,6 +117,7 @@ class ToolCallStreamParser {
   std::string held_ws_;          // whitespace after such a block, sent only if text follows
   bool call_open_ = false;
   size_t param_count_ = 0;
+  std::set<std::string> param_names_;  // parameters sent for the open call
   ToolCall current_;
   std::vector<ToolCall> calls_;
 };

@@ -98,7 +98,8 @@ TEST_F(HostileTest, ToolsNestedTooDeeplyAreRefused) {
   // 10,000 levels: used to reach the chat template's recursive JSON printer (stack overflow under
   // UBSan); the --tools reader now refuses nesting beyond 64 levels, naming the file.
   const std::string path = ::testing::TempDir() + "/deep_tools.json";
-  std::ofstream(path) << "[" << std::string(10000, '[') << std::string(10000, ']') << "]";
+  std::ofstream(path) << R"([{"type": "function", "function": {"name": "f", "parameters": )"
+                      << std::string(10000, '[') << std::string(10000, ']') << "}}]";
   o.prompt_text = "hi";
   o.chat = true;
   o.tools_file = path;

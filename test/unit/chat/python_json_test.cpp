@@ -57,6 +57,16 @@ TEST(PythonJson, DumpsLargeIntegers) {
   EXPECT_EQ(dumps(json::parse("-9223372036854775808")), "-9223372036854775808");
 }
 
+TEST(PythonJson, DumpsOnlyValidUtf8) {
+  // A tool-call argument is JSON for the client: bytes that are not UTF-8 (found by
+  // fuzz_tool_calls) become U+FFFD, one per byte; well-formed text of every length passes as is.
+  EXPECT_EQ(dumps(json(std::string("a\xbd" "b"))), "\"a\xEF\xBF\xBD" "b\"");
+  EXPECT_EQ(dumps(json(std::string("\xC0\xAF\xED\xA0\x80!"))),
+            "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD!\"");  // overlong, surrogate
+  EXPECT_EQ(dumps(json("é東🗼")), "\"é東🗼\"");
+  EXPECT_EQ(dumps(json(std::string("\xF0\x9F\x97"))), "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");  // truncated
+}
+
 TEST(PythonJson, DumpsAnyDepthWithoutRecursion) {
   // A model's tool-call argument (or a tools schema) nested a million deep: dumps() used to recurse
   // once per level and overflow the stack (issue 13). nlohmann's parser and destructor are

@@ -281,6 +281,39 @@ TEST(ToolCallStream, BlockEndInsideInvokeClosesCall) {
   EXPECT_EQ(c.content, "after");
 }
 
+TEST(ToolCallStream, RepeatedParameterKeepsItsFirstValue) {
+  // Found by fuzz_tool_calls: the stream sent `{"days": 1, "days": 2}`, which strict clients refuse.
+  // Both parsers keep the first value now (the stream cannot take it back).
+  const std::string text =
+      "<minimax:tool_call>\n<invoke name=\"get_weather\">\n<parameter name=\"days\">1</parameter>\n"
+      "<parameter name=\"location\">Paris</parameter>\n<parameter name=\"days\">2</parameter>\n</invoke>\n"
+      "</minimax:tool_call>";
+  ToolCallIdGenerator ids(1);
+  EXPECT_EQ(parse_minimax_tool_calls(text, tools(), ids).tool_calls.at(0).arguments,
+            R"({"days": 1, "location": "Paris"})");
+  for (size_t cut = 0; cut <= text.size(); cut += 5) expect_same_as_non_streaming(text, {cut});
+}
+
+TEST(ToolCallStream, BytesThatAreNotUtf8BecomeReplacementCharacters) {
+  // Found by fuzz_tool_calls: a value with a stray byte made the arguments invalid JSON.
+  const std::string text = "<minimax:tool_call><invoke name=\"get_weather\"><parameter name=\"location\">a\xbd"
+                           "</parameter></invoke></minimax:tool_call>";
+  ToolCallIdGenerator ids(1);
+  const std::string args = parse_minimax_tool_calls(text, tools(), ids).tool_calls.at(0).arguments;
+  EXPECT_EQ(args, "{\"location\": \"a\xEF\xBF\xBD\"}");
+  EXPECT_TRUE(json::parse(args, nullptr, false).is_object());
+  expect_same_as_non_streaming(text, {30, 60});
+  // Two parameter names that differ only in bytes that are not UTF-8 are one key on the wire: the
+  // first is kept (the stream had sent both, a duplicate key).
+  const std::string names = "<minimax:tool_call><invoke name=\"f\xff\"><parameter name=\"k\xff\x87\">1</parameter>"
+                            "<parameter name=\"k\xff\xff\">2</parameter></invoke></minimax:tool_call>";
+  ToolCallIdGenerator ids2(1);
+  const ToolCall call = parse_minimax_tool_calls(names, tools(), ids2).tool_calls.at(0);
+  EXPECT_EQ(call.name, "f\xEF\xBF\xBD");
+  EXPECT_EQ(call.arguments, "{\"k\xEF\xBF\xBD\xEF\xBF\xBD\": \"1\"}");  // unknown tool: text
+  expect_same_as_non_streaming(names, {20, 50, 70});
+}
+
 TEST(ToolCallStream, FuzzNeverCrashesAndKeepsJsonValid) {
   // Random soup of tag fragments and text, random chunking: every streamed call must end up with
   // parseable arguments, and indices stay dense (checked in collect()).

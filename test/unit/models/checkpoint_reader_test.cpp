@@ -4,6 +4,7 @@
 // Every rejection must exit 1 and name the file, tensor or key at fault.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -18,6 +19,7 @@
 
 #include "models/common/check_report.h"
 #include "models/common/checkpoint.h"
+#include "support/file_util.h"
 #include "support/safetensors.h"
 
 namespace mm {
@@ -836,6 +838,22 @@ TEST_F(CheckpointReaderTest, RejectsGenerationConfigThatIsNotJson) {
   ckpt.write(dir_);
   std::ofstream(path("generation_config.json"), std::ios::trunc) << "eos=2";
   expect_rejected({"generation_config.json", "not valid JSON"});
+}
+
+TEST_F(CheckpointReaderTest, RejectsAnIndexOverItsLimitWithoutReadingIt) {
+  // The index's DOM costs about seven times its text: 64 MiB bounds it (the real one is 9 MB).
+  FakeCheckpoint ckpt;
+  ckpt.write(dir_);
+  std::filesystem::resize_file(path("model.safetensors.index.json"), kMaxIndexFileBytes + 1);
+  expect_rejected({"model.safetensors.index.json", "more than the 67108864-byte limit"});
+}
+
+TEST_F(CheckpointReaderTest, RejectsAFifoInPlaceOfAShardByName) {
+  FakeCheckpoint ckpt;
+  ckpt.write(dir_);
+  std::filesystem::remove(path(kShard1));
+  ASSERT_EQ(::mkfifo(path(kShard1).c_str(), 0600), 0);
+  expect_rejected({kShard1, "is a FIFO (named pipe), expected a regular file"});
 }
 
 TEST_F(CheckpointReaderTest, RejectsMissingDirectory) {
