@@ -308,7 +308,7 @@ exec.program @p attributes {max_tokens = 1 : i64} {
 
 // -----
 
-exec.weight @w bf16 copy {category = "other", shape = array<i64: 16, 8>, sources = ["a"]}
+exec.weight @w bf16 copy other {category = "other", shape = array<i64: 16, 8>, sources = ["a"]}
 exec.kernel @k EMBED {block = array<i64: 32, 1, 1>, params = {H = 8 : i64, V = 16 : i64, WDT = 0 : i64}, smem = 0 : i64}
 // Tests that the first launch of a program cannot overlap a previous one (pdl).
 exec.program @p attributes {max_tokens = 1 : i64} {
