@@ -122,7 +122,11 @@ bool agrees(const Diff& d) { return d.arg_host == d.arg_cuda || d.gap <= 2 * d.m
 // end up ~1 % apart. 5 % relative L2 leaves room for that; one step in nine may exceed it,
 // because a router near-tie flipped by that noise swaps an expert for one token, which moves
 // that token's logits wholesale (a real, explained difference, not an executor bug).
-constexpr double kRelTol = 0.05;
+// Prefill attention on tensor cores (ATTENTION VARIANT 3) also rounds the softmax probabilities
+// to bf16 for the P·V mma, as FlashAttention-2 and vLLM do: about 2^-9 relative per attention
+// output more, which measured 5.4-6.8 % on the tiny bf16-KV plan's prefilled steps (H200). 8 %
+// keeps that room; a wrong kernel or binding moves the logits by O(1).
+constexpr double kRelTol = 0.08;
 
 void teacher_forced(const std::string& plan_path, plan::DType want_kv) {
   auto plan = load_or_fail(plan_path);
