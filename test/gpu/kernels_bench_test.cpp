@@ -272,8 +272,8 @@ TEST(GpuBench, DecodeBandwidth) {
 
 // The other per-layer decode launches at batch 1: the fused router (ROUTE_TOPK FUSED_GEMM=1, one
 // cluster of CS blocks per token; CS=1 is the former one-block-per-token kernel) against the
-// unfused pair GEMM_DENSE + ROUTE_TOPK FUSED_GEMM=0, and split-K decode attention (the lowering's
-// SPLITS = 8 plus the combine launch) at contexts 512 and 4096. Timed after a clean (read) flush.
+// unfused pair GEMM_DENSE + ROUTE_TOPK FUSED_GEMM=0, and decode attention (ATTENTION_DECODE split
+// + combine, bf16 and fp8 KV) at contexts 512, 4096 and 16384. Timed after a clean (read) flush.
 TEST(GpuBench, DecodeRouterAndAttention) {
   MM_REQUIRE_GPU();
   Flush fl;
@@ -300,32 +300,47 @@ TEST(GpuBench, DecodeRouterAndAttention) {
   }
   auto r0 = build(Kind::ROUTE_TOPK, {{{"E", E}, {"TOPK", TOPK}, {"H", H}, {"WDT", 0}, {"FUSED_GEMM", 0}}, {}});
   ASSERT_TRUE(r0);
-  report("ROUTE_TOPK from logits B=1", E * 4.0, time_us(*r0, {&logits, &bias, &ids, &w}, {T}, fl, true));
+  // Five slots as in the prefill lowering: no gate without the fused GEMM (kinds.def).
+  report("ROUTE_TOPK from logits B=1", E * 4.0, time_us(*r0, {&logits, nullptr, &bias, &ids, &w}, {T}, fl, true));
 
-  const int64_t NQ = 48, NKV = 8, D = 128, BLOCK = 16, SPLITS = 8;
-  for (int64_t ctxlen : {512, 4096}) {
-    const int64_t MAXB = ctxlen / BLOCK;
-    Buf q(NQ * D * 2), pos(4), slot(4), bt(MAXB * 4), kp(MAXB * BLOCK * NKV * D * 2), vp(kp.host.size()),
-        part(NQ * SPLITS * (D + 2) * 4), o(NQ * D * 2);
-    fill_bf16(q); fill_bf16(kp); fill_bf16(vp);
-    pos.h<int32_t>()[0] = static_cast<int32_t>(ctxlen - 1);
-    slot.h<int32_t>()[0] = 0;
-    for (int64_t b = 0; b < MAXB; ++b) bt.h<int32_t>()[b] = static_cast<int32_t>((b * 7) % MAXB);   // scattered blocks
-    for (Buf* b : {&q, &pos, &slot, &bt, &kp, &vp, &part, &o}) b->upload();
-    kernels::Params p{{{"NQ", NQ}, {"NKV", NKV}, {"D", D}, {"KVDT", 0}, {"BLOCK", BLOCK}, {"MAX_BLOCKS", MAXB},
-                       {"VARIANT", 1}, {"SPLITS", SPLITS}}, {}};
-    auto a = build(Kind::ATTENTION, p);
-    p.ints["VARIANT"] = 2;
-    auto c = build(Kind::ATTENTION, p);
-    ASSERT_TRUE(a && c);
-    std::vector<Buf*> ops = {&q, &pos, &slot, &bt, &kp, &vp, nullptr, nullptr, &part, &o};
-    const std::vector<int64_t> dims = {1, 1, 1, ctxlen};
-    const double kv_bytes = 2.0 * ctxlen * NKV * D * 2;
-    std::string name = "ATTENTION decode split-K ctx " + std::to_string(ctxlen) + " B=1";
-    report(name.c_str(), kv_bytes, time_us(*a, ops, dims, fl, true));
-    name = "ATTENTION combine ctx " + std::to_string(ctxlen) + " B=1";
-    report(name.c_str(), NQ * SPLITS * (D + 2) * 4.0, time_us(*c, ops, dims, fl, true));
-  }
+  // Decode attention as the decode lowering emits it: ATTENTION_DECODE split (VARIANT 0) then the
+  // combine (VARIANT 1), SPLITS = 256 (a plan of max_seq_len >= 4096; each token uses
+  // ceil((pos + 1) / 16) splits of them, at most 256 at batch 1). Bytes: the K and V rows read
+  // (plus the fp8 row scales).
+  const int64_t NQ = 48, NKV = 8, D = 128, BLOCK = 16, SPLITS = 256;
+  for (int64_t kvdt : {0, 3})
+    for (int64_t ctxlen : {512, 4096, 16384}) {
+      const int64_t MAXB = ctxlen / BLOCK, esz = kvdt == 3 ? 1 : 2;
+      Buf q(NQ * D * 2), pos(4), slot(4), bt(MAXB * 4), kp(MAXB * BLOCK * NKV * D * esz), vp(kp.host.size()),
+          ks(MAXB * BLOCK * NKV * 4), vs(ks.host.size()), part(NQ * SPLITS * (D + 2) * 4), o(NQ * D * 2);
+      fill_bf16(q);
+      if (kvdt == 3) {
+        // fp8 e4m3 bytes of moderate magnitude (exponent field 1..14, never the NaN pattern).
+        for (Buf* b : {&kp, &vp})
+          for (size_t i = 0; i < b->host.size(); ++i) b->host[i] = static_cast<uint8_t>(((i * 37) % 14 + 1) << 3 | (i % 8));
+        fill_f32(ks, 0.01f, 0.02f); fill_f32(vs, 0.01f, 0.02f);
+      } else {
+        fill_bf16(kp); fill_bf16(vp);
+      }
+      pos.h<int32_t>()[0] = static_cast<int32_t>(ctxlen - 1);
+      slot.h<int32_t>()[0] = 0;
+      for (int64_t b = 0; b < MAXB; ++b) bt.h<int32_t>()[b] = static_cast<int32_t>((b * 7) % MAXB);   // scattered blocks
+      for (Buf* b : {&q, &pos, &slot, &bt, &kp, &vp, &ks, &vs, &part, &o}) b->upload();
+      kernels::Params p{{{"NQ", NQ}, {"NKV", NKV}, {"D", D}, {"KVDT", kvdt}, {"BLOCK", BLOCK}, {"MAX_BLOCKS", MAXB},
+                         {"VARIANT", 0}, {"SPLITS", SPLITS}}, {}};
+      auto a = build(Kind::ATTENTION_DECODE, p);
+      p.ints["VARIANT"] = 1;
+      auto c = build(Kind::ATTENTION_DECODE, p);
+      ASSERT_TRUE(a && c);
+      std::vector<Buf*> ops = {&q, &pos, &slot, &bt, &kp, &vp, kvdt == 3 ? &ks : nullptr, kvdt == 3 ? &vs : nullptr,
+                               &part, &o};
+      const std::vector<int64_t> dims = {1, 1, 1, ctxlen};
+      const double kv_bytes = 2.0 * ctxlen * NKV * (D * esz + (kvdt == 3 ? 4 : 0));
+      const std::string tag = std::string(kvdt == 3 ? " fp8" : " bf16") + " ctx " + std::to_string(ctxlen) + " B=1";
+      report(("ATTENTION_DECODE split" + tag).c_str(), kv_bytes, time_us(*a, ops, dims, fl, true));
+      report(("ATTENTION_DECODE combine" + tag).c_str(), NQ * std::min<int64_t>(SPLITS, (ctxlen + 15) / 16) * (D + 2) * 4.0,
+             time_us(*c, ops, dims, fl, true));
+    }
 }
 
 }  // namespace
