@@ -15,6 +15,8 @@
 #                                             --max-batch 16 of `mm-synth --preset minimax-m2.7-reap-172b
 #                                             --sparse --layers 62|24` (headers equal the real-bytes
 #                                             checkpoint's, so the plans match what `run` synthesizes)
+#   lib/                                      the Debian libraries mmrun links that the GPU image may
+#                                             lack (cpp-httplib, libssl3, libcrypto3, brotli, PCRE2)
 #   peer/                                     a copy of ../shared/peer (llama.cpp's llama-bench and
 #                                             run_peer.sh; PEER_DIR overrides where it is copied from)
 #
@@ -35,7 +37,7 @@
 #   report    OUT/benchmarks-fragment.md from the logs in OUT                             seconds
 # Each step has a time limit (STEP_TIMEOUT, default 590 s); a failed step is reported and the others
 # still run. Knobs (environment): RUNS (3), RUNS16 (2: batch 16 repeats), DEPTHS (0,2048,16384),
-# PP (2048), TG (32), LOAD_DIR (/var/tmp/mm-bench-ckpt24), LOAD_RUNS (2), BENCH_WORK (/tmp/mm-bench).
+# DEPTHS16 (the batch-16 runs' depths; default DEPTHS), PP (2048), TG (32), LOAD_DIR (/var/tmp/mm-bench-ckpt24), LOAD_RUNS (2), BENCH_WORK (/tmp/mm-bench).
 #
 # With the device tool (10 minutes a command, a fresh $OUT each; the repository travels and CARRY,
 # an ignored path, is carried with it): four commands of 3-6 minutes, then the report here.
@@ -80,6 +82,10 @@ if [ "$mode" = prepare ]; then
   compile full62-fp8 62 --kv-cache-dtype fp8
   compile full24 24
   for b in mmrun mm-synth kernels_gpu_test; do gzip -9 -c "$build/bin/$b" > "$carry/bin/$b.gz"; done
+  # The Debian libraries mmrun links that a CUDA image need not have (cpp-httplib for `mmrun serve`
+  # and its TLS/compression dependencies, PCRE2 for the tokenizer).
+  mkdir -p "$carry/lib"
+  ldd "$build/bin/mmrun" | awk '/(httplib|libssl|libcrypto|brotli|pcre2)/ {print $3}' | xargs -r cp -L -t "$carry/lib"
   rm -rf "$carry/peer"
   cp -r "$peer" "$carry/peer"
   (cd "$carry" && git -C "$root" rev-parse HEAD > source-commit.txt 2>/dev/null; du -ah . | sort -k2)
@@ -141,6 +147,8 @@ for lib in libcublas.so.13 libnvrtc.so.13; do
     [ -e "$d/$lib" ] && { libdirs="$libdirs:$d"; break; }
   done
 done
+# CARRY/lib: shared libraries the GPU machine lacks (mmrun links Debian's libcpp-httplib, libssl3).
+[ -d "$carry/lib" ] && libdirs="$libdirs:$carry/lib"
 export LD_LIBRARY_PATH="${libdirs#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 # step NAME CMD...: runs CMD under the step time limit with its output in OUT/NAME.log; records
@@ -193,7 +201,7 @@ for s in "${steps[@]}"; do
       plan=$plans/full62.mmp
       [ "$s" = fp8 ] && plan=$plans/full62-fp8.mmp
       bench "$s-b1" "$plan" --weights random --device cuda --batch 1 --depth "$DEPTHS" --pp "$PP" --tg "$TG" --runs "$RUNS"
-      bench "$s-b16" "$plan" --weights random --device cuda --batch 16 --depth "$DEPTHS" --pp "$PP" --tg "$TG" --runs "$RUNS16"
+      bench "$s-b16" "$plan" --weights random --device cuda --batch 16 --depth "${DEPTHS16:-$DEPTHS}" --pp "$PP" --tg "$TG" --runs "$RUNS16"
       cat "$out/$s-b1.md" "$out/$s-b16.md" 2>/dev/null
       ;;
     mmc24)
