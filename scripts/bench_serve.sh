@@ -19,14 +19,19 @@
 #                                model's tokens stream as text; token counts are exact either way, since
 #                                llama-benchy builds its prompts with the same tokenizer the server uses.
 #   WHEELS (default: REPO/.whl)  llama-benchy 0.4.0 and its dependencies as wheels, installed offline
-#                                into a venv under OUT. Made on a machine with internet and the same
+#                                offline (into a venv, or see below). Made on a machine with internet and the same
 #                                Python version as the GPU machine:
 #                                  pip download llama-benchy==0.4.0 --only-binary=:all: -d .whl
-#                                The venv sees the system's packages, so on the GPU image (Python 3.12,
-#                                transformers 5.17) only these are needed: annotated_types asyncio
+#                                When python3 already imports llama-benchy's heavy dependencies
+#                                (transformers, tokenizers, numpy, aiohttp, requests, tabulate: the GPU
+#                                image's torch venv does), the wheels are installed without dependencies
+#                                into a folder put on PYTHONPATH, and WHEELS need only hold what that
+#                                python lacks; on the GPU image (Python 3.12) these 11: annotated_types
 #                                httpcore2 httpx2 jiter llama_benchy openai pydantic pydantic_core
-#                                sniffio truststore typing_inspection (pip download ... --python-version 3.12
-#                                --platform manylinux2014_x86_64, then keep those).
+#                                sniffio truststore typing_inspection (pip download ... --python-version
+#                                3.12 --platform manylinux2014_x86_64 --only-binary=:all:, then keep those).
+#                                The `asyncio` wheel on PyPI is never installed that way: on PYTHONPATH
+#                                it would shadow the standard library's asyncio.
 #                                For CPython 3.11 on x86-64 that is these 49 wheels:
 #     aiohappyeyeballs aiohttp aiosignal annotated_doc annotated_types anyio asyncio attrs certifi
 #     charset_normalizer click filelock frozenlist fsspec h11 hf_xet httpcore2 httpx2 huggingface_hub
@@ -85,11 +90,23 @@ fi
 
 # 3. llama-benchy, offline from the wheels.
 [ -d "$WHEELS" ] || fail "no wheels directory $WHEELS (see the header: pip download llama-benchy==0.4.0)"
-# --system-site-packages: the GPU image already holds most of its dependencies (transformers,
-# tokenizers, numpy, aiohttp, ...), so WHEELS need only hold what it lacks (12 wheels, 5.6 MB).
-python3 -m venv --system-site-packages "$work/venv" || fail "python3 -m venv failed (install python3-venv)"
-"$work/venv/bin/pip" install -q --no-index --find-links "$WHEELS" llama-benchy==0.4.0 \
-  || fail "llama-benchy 0.4.0 could not be installed from $WHEELS (a wheel missing, or another Python version?)"
+benchy=()
+if python3 -c "import transformers, tokenizers, numpy, aiohttp, requests, tabulate" 2>/dev/null; then
+  # This python has the heavy dependencies (a venv of its own, such as the GPU image's torch venv,
+  # would not pass them on to a new venv): install the wheels beside them, without dependencies.
+  wheels=()
+  for w in "$WHEELS"/*.whl; do case $(basename "$w") in asyncio-*) ;; *) wheels+=("$w") ;; esac; done
+  python3 -m pip install -q --no-index --no-deps --target "$work/pylib" "${wheels[@]}" \
+    || fail "could not install the wheels of $WHEELS into $work/pylib"
+  PYTHONPATH="$work/pylib" python3 -c "import llama_benchy, openai, pydantic" \
+    || fail "llama-benchy does not import with the wheels of $WHEELS (one missing, or another Python version?)"
+  benchy=(env PYTHONPATH="$work/pylib" python3 -m llama_benchy)
+else
+  python3 -m venv "$work/venv" || fail "python3 -m venv failed (install python3-venv)"
+  "$work/venv/bin/pip" install -q --no-index --find-links "$WHEELS" llama-benchy==0.4.0 \
+    || fail "llama-benchy 0.4.0 could not be installed from $WHEELS (a wheel missing, or another Python version?)"
+  benchy=("$work/venv/bin/llama-benchy")
+fi
 
 # 4. The server, with the model card's vLLM flags.
 "$mmrun" serve "$plan" --weights random --tokenizer "$tokdir" --device "$DEVICE" --host 127.0.0.1 --port "$PORT" \
@@ -115,7 +132,7 @@ cat "$root/README.md" "$root"/docs/*.md > "$home/.cache/llama-benchy/$(printf '%
 
 # 6. The benchmark.
 # shellcheck disable=SC2086
-HOME=$home HF_HUB_OFFLINE=1 NO_PROXY=127.0.0.1 no_proxy=127.0.0.1 "$work/venv/bin/llama-benchy" \
+HOME=$home HF_HUB_OFFLINE=1 NO_PROXY=127.0.0.1 no_proxy=127.0.0.1 "${benchy[@]}" \
   --base-url "http://127.0.0.1:$PORT/v1" --model "$MODEL_NAME" --served-model-name "$MODEL_NAME" \
   --tokenizer "$tokdir/tokenizer.json" --pp $PP --tg $TG --depth $DEPTHS --runs "$RUNS" \
   --skip-coherence --book-url "$book_url" --exit-on-first-fail \
