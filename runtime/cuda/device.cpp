@@ -53,8 +53,19 @@ Device::~Device() {
   if (ctx_) sym_->cuDevicePrimaryCtxRelease_v2(dev_);
 }
 
+// The context is current per thread, and a Device is used from threads other than the one that
+// opened it (mmrun serve's engine thread; a C API caller's own threads). Driver calls that take a
+// stream or a function find their context through it, but others need the current one
+// (cuGraphInstantiate, cuEventCreate, synchronous copies and memsets): without this a graph
+// captured on the server's engine thread failed with CUDA_ERROR_INVALID_CONTEXT. Every method
+// binds the context first; the thread-local note of what this thread made current keeps that to
+// one cuCtxSetCurrent per thread and device. (Nothing else in the process switches a thread's
+// context: cuBLAS in measure.cpp runs on the primary context this Device retains.)
 Status Device::make_current() const {
+  thread_local cu::CUcontext current = nullptr;
+  if (current == ctx_) return Status::success();
   MM_CU(sym_, cuCtxSetCurrent, ctx_);
+  current = ctx_;
   return Status::success();
 }
 
@@ -72,6 +83,7 @@ Expected<void*> Device::alloc(size_t bytes) {
   return reinterpret_cast<void*>(static_cast<uintptr_t>(p));
 }
 Status Device::free(void* dptr) {
+  if (Status st = make_current(); !st) return st;
   if (!dptr) return Status::success();
   MM_CU(sym_, cuMemFree_v2, dp(dptr));
   return Status::success();
@@ -83,6 +95,7 @@ Expected<void*> Device::alloc_host(size_t bytes) {
   return p;
 }
 Status Device::free_host(void* p) {
+  if (Status st = make_current(); !st) return st;
   if (!p) return Status::success();
   MM_CU(sym_, cuMemFreeHost, p);
   return Status::success();
@@ -93,35 +106,43 @@ Status Device::register_host(void* p, size_t bytes) {
   return Status::success();
 }
 Status Device::unregister_host(void* p) {
+  if (Status st = make_current(); !st) return st;
   if (!p) return Status::success();
   MM_CU(sym_, cuMemHostUnregister, p);
   return Status::success();
 }
 Status Device::copy_to_device(void* dst, const void* src, size_t bytes) {
+  if (Status st = make_current(); !st) return st;
   MM_CU(sym_, cuMemcpyHtoD_v2, dp(dst), src, bytes);
   return Status::success();
 }
 Status Device::copy_to_host(void* dst, const void* src, size_t bytes) {
+  if (Status st = make_current(); !st) return st;
   MM_CU(sym_, cuMemcpyDtoH_v2, dst, dp(src), bytes);
   return Status::success();
 }
 Status Device::copy_device(void* dst, const void* src, size_t bytes) {
+  if (Status st = make_current(); !st) return st;
   MM_CU(sym_, cuMemcpyDtoD_v2, dp(dst), dp(src), bytes);
   return Status::success();
 }
 Status Device::copy_to_device_async(void* dst, const void* src, size_t bytes) {
+  if (Status st = make_current(); !st) return st;
   MM_CU(sym_, cuMemcpyHtoDAsync_v2, dp(dst), src, bytes, stream_);
   return Status::success();
 }
 Status Device::copy_to_host_async(void* dst, const void* src, size_t bytes) {
+  if (Status st = make_current(); !st) return st;
   MM_CU(sym_, cuMemcpyDtoHAsync_v2, dst, dp(src), bytes, stream_);
   return Status::success();
 }
 Status Device::copy_device_async(void* dst, const void* src, size_t bytes) {
+  if (Status st = make_current(); !st) return st;
   MM_CU(sym_, cuMemcpyDtoDAsync_v2, dp(dst), dp(src), bytes, stream_);
   return Status::success();
 }
 Status Device::copy_rows_to_device_async(void* dst, size_t dst_pitch, const void* src, size_t width, size_t rows) {
+  if (Status st = make_current(); !st) return st;
   if (rows == 0 || width == 0) return Status::success();
   cu::Memcpy2D m;
   m.srcMemoryType = cu::CU_MEMORYTYPE_HOST;
@@ -136,10 +157,12 @@ Status Device::copy_rows_to_device_async(void* dst, size_t dst_pitch, const void
   return Status::success();
 }
 Status Device::memset(void* dst, int byte, size_t bytes) {
+  if (Status st = make_current(); !st) return st;
   MM_CU(sym_, cuMemsetD8_v2, dp(dst), static_cast<unsigned char>(byte), bytes);
   return Status::success();
 }
 Status Device::memset_async(void* dst, int byte, size_t bytes) {
+  if (Status st = make_current(); !st) return st;
   MM_CU(sym_, cuMemsetD8Async, dp(dst), static_cast<unsigned char>(byte), bytes, stream_);
   return Status::success();
 }
@@ -183,6 +206,7 @@ Expected<Kernel> Device::load(const KernelImage& image) {
 }
 
 Status Device::unload(Kernel& kernel) {
+  if (Status st = make_current(); !st) return st;
   if (kernel.module) MM_CU(sym_, cuModuleUnload, kernel.module);
   kernel.module = nullptr;
   kernel.function = nullptr;
@@ -190,6 +214,7 @@ Status Device::unload(Kernel& kernel) {
 }
 
 Status Device::set_dynamic_shared(const Kernel& kernel, int bytes) {
+  if (Status st = make_current(); !st) return st;
   MM_CU(sym_, cuFuncSetAttribute, kernel.function, cu::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes);
   return Status::success();
 }
@@ -197,6 +222,7 @@ Status Device::set_dynamic_shared(const Kernel& kernel, int bytes) {
 Status Device::launch(const Kernel& kernel, Dim3 grid, Dim3 block, int dynamic_shared, const mm_kernel_args& args,
                       bool pdl) {
   if (grid.x == 0 || grid.y == 0 || grid.z == 0) return Status::success();   // nothing to do
+  if (Status st = make_current(); !st) return st;
   mm_kernel_args copy = args;   // passed by value: the driver copies the bytes at launch
   void* params[] = {&copy};
   if (pdl) {
@@ -214,15 +240,18 @@ Status Device::launch(const Kernel& kernel, Dim3 grid, Dim3 block, int dynamic_s
 }
 
 Status Device::synchronize() {
+  if (Status st = make_current(); !st) return st;
   MM_CU(sym_, cuStreamSynchronize, stream_);
   return Status::success();
 }
 
 Status Device::begin_capture() {
+  if (Status st = make_current(); !st) return st;
   MM_CU(sym_, cuStreamBeginCapture_v2, stream_, cu::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
   return Status::success();
 }
 Expected<cu::CUgraphExec> Device::end_capture() {
+  if (Status st = make_current(); !st) return st.error();
   cu::CUgraph g = nullptr;
   MM_CU(sym_, cuStreamEndCapture, stream_, &g);
   cu::CUgraphExec exec = nullptr;
@@ -232,27 +261,32 @@ Expected<cu::CUgraphExec> Device::end_capture() {
   return exec;
 }
 Status Device::launch_graph(cu::CUgraphExec exec) {
+  if (Status st = make_current(); !st) return st;
   MM_CU(sym_, cuGraphLaunch, exec, stream_);
   return Status::success();
 }
 Status Device::destroy_graph(cu::CUgraphExec exec) {
+  if (Status st = make_current(); !st) return st;
   MM_CU(sym_, cuGraphExecDestroy, exec);
   return Status::success();
 }
 
 Expected<cu::CUevent> Device::record_event() {
+  if (Status st = make_current(); !st) return st.error();
   cu::CUevent ev = nullptr;
   MM_CU(sym_, cuEventCreate, &ev, cu::CU_EVENT_DEFAULT);
   MM_CU(sym_, cuEventRecord, ev, stream_);
   return ev;
 }
 Expected<float> Device::elapsed_ms(cu::CUevent start, cu::CUevent end) {
+  if (Status st = make_current(); !st) return st.error();
   MM_CU(sym_, cuEventSynchronize, end);
   float ms = 0.f;
   MM_CU(sym_, cuEventElapsedTime_v2, &ms, start, end);
   return ms;
 }
 Status Device::destroy_event(cu::CUevent ev) {
+  if (Status st = make_current(); !st) return st;
   MM_CU(sym_, cuEventDestroy_v2, ev);
   return Status::success();
 }

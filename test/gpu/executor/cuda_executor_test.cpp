@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <span>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "runtime/src/cuda_executor.h"
@@ -356,6 +357,47 @@ TEST(CudaExecutor, SingleSequenceGraphIsBitIdentical) {
     EXPECT_EQ(ng[0], ne[0]) << "step " << step;
     tok = ng[0];
   }
+}
+
+// A session opened on one thread and used from another (mmrun serve's engine thread, a C API
+// caller's worker): the CUDA context is current per thread, and the decode graph is captured and
+// instantiated on the thread that first decodes. That failed with CUDA_ERROR_INVALID_CONTEXT
+// before every Device call bound the context. The tokens must equal those of a session used on
+// the thread that opened it.
+TEST(CudaExecutor, SessionUsedFromAnotherThread) {
+  MM_REQUIRE_CUDA();
+  const std::string path = env("MM_TEST_PLAN");
+  if (path.empty()) GTEST_SKIP() << "skipped: MM_TEST_PLAN not set";
+  auto plan = load_or_fail(path);
+  ASSERT_TRUE(plan);
+  const std::string weights = env("MM_TEST_WEIGHTS", "random");
+  const int64_t V = plan->def().model()->vocab_size();
+  const int64_t msl = std::min<int64_t>(plan->def().limits()->max_seq_len(), 32);
+  const std::vector<int32_t> prompt = {3, 1, 4, 1, 5 % static_cast<int32_t>(V), 9};
+  auto run = [&](Session& s, std::vector<int32_t>* out) -> Status {
+    int32_t tok = -1;
+    if (Status st = s.prefill(0, prompt, Sampling{}, 0, nullptr, &tok); !st) return st;
+    out->push_back(tok);
+    const int32_t slot = 0;
+    const Sampling g{};
+    for (int64_t step = 1; step <= 6; ++step) {
+      std::vector<int32_t> next;
+      if (Status st = s.decode({&slot, 1}, {&tok, 1}, {&g, 1}, step, nullptr, &next); !st) return st;
+      tok = next[0];
+      out->push_back(tok);
+    }
+    return Status::success();
+  };
+  auto here = cuda_session(plan, weights, msl, 1, true);
+  auto there = cuda_session(plan, weights, msl, 1, true);
+  ASSERT_TRUE(here && there);
+  std::vector<int32_t> a, b;
+  ASSERT_TRUE(run(*here, &a).ok());
+  Status st = Status::success();
+  std::thread worker([&] { st = run(*there, &b); });
+  worker.join();
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_EQ(a, b);
 }
 
 // Batched decode computes each sequence exactly as decoding it alone: several sequences of
