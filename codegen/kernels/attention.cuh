@@ -2,25 +2,20 @@
  *   token t, head h, kv head g = h / (NQ/NKV), keys j = 0..positions[t] of sequence seq_slots[t]:
  *   o[t, h] = sum_j softmax_j(q[t,h] . k_j * D^-0.5) v_j      fp32 softmax/accumulation, one rounding
  * Layouts: q bf16[T, NQ D]; positions, seq_slots i32[T]; block_tables i32[*, MAX_BLOCKS]; pools
- *   [blocks, BLOCK, NKV, D] bf16 or fp8 e4m3 with f32 scales [blocks, BLOCK, NKV]; partial f32
- *   [T, NQ, SPLITS, D + 2] (split-K scratch: unnormalized acc[D], running max m, sum l);
- *   o bf16[T, NQ D].
- * Constants: mmp::NQ, NKV, D (multiple of 32), KVDT, BLOCK, MAX_BLOCKS, VARIANT, SPLITS, BQ, THREADS.
- * Structure (variants 0 and 1): a block owns one kv head g and the rows (token, q head of g's
- * group); keys stream through shared memory in tiles of 32 (fp8 dequantized to fp32 on load), each
- * warp owns whole rows: lane j scores key j, online softmax in registers, p_j broadcast by
- * shuffle for the P.V product (lane owns dims lane + 32 i).
+ *   [blocks, BLOCK, NKV, D] bf16 or fp8 e4m3 with f32 scales [blocks, BLOCK, NKV]; o bf16[T, NQ D].
+ * Constants: mmp::NQ, NKV, D (multiple of 32), KVDT, BLOCK, MAX_BLOCKS, VARIANT, BQ, THREADS.
+ * The prefill lowering's kernel; decode attention is ATTENTION_DECODE (attention_decode.cuh).
  * Variants:
- *   0 prefill (flash-style): BQ consecutive tokens per block (tokens of one sequence share every
- *     K/V tile; tokens of different sequences are handled in separate passes). Grid
+ *   0 flash-style on FMAs, the reference-shaped kernel the GPU tests compare against: a block owns
+ *     one kv head g and BQ consecutive tokens with the q heads of g's group (tokens of one
+ *     sequence share every K/V tile; tokens of different sequences are handled in separate
+ *     passes); keys stream through shared memory in tiles of 32 (fp8 dequantized to fp32 on
+ *     load), each warp owns whole rows: lane j scores key j, online softmax in registers, p_j
+ *     broadcast by shuffle for the P.V product (lane owns dims lane + 32 i). Grid
  *     (ceil(T / BQ), NKV), block (128).
- *   1 decode split-K: one token per block, keys split into SPLITS contiguous chunks over grid z.
- *     SPLITS == 1 writes o directly; otherwise each block writes its (acc, m, l) to `partial` and
- *     a second launch of variant 2 combines. Grid (T, NKV, SPLITS), block (128).
- *   2 split-K combine: o[t, h] = sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M).
- *     Grid (T, NQ), block (128). Same operands as variant 1.
- *   3 prefill flash attention on tensor cores (mm_attn_mma below): mma.sync m16n8k16 bf16 with
- *     fp32 accumulation, ldmatrix, cp.async; the common path of sm_121 and sm_90. */
+ *   3 flash attention on tensor cores (mm_attn_mma below): mma.sync m16n8k16 bf16 with fp32
+ *     accumulation, ldmatrix, cp.async; the common path of sm_121 and sm_90.
+ * (Variants 1 and 2, split decode and its combine, became ATTENTION_DECODE.) */
 constexpr int MM_KT = 32;
 constexpr int MM_QH = mmp::NQ / mmp::NKV;
 constexpr int MM_NR = mmp::BQ * MM_QH;
@@ -339,7 +334,7 @@ __device__ __forceinline__ void mm_attn_mma(const mm_bf16* q, const int* positio
 }
 
 // Variant 3 is budgeted for two resident blocks per SM: left to itself, ptxas picks fewer
-// registers at 128 threads and spills. 0 leaves the other variants as without the bound.
+// registers at 128 threads and spills. 0 leaves variant 0 as without the bound.
 constexpr int MM_ATT_MIN_BLOCKS = mmp::VARIANT == 3 ? 2 : 0;
 
 extern "C" __global__ void __launch_bounds__(mmp::THREADS, MM_ATT_MIN_BLOCKS) MM_ENTRY(const mm_kernel_args args) {
@@ -347,29 +342,7 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS, MM_ATT_MIN_BLOCKS) MM
   const mm_i64 T = args.dim[MM_DIM_T];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
-  if constexpr (mmp::VARIANT == 2) {
-    const mm_i64 t = blockIdx.x;
-    const int h = blockIdx.y;
-    if (t >= T) return;
-    const float* p = partial + ((t * mmp::NQ + h) * mmp::SPLITS) * (mmp::D + 2);
-    float M = -INFINITY;
-    for (int s = 0; s < mmp::SPLITS; ++s) M = fmaxf(M, p[s * (mmp::D + 2) + mmp::D]);
-    for (int d = tid; d < mmp::D; d += mmp::THREADS) {
-      float num = 0.f, den = 0.f;
-      if (M != -INFINITY) {
-        for (int s = 0; s < mmp::SPLITS; ++s) {
-          const float* ps = p + s * (mmp::D + 2);
-          const float ms = ps[mmp::D];
-          if (ms == -INFINITY) continue;
-          const float f = expf(ms - M);
-          num += ps[d] * f;
-          den += ps[mmp::D + 1] * f;
-        }
-      }
-      o[(t * mmp::NQ + h) * mmp::D + d] = __float2bfloat16_rn(den > 0.f ? num / den : 0.f);
-    }
-    return;
-  } else if constexpr (mmp::VARIANT == 3) {
+  if constexpr (mmp::VARIANT == 3) {
     mm_attn_mma(q, positions, seq_slots, block_tables, k_pool, v_pool, k_scale, v_scale, o, T);
   } else {
     __shared__ float qs[MM_NR][mmp::D];
@@ -377,8 +350,7 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS, MM_ATT_MIN_BLOCKS) MM
     __shared__ float vs[MM_KT][mmp::D];
     __shared__ int tpos[mmp::BQ], tslot[mmp::BQ];
     const int g = blockIdx.y;
-    const mm_i64 t0 = mmp::VARIANT == 0 ? (mm_i64)blockIdx.x * mmp::BQ : (mm_i64)blockIdx.x;
-    const int split = mmp::VARIANT == 1 ? (int)blockIdx.z : 0;
+    const mm_i64 t0 = (mm_i64)blockIdx.x * mmp::BQ;
     if (t0 >= T) return;
     if (tid < mmp::BQ) {
       const mm_i64 t = t0 + tid;
@@ -412,15 +384,8 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS, MM_ATT_MIN_BLOCKS) MM
       unsigned active = 0;
       for (int bq = 0; bq < mmp::BQ; ++bq)
         if (!((done >> bq) & 1u) && tpos[bq] >= 0 && tslot[bq] == S) active |= 1u << bq;
-      int kbeg = 0;
-      if constexpr (mmp::VARIANT == 1) {
-        int chunk = (kend + mmp::SPLITS - 1) / mmp::SPLITS;
-        chunk = (chunk + MM_KT - 1) / MM_KT * MM_KT;
-        kbeg = split * chunk;
-        kend = min(kend, kbeg + chunk);
-      }
       const int* bt = block_tables + (mm_i64)S * mmp::MAX_BLOCKS;
-      for (int j0 = kbeg; j0 < kend; j0 += MM_KT) {
+      for (int j0 = 0; j0 < kend; j0 += MM_KT) {
         __syncthreads();   // the previous tile is consumed
         if constexpr (mmp::KVDT == MM_DT_FP8E4M3) {
           for (int c = tid; c < MM_KT * mmp::D / 16; c += mmp::THREADS) {
@@ -503,17 +468,10 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS, MM_ATT_MIN_BLOCKS) MM
       const int bq = r / MM_QH, h = g * MM_QH + r % MM_QH;
       const mm_i64 t = t0 + bq;
       if (t >= T || tpos[bq] < 0) continue;
-      if (mmp::VARIANT == 1 && mmp::SPLITS > 1) {
-        float* p = partial + ((t * mmp::NQ + h) * mmp::SPLITS + split) * (mmp::D + 2);
+      const float inv = l[i] > 0.f ? 1.f / l[i] : 0.f;
 #pragma unroll
-        for (int c = 0; c < MM_PER; ++c) p[lane + 32 * c] = acc[i][c];
-        if (lane == 0) { p[mmp::D] = m[i]; p[mmp::D + 1] = l[i]; }
-      } else {
-        const float inv = l[i] > 0.f ? 1.f / l[i] : 0.f;
-#pragma unroll
-        for (int c = 0; c < MM_PER; ++c)
-          o[(t * mmp::NQ + h) * mmp::D + lane + 32 * c] = __float2bfloat16_rn(acc[i][c] * inv);
-      }
+      for (int c = 0; c < MM_PER; ++c)
+        o[(t * mmp::NQ + h) * mmp::D + lane + 32 * c] = __float2bfloat16_rn(acc[i][c] * inv);
     }
   }
 }

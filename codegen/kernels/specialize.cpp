@@ -226,28 +226,18 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
       // Static shared memory: q rows (fp32), one K tile (padded) and one V tile of 32 keys.
       auto bytes = [&](int64_t bq) { return (bq * qh * d + 32 * (d + 1) + 32 * d) * 4; };
       int64_t bq = 1;
-      if (variant == 0)
-        for (int64_t cand : {8, 4, 2})
-          if (cand * qh <= 16 && bytes(cand) <= 46 * 1024) {
-            bq = cand;
-            break;
-          }
+      for (int64_t cand : {8, 4, 2})
+        if (cand * qh <= 16 && bytes(cand) <= 46 * 1024) {
+          bq = cand;
+          break;
+        }
       require(bytes(bq) <= 46 * 1024 && qh <= 32,
               "ATTENTION with NQ/NKV = " + std::to_string(qh) + " and D = " + std::to_string(d) +
                   " needs more than 46 KiB of shared memory per block");
       p.ints["BQ"] = bq;
       threads = 128;
-      if (variant == 0) {
-        grid[0] = dimx(kDimT, 1, 0, bq);
-        grid[1] = cst(nkv);
-      } else if (variant == 1) {
-        grid[0] = dimx(kDimT);
-        grid[1] = cst(nkv);
-        grid[2] = cst(I("SPLITS"));
-      } else {
-        grid[0] = dimx(kDimT);
-        grid[1] = cst(nq);
-      }
+      grid[0] = dimx(kDimT, 1, 0, bq);
+      grid[1] = cst(nkv);
       break;
     }
     case Kind::ATTENTION_DECODE: {

@@ -1,7 +1,7 @@
 // ATTENTION reference: causal GQA over the paged KV cache. For token t and head h (kv head
 // g = h / (NQ/NKV)), keys 0..positions[t] of sequence seq_slots[t]; scores q.k * D^-0.5, fp32
 // softmax and accumulation, one rounding to bf16. fp8 pools are dequantized with their per-row
-// scale. VARIANT/SPLITS only change how the GPU splits the work.
+// scale. VARIANT only changes how the GPU computes it.
 #include <algorithm>
 #include <cmath>
 
@@ -11,9 +11,6 @@ namespace mm::ref {
 
 void attention_ref(const mm_kernel_args& args, const AttentionParams& p) {
   using detail::ptr;
-  // VARIANT 2 is the GPU's split-K combine launch, which follows a VARIANT 1 launch over the same
-  // operands; the reference computed the final `o` in that first launch already.
-  if (p.VARIANT == 2) return;
   const int64_t T = args.dim[MM_DIM_T];
   const int64_t NQ = p.NQ, NKV = p.NKV, D = p.D, per = NQ / NKV;
   const uint16_t* q = ptr<const uint16_t>(args, 0);
@@ -24,7 +21,7 @@ void attention_ref(const mm_kernel_args& args, const AttentionParams& p) {
   const void* v_pool = args.ptr[5];
   const float* k_scale = ptr<const float>(args, 6);
   const float* v_scale = ptr<const float>(args, 7);
-  uint16_t* o = ptr<uint16_t>(args, 9);
+  uint16_t* o = ptr<uint16_t>(args, 8);
   const bool fp8 = p.KVDT == MM_DT_FP8E4M3;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
 

@@ -56,8 +56,9 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
 // dtype codes MM_DT_*. Notes per kind:
 //   RMS_NORM: rows_out = GATHER ? R : T; x is updated in place when RESIDUAL.
 //   GEMM_W4 / GEMM_DENSE: M = dim[MDIM] (0 -> T, 1 -> R); VARIANT does not change the result.
-//   ATTENTION: VARIANT 2 (the split-K combine after a VARIANT 1 launch) is a no-op here; VARIANT
-//     and SPLITS do not change the result; `partial` is ignored.
+//   ATTENTION: VARIANT does not change the result.
+//   ATTENTION_DECODE: VARIANT 1 (the combine after a VARIANT 0 launch) is a no-op here; SPLITS
+//     does not change the result; `partial` is ignored.
 //   MOE_W13 / MOE_W2: offsets and sorted (GROUPED only) are not needed by the reference.
 #define MM_KIND(NAME, Struct, fn, file, uses_w4) \
   using Struct##Params = kernels::Struct##Params;  \

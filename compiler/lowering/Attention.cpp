@@ -2,8 +2,9 @@
 //
 // qkv = dequant_gemm(x, [q, k, v])          -> GEMM_W4 over the N-concatenated weight
 // qk_norm -> rope -> kv_append              -> QK_NORM_ROPE_KV (one launch, at the kv_append)
-// attention                                 -> ATTENTION over the paged cache (prefill: the
-//                                              tensor-core flash variant 3; decode: split-K)
+// attention                                 -> prefill: ATTENTION over the paged cache (the
+//                                              tensor-core flash variant 3); decode:
+//                                              ATTENTION_DECODE split + combine
 //
 //===----------------------------------------------------------------------===//
 #include "compiler/lowering/Lowering.h"
@@ -141,14 +142,13 @@ LogicalResult lowerAttention(Lowering &l, moe::AttentionOp op) {
     // already, so one split. VARIANT 0 (FMA) stays as the reference-shaped kernel the GPU tests
     // compare against.
     auto params = common(3);
-    params.push_back(l.p("SPLITS", 1));
     auto k = l.kernel("ATTENTION", params, op);
     if (failed(k))
       return failure();
     l.launch(*k,
              {l.buf(*q), l.input("positions"), l.input("seq_slots"), l.input("block_tables"),
               l.kv(layer, "k"), l.kv(layer, "v"), fp8 ? l.kv(layer, "k_scale") : l.none(),
-              fp8 ? l.kv(layer, "v_scale") : l.none(), l.none(), l.buf(o)},
+              fp8 ? l.kv(layer, "v_scale") : l.none(), l.buf(o)},
              op, "attention");
     l.bind(op.getResult(), o);
     return success();

@@ -3,10 +3,12 @@
 //   1: the first format.
 //   2: kernel kinds from the registry (codegen/kernels/kinds.def): ROUTE_TOPK takes 5 operand
 //      slots in both variants, kernels record their derived tile constants (THREADS, WK, CS, BQ).
+//   3: decode attention is ATTENTION_DECODE; ATTENTION is the prefill kernel only (VARIANT 0 or 3,
+//      9 operand slots: no split-K scratch, no SPLITS); decode launches may carry `pdl`.
 #pragma once
 
 #include <cstdint>
 
 namespace mm::plan {
-inline constexpr uint32_t kPlanSchemaVersion = 2;
+inline constexpr uint32_t kPlanSchemaVersion = 3;
 }  // namespace mm::plan

@@ -233,16 +233,16 @@ struct AttnCall {
   int64_t T, start;
   bool decode;
 };
-void run_attention(bool mid, int64_t kvdt, int variant, int64_t splits, AttnCall call) {
+void run_attention(bool mid, int64_t kvdt, int variant, AttnCall call) {
   const int64_t NQ = mid ? 48 : 4, NKV = mid ? 8 : 2, D = mid ? 128 : 64;
   const bool decode = call.decode;
   const int64_t S = decode ? 5 : 1, T = decode ? 5 : call.T;
   const int64_t ctx = decode ? 1271 : call.start + call.T, MAXB = std::max<int64_t>(80, (ctx + 15) / 16);
   SCOPED_TRACE(std::string("ATTENTION ") + (mid ? "mid" : "tiny") + " kvdt " + std::to_string(kvdt) + " v" +
-               std::to_string(variant) + " splits " + std::to_string(splits) +
+               std::to_string(variant) +
                (decode ? " decode" : " T " + std::to_string(T) + " at " + std::to_string(call.start)));
   Kv kv(NQ, NKV, D, kvdt, MAXB, S);
-  Buf q(T * NQ * D * 2), pos(T * 4), slot(T * 4), part(T * NQ * splits * (D + 2) * 4), o(T * NQ * D * 2), orf(o.host.size());
+  Buf q(T * NQ * D * 2), pos(T * 4), slot(T * 4), o(T * NQ * D * 2), orf(o.host.size());
   fill_bf16(q, -2, 2);
   std::fill(o.host.begin(), o.host.end(), uint8_t{0xff});   // bf16 NaN: every output must be written
   const int32_t dpos[5] = {0, 17, 300, 1000, 1270};
@@ -250,23 +250,19 @@ void run_attention(bool mid, int64_t kvdt, int variant, int64_t splits, AttnCall
     pos.h<int32_t>()[t] = decode ? dpos[t] : static_cast<int32_t>(call.start + t);
     slot.h<int32_t>()[t] = decode ? static_cast<int32_t>(t) : 0;
   }
-  q.upload(); pos.upload(); slot.upload(); part.upload(); o.upload(); kv.upload();
-  std::vector<Buf*> ops = {&q, &pos, &slot, &kv.bt, &kv.k, &kv.v, &kv.ks, &kv.vs, &part, &o};
+  q.upload(); pos.upload(); slot.upload(); o.upload(); kv.upload();
+  std::vector<Buf*> ops = {&q, &pos, &slot, &kv.bt, &kv.k, &kv.v, &kv.ks, &kv.vs, &o};
   kernels::Params p{{{"NQ", NQ}, {"NKV", NKV}, {"D", D}, {"KVDT", kvdt}, {"BLOCK", 16}, {"MAX_BLOCKS", MAXB},
-                     {"VARIANT", variant}, {"SPLITS", splits}}, {}};
+                     {"VARIANT", variant}}, {}};
   auto k = build(Kind::ATTENTION, p);
   ASSERT_TRUE(k);
   launch(*k, ops, {T, T, S, ctx});
-  if (variant == 1 && splits > 1) {   // the combine launch (variant 2) over the same operands
-    p.ints["VARIANT"] = 2;
-    auto c = build(Kind::ATTENTION, p);
-    ASSERT_TRUE(c);
-    launch(*c, ops, {T, T, S, ctx});
-  }
   std::vector<Buf*> hops = ops;
   hops.back() = &orf;
-  ref::attention_ref(host_args(hops, {T, T, S, ctx}), {NQ, NKV, D, kvdt, 16, MAXB, variant, splits});
-  // fp32 softmax/accumulation in another order (online rescaling, split-K): relative errors ~1e-6
+  ref::AttentionParams rp{};
+  rp.NQ = NQ; rp.NKV = NKV; rp.D = D; rp.KVDT = kvdt; rp.BLOCK = 16; rp.MAX_BLOCKS = MAXB; rp.VARIANT = variant;
+  ref::attention_ref(host_args(hops, {T, T, S, ctx}), rp);
+  // fp32 softmax/accumulation in another order (online rescaling): relative errors ~1e-6
   // before the single bf16 rounding; outputs are averages of the v rows. Variant 3 also rounds the
   // probabilities (times the fp8 v scale) to bf16 for the tensor cores: a relative 2^-9 per
   // weight, so up to 2^-9 max|v| where one key dominates and the others cancel. The absolute floor
@@ -283,8 +279,8 @@ void run_attention(bool mid, int64_t kvdt, int variant, int64_t splits, AttnCall
 TEST(Gpu, AttentionPrefill) {
   MM_REQUIRE_GPU();
   for (bool mid : {false, true})
-    for (int64_t kvdt : {0, 3}) run_attention(mid, kvdt, 0, 1, {70, 500, false});
-  run_attention(true, 0, 0, 1, {0, 0, true});   // the prefill kernel on decode-shaped calls (several sequences)
+    for (int64_t kvdt : {0, 3}) run_attention(mid, kvdt, 0, {70, 500, false});
+  run_attention(true, 0, 0, {0, 0, true});   // the prefill kernel on decode-shaped calls (several sequences)
 }
 
 // Variant 3 (tensor cores) at the shapes prefill meets: a chunk at depth 0 (the causal diagonal
@@ -294,18 +290,11 @@ TEST(Gpu, AttentionPrefillTensorCores) {
   MM_REQUIRE_GPU();
   for (bool mid : {false, true})
     for (int64_t kvdt : {0, 3}) {
-      run_attention(mid, kvdt, 3, 1, {150, 0, false});
-      run_attention(mid, kvdt, 3, 1, {70, 500, false});
-      run_attention(mid, kvdt, 3, 1, {0, 0, true});
+      run_attention(mid, kvdt, 3, {150, 0, false});
+      run_attention(mid, kvdt, 3, {70, 500, false});
+      run_attention(mid, kvdt, 3, {0, 0, true});
     }
-  for (int64_t kvdt : {0, 3}) run_attention(true, kvdt, 3, 1, {333, 1700, false});
-}
-
-TEST(Gpu, AttentionDecodeSplitK) {
-  MM_REQUIRE_GPU();
-  for (bool mid : {false, true})
-    for (int64_t kvdt : {0, 3})
-      for (int64_t splits : {1, 4}) run_attention(mid, kvdt, 1, splits, {0, 0, true});
+  for (int64_t kvdt : {0, 3}) run_attention(true, kvdt, 3, {333, 1700, false});
 }
 
 // ---------------------------------------------------------------- ATTENTION_DECODE

@@ -133,11 +133,10 @@ TEST(GpuBench, PrefillAttention) {
       for (int64_t v : {0, 3}) {
         if (v == 0 && depth > 0) continue;   // the FMA kernel takes seconds there
         kernels::Params p{{{"NQ", NQ}, {"NKV", NKV}, {"D", D}, {"KVDT", kvdt}, {"BLOCK", BLOCK}, {"MAX_BLOCKS", MAXB},
-                           {"VARIANT", v}, {"SPLITS", 1}}, {}};
+                           {"VARIANT", v}}, {}};
         auto k = build(Kind::ATTENTION, p);
         ASSERT_TRUE(k);
-        std::vector<Buf*> ops = {&q, &pos, &slot, &bt, &kp, &vp, kvdt == 3 ? &ks : nullptr, kvdt == 3 ? &vs : nullptr,
-                                 nullptr, &o};
+        std::vector<Buf*> ops = {&q, &pos, &slot, &bt, &kp, &vp, kvdt == 3 ? &ks : nullptr, kvdt == 3 ? &vs : nullptr, &o};
         report("ATTENTION v" + std::to_string(v) + (kvdt == 3 ? " fp8" : " bf16") + " T=2048 depth " + std::to_string(depth),
                flops, bytes, time_launch_us(*k, ops, {T, T, 1, ctx_len}, v == 0 ? 3 : 10));
       }

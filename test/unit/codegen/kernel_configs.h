@@ -59,10 +59,10 @@ inline std::vector<Config> model_configs(const Shape& s) {
     add("qk_norm_rope_kv" + k, Kind::QK_NORM_ROPE_KV,
         {{"NQ", s.NQ}, {"NKV", s.NKV}, {"D", s.D}, {"DR", s.DR}, {"WDT", 0}, {"KVDT", kvdt}, {"BLOCK", 16}, {"MAX_BLOCKS", 256}},
         {{"THETA", 5e6}, {"EPS", 1e-6}});
-    for (int v = 0; v < 4; ++v)
+    for (int v : {0, 3})
       add("attention_v" + std::to_string(v) + k, Kind::ATTENTION,
           {{"NQ", s.NQ}, {"NKV", s.NKV}, {"D", s.D}, {"KVDT", kvdt}, {"BLOCK", 16}, {"MAX_BLOCKS", 256},
-           {"VARIANT", v}, {"SPLITS", v == 0 ? 1 : 4}});
+           {"VARIANT", v}});
     for (int v = 0; v < 2; ++v)
       add("attention_decode_v" + std::to_string(v) + k, Kind::ATTENTION_DECODE,
           {{"NQ", s.NQ}, {"NKV", s.NKV}, {"D", s.D}, {"KVDT", kvdt}, {"BLOCK", 16}, {"MAX_BLOCKS", 256},

@@ -128,13 +128,20 @@ TEST(Registry, DescribesEveryKind) {
   // short --max-seq-len gives SPLITS = 1: the kernel writes o directly).
   for (int64_t splits : {1, 4}) {
     mm::kernels::KernelParams att;
-    ASSERT_EQ(mm::kernels::parse_params(Kind::ATTENTION,
-                                        Params{{{"NQ", 4}, {"NKV", 2}, {"D", 32}, {"KVDT", 0}, {"BLOCK", 16},
-                                                {"MAX_BLOCKS", 4}, {"VARIANT", 1}, {"SPLITS", splits}}, {}},
+    ASSERT_EQ(mm::kernels::parse_params(Kind::ATTENTION_DECODE,
+                                        Params{{{"NQ", 4}, {"NKV", 2}, {"D", 64}, {"KVDT", 0}, {"BLOCK", 16},
+                                                {"MAX_BLOCKS", 4}, {"VARIANT", 0}, {"SPLITS", splits}}, {}},
                                         &att),
               "");
-    EXPECT_EQ(mm::kernels::slot_present(Kind::ATTENTION, att, 8), splits > 1) << splits;
+    EXPECT_EQ(mm::kernels::slot_present(Kind::ATTENTION_DECODE, att, 8), splits > 1) << splits;
   }
+  // ATTENTION is the prefill kernel: its split decode variants became ATTENTION_DECODE, and a
+  // plan that still names one is refused with that said.
+  mm::kernels::KernelParams old;
+  const std::string msg = mm::kernels::parse_params(
+      Kind::ATTENTION, Params{{{"NQ", 4}, {"NKV", 2}, {"D", 32}, {"KVDT", 0}, {"BLOCK", 16}, {"MAX_BLOCKS", 4}, {"VARIANT", 1}}, {}},
+      &old);
+  EXPECT_NE(msg.find("became ATTENTION_DECODE"), std::string::npos) << msg;
 }
 
 TEST(Specialize, RejectsKNotMultipleOfGroup) {
@@ -186,18 +193,6 @@ TEST(Specialize, DecodeGemvSplit) {
     const bool cluster = src->source.find("__cluster_dims__(") != std::string::npos;
     EXPECT_EQ(cluster, c.cs > 1) << src->entry;
   }
-}
-
-TEST(Specialize, AttentionSplitKGrid) {
-  Params p{{{"NQ", 48}, {"NKV", 8}, {"D", 128}, {"KVDT", 0}, {"BLOCK", 16}, {"MAX_BLOCKS", 64},
-            {"VARIANT", 1}, {"SPLITS", 8}}, {}};
-  auto s = specialize(Kind::ATTENTION, p);
-  ASSERT_TRUE(s.ok()) << s.error().message;
-  const int64_t dims[8] = {3, 3, 3, 50, 0, 0, 0, 0};
-  EXPECT_EQ(s->grid[0].eval(dims), 3);
-  EXPECT_EQ(s->grid[1].eval(dims), 8);
-  EXPECT_EQ(s->grid[2].eval(dims), 8);
-  EXPECT_EQ(s->params.ints.at("BQ"), 1);
 }
 
 TEST(Specialize, GroupedMoeGridBoundsTheTiles) {
@@ -265,3 +260,21 @@ TEST(Nvrtc, ReportsResourceUsage) {
 }
 
 }  // namespace
+
+// Decode attention's launch shapes (attention_decode.cuh): the split launch has a block per token
+// and split slot, a warp per kv head; the combine a block per (token, q head).
+TEST(Specialize, AttentionDecodeGrid) {
+  Params p{{{"NQ", 48}, {"NKV", 8}, {"D", 128}, {"KVDT", 0}, {"BLOCK", 16}, {"MAX_BLOCKS", 64},
+            {"VARIANT", 0}, {"SPLITS", 64}}, {}};
+  auto split = specialize(Kind::ATTENTION_DECODE, p);
+  ASSERT_TRUE(split.ok()) << split.error().message;
+  const int64_t dims[8] = {3, 3, 3, 50, 0, 0, 0, 0};
+  EXPECT_EQ(split->grid[0].eval(dims), 3);
+  EXPECT_EQ(split->grid[1].eval(dims), 64);
+  EXPECT_EQ(split->block[0], 32 * 8);
+  p.ints["VARIANT"] = 1;
+  auto combine = specialize(Kind::ATTENTION_DECODE, p);
+  ASSERT_TRUE(combine.ok()) << combine.error().message;
+  EXPECT_EQ(combine->grid[0].eval(dims), 3);
+  EXPECT_EQ(combine->grid[1].eval(dims), 48);
+}

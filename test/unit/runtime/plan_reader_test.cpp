@@ -29,7 +29,7 @@ TEST(PlanReader, LoadsTheTinyPlan) {
   auto p = load(bytes);
   ASSERT_TRUE(p.ok()) << p.error().message;
   EXPECT_EQ((*p)->def().model()->num_layers(), 2);
-  EXPECT_EQ((*p)->program("decode").launches()->size(), 1u + 2 * 9 + 3);
+  EXPECT_EQ((*p)->program("decode").launches()->size(), 1u + 2 * 10 + 3);   // attention: split + combine
   EXPECT_EQ((*p)->program("prefill").launches()->size(), 1u + 2 * 12 + 3);
   EXPECT_EQ((*p)->max_blocks_per_seq(), 16);
 }

@@ -237,7 +237,7 @@ TEST(Attention, CausalSoftmaxOverPagedKeys) {
   std::vector<int32_t> pos = {0, 1}, slot = {0, 0};
   std::vector<uint16_t> q = bf16v({1, 1, 2, 0, /* token 1 */ 1, 1, 0, 1});
   std::vector<uint16_t> o(8);
-  attention_ref(make_args({q.data(), pos.data(), slot.data(), bt.data(), kp.data(), vp.data(), nullptr, nullptr, nullptr,
+  attention_ref(make_args({q.data(), pos.data(), slot.data(), bt.data(), kp.data(), vp.data(), nullptr, nullptr,
                            o.data()}, 2), p);
   // Token 0 sees only key 0: output = v0.
   EXPECT_EQ(f32v({o[0], o[1], o[2], o[3]}), (std::vector<float>{1, 2, 1, 2}));
@@ -276,7 +276,7 @@ TEST(Attention, Fp8CacheMatchesBf16) {
     AttentionParams a;
     a.NQ = NQ; a.NKV = NKV; a.D = D; a.BLOCK = 4; a.MAX_BLOCKS = 2; a.KVDT = kvdt;
     attention_ref(make_args({q.data(), pos.data(), slot.data(), bt.data(), kp.data(), vp.data(), ks.data(), vs.data(),
-                             nullptr, kvdt == MM_DT_BF16 ? o_b.data() : o_f.data()}, T), a);
+                             kvdt == MM_DT_BF16 ? o_b.data() : o_f.data()}, T), a);
   }
   float range = 0, err = 0;
   for (size_t i = 0; i < o_b.size(); ++i) {

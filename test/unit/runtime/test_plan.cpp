@@ -216,8 +216,11 @@ std::vector<uint8_t> build_tiny_plan(const TinyModel& m) {
   const uint32_t k_qkv = b.kernel(KernelKind::GEMM_W4, "gemm_w4_qkv", P{{"K", m.H}, {"N", NQKV}, {"G", m.G}, {"OUT", MM_DT_BF16}, {"VARIANT", 0}, {"MDIM", 0}});
   const uint32_t k_o = b.kernel(KernelKind::GEMM_W4, "gemm_w4_o", P{{"K", QN}, {"N", m.H}, {"G", m.G}, {"OUT", MM_DT_BF16}, {"VARIANT", 1}, {"MDIM", 0}});
   const uint32_t k_rope = b.kernel(KernelKind::QK_NORM_ROPE_KV, "qk_norm_rope_kv", P{{"NQ", m.NQ}, {"NKV", m.NKV}, {"D", m.D}, {"DR", m.DR}, {"THETA", m.theta}, {"EPS", m.eps}, {"WDT", WDT}, {"KVDT", KVDT}, {"BLOCK", m.block}, {"MAX_BLOCKS", MAXB}});
-  const uint32_t k_att_p = b.kernel(KernelKind::ATTENTION, "attention_prefill", P{{"NQ", m.NQ}, {"NKV", m.NKV}, {"D", m.D}, {"KVDT", KVDT}, {"BLOCK", m.block}, {"MAX_BLOCKS", MAXB}, {"VARIANT", 0}, {"SPLITS", 1}});
-  const uint32_t k_att_d = b.kernel(KernelKind::ATTENTION, "attention_decode", P{{"NQ", m.NQ}, {"NKV", m.NKV}, {"D", m.D}, {"KVDT", KVDT}, {"BLOCK", m.block}, {"MAX_BLOCKS", MAXB}, {"VARIANT", 1}, {"SPLITS", 2}});
+  const uint32_t k_att_p = b.kernel(KernelKind::ATTENTION, "attention_prefill", P{{"NQ", m.NQ}, {"NKV", m.NKV}, {"D", m.D}, {"KVDT", KVDT}, {"BLOCK", m.block}, {"MAX_BLOCKS", MAXB}, {"VARIANT", 0}});
+  const P att_d{{"NQ", m.NQ}, {"NKV", m.NKV}, {"D", m.D}, {"KVDT", KVDT}, {"BLOCK", m.block}, {"MAX_BLOCKS", MAXB}, {"SPLITS", 2}};
+  auto with_variant = [](P p, double v) { p.push_back({"VARIANT", v}); return p; };
+  const uint32_t k_att_d = b.kernel(KernelKind::ATTENTION_DECODE, "attention_decode", with_variant(att_d, 0));
+  const uint32_t k_att_c = b.kernel(KernelKind::ATTENTION_DECODE, "attention_combine", with_variant(att_d, 1));
   const uint32_t k_router = b.kernel(KernelKind::GEMM_DENSE, "router", P{{"K", m.H}, {"N", m.E}, {"WDT", WDT}, {"OUT", MM_DT_F32}, {"MDIM", 0}});
   const uint32_t k_topk_f = b.kernel(KernelKind::ROUTE_TOPK, "route_topk_fused", P{{"E", m.E}, {"TOPK", m.TOPK}, {"H", m.H}, {"WDT", WDT}, {"FUSED_GEMM", 1}});
   const uint32_t k_topk = b.kernel(KernelKind::ROUTE_TOPK, "route_topk", P{{"E", m.E}, {"TOPK", m.TOPK}, {"H", m.H}, {"WDT", WDT}, {"FUSED_GEMM", 0}});
@@ -257,8 +260,12 @@ std::vector<uint8_t> build_tiny_plan(const TinyModel& m) {
         ls.push_back({k_norm1, {x, moe, Builder::w(lwl.in_norm), none, h}, li, "input_norm+residual"});
       ls.push_back({k_qkv, {h, Builder::w(lwl.qkv_q), Builder::w(lwl.qkv_s), qkv}, li, "qkv"});
       ls.push_back({k_rope, {qkv, Builder::w(lwl.q_norm), Builder::w(lwl.k_norm), pos, slots, bt, kvk, kvv, kks, kvs, q}, li, "qk_norm_rope_kv"});
-      ls.push_back({prefill ? k_att_p : k_att_d, {q, pos, slots, bt, kvk, kvv, kks, kvs, prefill ? none : part, att}, li,
-                    "attention"});
+      if (prefill) {
+        ls.push_back({k_att_p, {q, pos, slots, bt, kvk, kvv, kks, kvs, att}, li, "attention"});
+      } else {
+        ls.push_back({k_att_d, {q, pos, slots, bt, kvk, kvv, kks, kvs, part, att}, li, "attention"});
+        ls.push_back({k_att_c, {q, pos, slots, bt, kvk, kvv, kks, kvs, part, att}, li, "attention_combine"});
+      }
       ls.push_back({k_o, {att, Builder::w(lwl.o_q), Builder::w(lwl.o_s), o}, li, "o_proj"});
       ls.push_back({k_norm1, {x, o, Builder::w(lwl.post_norm), none, h}, li, "post_norm+residual"});
       if (prefill) {
