@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/tooling/generate.h"   // kMaxTemperature
 #include "runtime/tooling/runtime_api.h"
 #include "support/status.h"
 
@@ -119,6 +120,8 @@ class Bench {
   Status warm_up(ApiSession& s, int64_t batch);
   Status measure(ApiSession& s, Row& row);
   void rooflines(Row& row) const;
+  mm_sampling sampling() const { return mm_sampling{o_.temperature, o_.top_k, o_.top_p, o_.seed}; }
+  std::string sampling_text() const;
   int generation();
   int load();
   void print_generation(const std::vector<Row>& rows, const mm_session_info& info, const mm_load_stats& ls);
@@ -130,6 +133,12 @@ class Bench {
   mm_plan_costs costs_{};
   mm_device_measurement dev_{};
 };
+
+std::string Bench::sampling_text() const {
+  if (o_.temperature <= 0.0f) return "greedy";
+  return "temperature " + fmt("%g", o_.temperature) + ", top_p " + fmt("%g", o_.top_p) + ", top_k " +
+         std::to_string(o_.top_k) + ", seed " + std::to_string(o_.seed);
+}
 
 mm_session_options Bench::session_options(int64_t max_seqs, int64_t max_seq_len) const {
   mm_session_options so{};
@@ -153,7 +162,7 @@ Expected<std::unique_ptr<ApiSession>> Bench::open(int64_t max_seqs, int64_t max_
 // load lazily on first launch and the decode graph of the batch's bucket is captured on first use.
 Status Bench::warm_up(ApiSession& s, int64_t batch) {
   Ids ids(o_.seed ^ 0x5eed, plan_->info().vocab_size);
-  const mm_sampling g = greedy_sampling();
+  const mm_sampling g = sampling();
   std::vector<int32_t> slots, toks;
   for (int32_t b = 0; b < batch; ++b) {
     int32_t next = 0;
@@ -173,7 +182,7 @@ Status Bench::warm_up(ApiSession& s, int64_t batch) {
 Status Bench::measure(ApiSession& s, Row& row) {
   const int64_t B = row.batch, d = row.depth;
   Ids ids(o_.seed + static_cast<uint64_t>(B * 1000003 + d), plan_->info().vocab_size);
-  const mm_sampling g = greedy_sampling();
+  const mm_sampling g = sampling();
   std::vector<int32_t> slots(static_cast<size_t>(B)), next(static_cast<size_t>(B));
   for (int32_t b = 0; b < B; ++b) {
     slots[b] = b;
@@ -309,6 +318,7 @@ void Bench::print_generation(const std::vector<Row>& rows, const mm_session_info
     j["pp"] = o_.pp;
     j["tg"] = o_.tg;
     j["runs"] = o_.runs;
+    j["sampling"] = {{"temperature", o_.temperature}, {"top_p", o_.top_p}, {"top_k", o_.top_k}};
     j["costs"] = {{"expert_weight_bytes", costs_.expert_weight_bytes},
                   {"embedding_bytes", costs_.embedding_bytes},
                   {"embedding_row_bytes", costs_.embedding_row_bytes},
@@ -354,7 +364,8 @@ void Bench::print_generation(const std::vector<Row>& rows, const mm_session_info
   out_ << "bf16 GEMM: "
        << (dev_.gemm_flops_per_second > 0 ? si(dev_.gemm_flops_per_second, "FLOP/s") + " (" + dev_.gemm + ")"
                                           : std::string(dev_.gemm))
-       << "\n\n";
+       << "\n";
+  out_ << "sampling: " << sampling_text() << "\n\n";
   const std::string pp = "pp" + std::to_string(o_.pp), tg = "tg" + std::to_string(o_.tg);
   out_ << "| batch | depth | test | tok/s | TTFT ms | cost/token | roofline tok/s | % of roofline |\n";
   out_ << "|------:|------:|:-----|------:|--------:|------------:|---------------:|--------------:|\n";
@@ -521,6 +532,10 @@ int bench_command(const BenchOptions& o, std::ostream& out, std::ostream& err) {
   if (!o.device.empty() && o.device != "cuda" && o.device != "host")
     return usage("--device must be cuda or host, got '" + o.device + "'");
   if (o.runs < 1) return usage("--runs must be at least 1");
+  if (!(o.temperature >= 0.0f && o.temperature <= kMaxTemperature))
+    return usage("--temperature must be in [0, " + fmt("%g", kMaxTemperature) + "], got " + fmt("%g", o.temperature));
+  if (!(o.top_p >= 0.0f && o.top_p <= 1.0f)) return usage("--top-p must be in [0, 1], got " + fmt("%g", o.top_p));
+  if (o.top_k < 0) return usage("--top-k must be at least 0, got " + std::to_string(o.top_k));
   if (o.load) {
     if (o.weights == "random") return usage("--load measures reading a checkpoint: give --weights DIR");
   } else {

@@ -7,7 +7,8 @@
 //   prefill tok/s = B·pp / the prefill time; TTFT = from the start of the batch's prefills to a
 //   sequence's first token, as if the B requests arrived together and were prefilled one after
 //   another, mean over the B), then the B sequences decode --tg steps together through
-//   mm_session_decode (timed: decode tok/s = B·tg / the time, all sequences).
+//   mm_session_decode (timed: decode tok/s = B·tg / the time, all sequences), greedy or with the
+//   sampling of --temperature/--top-p/--top-k (seeded by --seed).
 //   Rooflines, from figures measured in the same process before the sessions open:
 //     decode: copy bandwidth (read + write bytes) / bytes read per token, where a step reads every
 //       non-expert weight, one embedding row per sequence, the expected distinct experts
@@ -46,6 +47,12 @@ struct BenchOptions {
   int load_threads = 0;              // checkpoint reader threads; 0: the runtime's default
   std::string load_io;               // "auto" | "direct" | "buffered"; empty: auto
   uint64_t seed = 0;                 // random weights and token ids
+  // Sampling of the first token and the decode steps (greedy by default). A server samples as its
+  // requests ask (vLLM's default temperature is 1): --temperature/--top-p/--top-k time that path,
+  // the SAMPLE kernel's radix selects over the vocabulary included.
+  float temperature = 0.0f;
+  float top_p = 1.0f;
+  int32_t top_k = 0;
 };
 
 // Parses "1,4,16" (spaces allowed) into non-negative integers; false with a message naming the

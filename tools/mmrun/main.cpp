@@ -108,7 +108,12 @@ static int tool_main(int argc, char** argv) {
   bench->add_option("--load-threads", b.load_threads, "checkpoint reader threads (default: 4 with O_DIRECT, 1 through the page cache)")->check(CLI::NonNegativeNumber);
   bench->add_option("--load-io", b.load_io, "checkpoint reads: auto (O_DIRECT where allowed), direct or buffered")
       ->check(CLI::IsMember({"auto", "direct", "buffered"}));
-  bench->add_option("--seed", b.seed, "seed of random weights and token ids");
+  bench->add_option("--seed", b.seed, "seed of random weights, token ids and sampling");
+  bench->add_option("--temperature", b.temperature, "sampling temperature of the timed tokens (0: greedy, the default)")
+      ->check(CLI::Range(0.0f, mm::rt::kMaxTemperature));
+  bench->add_option("--top-p", b.top_p, "nucleus sampling mass (with --temperature)")->check(CLI::Range(0.0f, 1.0f));
+  bench->add_option("--top-k", b.top_k, "sample among the k most likely (0: all; with --temperature)")
+      ->check(CLI::NonNegativeNumber);
 
   try {
     app.parse(argc, argv);
