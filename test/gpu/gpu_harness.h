@@ -4,11 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -141,6 +143,28 @@ inline mm_kernel_args host_args(const std::vector<Buf*>& ptrs, const std::vector
   return a;
 }
 
+// ---- timing ----
+// Median over `iters` of the GPU time between two events around `work()` (queued, not synced),
+// `before(i)` running first each time (an L2 flush, or nothing); in microseconds, -1 when an event
+// fails.
+inline double median_event_us(int iters, const std::function<void(int)>& before, const std::function<void()>& work) {
+  std::vector<float> ms;
+  for (int i = 0; i < iters; ++i) {
+    before(i);
+    auto a = ctx().dev->record_event();
+    work();
+    auto b = ctx().dev->record_event();
+    if (!a.ok() || !b.ok()) return -1;
+    auto t = ctx().dev->elapsed_ms(*a, *b);
+    EXPECT_TRUE(t.ok());
+    ms.push_back(t.ok() ? *t : 0.f);
+    (void)ctx().dev->destroy_event(*a);
+    (void)ctx().dev->destroy_event(*b);
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms.empty() ? -1 : 1000.0 * ms[ms.size() / 2];
+}
+
 // ---- random data ----
 inline std::mt19937_64& rng() {
   static std::mt19937_64 r(12345);
@@ -162,6 +186,13 @@ inline void fill_f16(Buf& b, float lo, float hi, bool random_sign = false) {
 inline void fill_f32(Buf& b, float lo, float hi) {
   float* p = b.h<float>();
   for (size_t i = 0; i < b.n<float>(); ++i) p[i] = uni(lo, hi);
+}
+// Random fp8 e4m3 bytes (no NaN encoding), for KV pools.
+inline void fill_fp8(Buf& b) {
+  for (auto& byte : b.host) {
+    byte = static_cast<uint8_t>(rng()());
+    if ((byte & 0x7f) == 0x7f) byte &= 0xfe;
+  }
 }
 inline void fill_u32(Buf& b) {
   uint32_t* p = b.h<uint32_t>();

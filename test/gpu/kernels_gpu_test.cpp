@@ -158,11 +158,8 @@ struct Kv {
     std::shuffle(perm.begin(), perm.end(), rng());
     std::memcpy(bt.host.data(), perm.data(), bt.host.size());
     if (dt == 3) {
-      for (auto* b : {&k, &v})
-        for (auto& byte : b->host) {
-          byte = static_cast<uint8_t>(rng()());
-          if ((byte & 0x7f) == 0x7f) byte &= 0xfe;   // no NaN encodings
-        }
+      fill_fp8(k);
+      fill_fp8(v);
       fill_f32(ks, 0.001f, 0.01f);
       fill_f32(vs, 0.001f, 0.01f);
     } else {

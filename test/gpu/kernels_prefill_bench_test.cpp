@@ -22,20 +22,7 @@ using kernels::Kind;
 // Median of `iters` timed launches after one warm-up, in microseconds.
 double time_launch_us(const Compiled& k, const std::vector<Buf*>& ops, const std::vector<int64_t>& dims, int iters) {
   launch(k, ops, dims);
-  std::vector<float> ms;
-  for (int i = 0; i < iters; ++i) {
-    auto a = ctx().dev->record_event();
-    launch(k, ops, dims, /*sync=*/false);
-    auto b = ctx().dev->record_event();
-    if (!a.ok() || !b.ok()) return -1;
-    auto t = ctx().dev->elapsed_ms(*a, *b);
-    EXPECT_TRUE(t.ok());
-    ms.push_back(t.ok() ? *t : 0.f);
-    (void)ctx().dev->destroy_event(*a);
-    (void)ctx().dev->destroy_event(*b);
-  }
-  std::sort(ms.begin(), ms.end());
-  return 1000.0 * ms[ms.size() / 2];
+  return median_event_us(iters, [](int) {}, [&] { launch(k, ops, dims, /*sync=*/false); });
 }
 
 void report(const std::string& what, double flops, double bytes, double us) {
@@ -109,11 +96,8 @@ TEST(GpuBench, PrefillAttention) {
           ks(MAXB * BLOCK * NKV * 4), vs(ks.host.size()), o(T * NQ * D * 2);
       fill_bf16(q);
       if (kvdt == 3) {
-        for (Buf* b : {&kp, &vp})
-          for (auto& byte : b->host) {
-            byte = static_cast<uint8_t>(rng()());
-            if ((byte & 0x7f) == 0x7f) byte &= 0xfe;   // no NaN encodings
-          }
+        fill_fp8(kp);
+        fill_fp8(vp);
         fill_f32(ks, 0.001f, 0.01f);
         fill_f32(vs, 0.001f, 0.01f);
       } else {

@@ -42,6 +42,32 @@ std::shared_ptr<const Plan> load_or_fail(const std::string& path) {
   return p.ok() ? *p : nullptr;
 }
 
+// The plan of MM_TEST_PLAN with the weights of MM_TEST_WEIGHTS (default "random"), for the tests
+// below that run one plan: MM_PLAN_CASE(c) skips the test without a GPU or a plan, fails it when
+// the plan does not load, and gives `c`.
+struct PlanCase {
+  std::shared_ptr<const Plan> plan;
+  std::string weights;
+  int64_t V = 0;
+  int64_t max_batch = 0;
+  int64_t max_seq_len(int64_t cap) const { return std::min<int64_t>(plan->def().limits()->max_seq_len(), cap); }
+};
+PlanCase plan_case(const std::string& path) {
+  PlanCase c;
+  c.plan = load_or_fail(path);
+  c.weights = env("MM_TEST_WEIGHTS", "random");
+  if (c.plan) {
+    c.V = c.plan->def().model()->vocab_size();
+    c.max_batch = c.plan->def().limits()->max_batch();
+  }
+  return c;
+}
+#define MM_PLAN_CASE(c)                                                         \
+  MM_REQUIRE_CUDA();                                                            \
+  if (env("MM_TEST_PLAN").empty()) GTEST_SKIP() << "skipped: MM_TEST_PLAN not set"; \
+  const PlanCase c = plan_case(env("MM_TEST_PLAN"));                            \
+  ASSERT_TRUE(c.plan)
+
 Expected<HostWeights> host_weights(const Plan& plan, const std::string& weights) {
   return weights == "random" ? random_host_weights(plan, kSeed) : load_host_weights(plan, weights);
 }
@@ -271,15 +297,12 @@ TEST(CudaExecutor, PrefillOverChunksWithAnFp8KvCacheMatchesTheHost) {
 // of 4, the dummy row writing only its scratch block) and sampling at temperature > 0, where
 // the graph's baked STEP = 0 is compensated through the seeds.
 TEST(CudaExecutor, DecodeGraphsMatchEagerLaunches) {
-  MM_REQUIRE_CUDA();
-  const std::string path = env("MM_TEST_PLAN");
-  if (path.empty()) GTEST_SKIP() << "skipped: MM_TEST_PLAN not set";
-  auto plan = load_or_fail(path);
-  ASSERT_TRUE(plan);
-  const std::string weights = env("MM_TEST_WEIGHTS", "random");
-  const int64_t V = plan->def().model()->vocab_size();
-  const int64_t seqs = std::min<int64_t>(3, plan->def().limits()->max_batch());
-  const int64_t msl = std::min<int64_t>(plan->def().limits()->max_seq_len(), 32);
+  MM_PLAN_CASE(c);
+  const auto& plan = c.plan;
+  const std::string& weights = c.weights;
+  const int64_t V = c.V;
+  const int64_t seqs = std::min<int64_t>(3, c.max_batch);
+  const int64_t msl = c.max_seq_len(32);
   CudaExecutor* graph_ex = nullptr;
   auto graph = cuda_session(plan, weights, msl, seqs, true, &graph_ex);
   auto eager = cuda_session(plan, weights, msl, seqs, false);
@@ -310,7 +333,9 @@ TEST(CudaExecutor, DecodeGraphsMatchEagerLaunches) {
       // Same kernels, same inputs; only T differs (bucket 4 vs 3). Rows are computed
       // independently, so anything beyond float noise means padding leaked into a real row.
       EXPECT_LE(ge.rel_l2, 1e-3) << "step " << step << " row " << r;
-      if (ge.max_abs == 0) EXPECT_EQ(ng[r], ne[r]) << "graph and eager sampled differently from identical logits";
+      if (ge.max_abs == 0) {
+        EXPECT_EQ(ng[r], ne[r]) << "graph and eager sampled differently from identical logits";
+      }
       const Diff gh = compare(lh.data() + r * V, lg.data() + r * V, V);
       EXPECT_TRUE(agrees(gh)) << "step " << step << " row " << r << ": cuda argmax " << gh.arg_cuda << " host " << gh.arg_host;
       EXPECT_TRUE(ng[r] >= 0 && ng[r] < V);
@@ -329,14 +354,11 @@ TEST(CudaExecutor, DecodeGraphsMatchEagerLaunches) {
 // A single sequence runs the bucket of exactly 1: graph and eager must be bit-identical, and
 // sampling at temperature 1 must draw the same tokens at every step (the STEP compensation).
 TEST(CudaExecutor, SingleSequenceGraphIsBitIdentical) {
-  MM_REQUIRE_CUDA();
-  const std::string path = env("MM_TEST_PLAN");
-  if (path.empty()) GTEST_SKIP() << "skipped: MM_TEST_PLAN not set";
-  auto plan = load_or_fail(path);
-  ASSERT_TRUE(plan);
-  const std::string weights = env("MM_TEST_WEIGHTS", "random");
-  const int64_t V = plan->def().model()->vocab_size();
-  const int64_t msl = std::min<int64_t>(plan->def().limits()->max_seq_len(), 32);
+  MM_PLAN_CASE(c);
+  const auto& plan = c.plan;
+  const std::string& weights = c.weights;
+  const int64_t V = c.V;
+  const int64_t msl = c.max_seq_len(32);
   auto graph = cuda_session(plan, weights, msl, 1, true);
   auto eager = cuda_session(plan, weights, msl, 1, false);
   ASSERT_TRUE(graph && eager);
@@ -365,14 +387,11 @@ TEST(CudaExecutor, SingleSequenceGraphIsBitIdentical) {
 // before every Device call bound the context. The tokens must equal those of a session used on
 // the thread that opened it.
 TEST(CudaExecutor, SessionUsedFromAnotherThread) {
-  MM_REQUIRE_CUDA();
-  const std::string path = env("MM_TEST_PLAN");
-  if (path.empty()) GTEST_SKIP() << "skipped: MM_TEST_PLAN not set";
-  auto plan = load_or_fail(path);
-  ASSERT_TRUE(plan);
-  const std::string weights = env("MM_TEST_WEIGHTS", "random");
-  const int64_t V = plan->def().model()->vocab_size();
-  const int64_t msl = std::min<int64_t>(plan->def().limits()->max_seq_len(), 32);
+  MM_PLAN_CASE(c);
+  const auto& plan = c.plan;
+  const std::string& weights = c.weights;
+  const int64_t V = c.V;
+  const int64_t msl = c.max_seq_len(32);
   const std::vector<int32_t> prompt = {3, 1, 4, 1, 5 % static_cast<int32_t>(V), 9};
   auto run = [&](Session& s, std::vector<int32_t>* out) -> Status {
     int32_t tok = -1;
@@ -407,15 +426,12 @@ TEST(CudaExecutor, SessionUsedFromAnotherThread) {
 // the contexts stay under 64 keys so that attention uses one split in both (its split count
 // depends on the batch size only from 64 keys on), so the logits are expected bit-identical too.
 TEST(CudaExecutor, BatchedDecodeMatchesSingleSequenceDecode) {
-  MM_REQUIRE_CUDA();
-  const std::string path = env("MM_TEST_PLAN");
-  if (path.empty()) GTEST_SKIP() << "skipped: MM_TEST_PLAN not set";
-  auto plan = load_or_fail(path);
-  ASSERT_TRUE(plan);
-  const std::string weights = env("MM_TEST_WEIGHTS", "random");
-  const int64_t V = plan->def().model()->vocab_size();
-  const int64_t seqs = std::min<int64_t>(5, plan->def().limits()->max_batch());
-  const int64_t msl = std::min<int64_t>(plan->def().limits()->max_seq_len(), 48);
+  MM_PLAN_CASE(c);
+  const auto& plan = c.plan;
+  const std::string& weights = c.weights;
+  const int64_t V = c.V;
+  const int64_t seqs = std::min<int64_t>(5, c.max_batch);
+  const int64_t msl = c.max_seq_len(48);
   const int64_t steps = 10;
   if (seqs < 2) GTEST_SKIP() << "skipped: the plan's max_batch is 1";
   auto batched = cuda_session(plan, weights, msl, seqs, true);
