@@ -34,6 +34,9 @@
 #             checkpoint, when this step wrote it, is deleted afterwards (KEEP_CKPT=1 keeps
 #             it; a LOAD_DIR holding a checkpoint already is used as it is)               ~5 min
 #   peer      bash CARRY/peer/run_peer.sh 24 (llama-bench, the same shape, Q4_K)          ~2 min
+#   profile   Nsight Compute over `mmrun bench full24.mmp --pp 1 --tg 8` (PROFILE_TG, PROFILE_DEPTH):
+#             time and DRAM bytes of every launch grouped by kernel (scripts/ncu_summary.py);
+#             not part of `all`                                                             ~2 min
 #   report    OUT/benchmarks-fragment.md from the logs in OUT                             seconds
 # Each step has a time limit (STEP_TIMEOUT, default 590 s); a failed step is reported and the others
 # still run. Knobs (environment): RUNS (3), RUNS16 (2: batch 16 repeats), DEPTHS (0,2048,16384),
@@ -237,11 +240,27 @@ for s in "${steps[@]}"; do
       step peer bash "$carry/peer/run_peer.sh" 24 "$out/peer"
       cat "$out"/peer/bench_N*_*.md 2>/dev/null
       ;;
+    profile)
+      # Nsight Compute over a short decode run of the 24-layer plan (the per-layer kernels are
+      # those of the 62-layer plan): every launch's time and DRAM bytes, grouped by kernel
+      # (scripts/ncu_summary.py). Needs hardware counters (a Firecracker machine; gVisor has none).
+      # The clocks are left alone (--clock-control none), as the machine's notes ask.
+      ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+      if [ -z "$ncu" ]; then echo "profile: no ncu on this machine"; echo "profile skipped (no ncu)" >> "$summary"; continue; fi
+      step profile-ncu "$ncu" --clock-control none --target-processes all --graph-profiling node --csv --page raw \
+        --print-units base --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum \
+        --log-file "$out/profile-ncu.csv" \
+        "$bin/mmrun" bench "$plans/full24.mmp" --weights random --device cuda --batch 1 --depth "${PROFILE_DEPTH:-0}" \
+        --pp 1 --tg "${PROFILE_TG:-8}" --runs 1
+      copy=$(grep -o "copy bandwidth: [0-9.]* TB/s" "$out"/*.md 2>/dev/null | head -1 | grep -o "[0-9.]* TB" | cut -d' ' -f1)
+      step profile python3 "$root/scripts/ncu_summary.py" "$out/profile-ncu.csv" ${copy:+--copy-tbps $copy}
+      head -25 "$out/profile.log"
+      ;;
     report)
       python3 "$root/scripts/bench_report.py" "$out" > "$out/benchmarks-fragment.md" && echo "report: $out/benchmarks-fragment.md"
       ;;
     *)
-      echo "unknown step '$s' (device kernels bf16 fp8 mmc24 load peer report all)" >&2
+      echo "unknown step '$s' (device kernels bf16 fp8 mmc24 load peer profile report all)" >&2
       echo "$s unknown" >> "$summary"
       ;;
   esac
