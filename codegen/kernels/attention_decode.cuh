@@ -107,7 +107,10 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_ker
   const int nsplit = mm_attn_splits(len, T), stride = mm_attn_stride(T);
 
   if constexpr (mmp::VARIANT == 1) {
-    constexpr int G = mmp::THREADS / mmp::D;   // threads per head dim, each summing every G-th split
+    // Threads per head dim, each summing every G-th split (VARIANT 1 has 1024 threads). The
+    // discarded branch of a VARIANT 0 kernel is still compiled: with one kv head (a
+    // tensor-parallel rank's, 32 threads) THREADS / D would be 0 and the array below ill-formed.
+    constexpr int G = mmp::VARIANT == 1 ? mmp::THREADS / mmp::D : 1;
     __shared__ float fs[mmp::SPLITS];
     __shared__ float red[32];
     __shared__ float part[G][mmp::D];

@@ -16,6 +16,10 @@
  * of squares reduced with one barrier, the rotary partner (dim d +- DR/2, PER dims away in lanes)
  * read by a shuffle. Needs (DR/2) % (D/32) == 0 (specialize). A position whose logical block is
  * past MAX_BLOCKS writes no KV.
+ * Tensor parallel (TP > 1, docs/parallel.md): NQ and NKV are this rank's heads and the norms run
+ *   over all TP ranks' heads: a STATS = 1 launch writes the row's partial sums of squares to
+ *   sumsq f32[T, 2] (q, k) and returns; after they are all-reduced, the TP > 1 launch normalizes
+ *   with mean = sumsq / (TP * NQ * D) (and TP * NKV * D).
  * Variants: one. */
 constexpr int MM_NW = mmp::THREADS / 32, MM_H3 = mmp::NQ + 2 * mmp::NKV, MM_HPW = (MM_H3 + MM_NW - 1) / MM_NW;
 constexpr int MM_PER = mmp::D / 32, MM_HALF = mmp::DR / 2;
@@ -69,8 +73,19 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_ker
     sq += red[0][w];
     sk += red[1][w];
   }
-  const float inv_q = rsqrtf(sq / (float)QD + (float)mmp::EPS);
-  const float inv_k = rsqrtf(sk / (float)KD + (float)mmp::EPS);
+  if constexpr (mmp::STATS == 1) {
+    if (tid == 0) {
+      sumsq[t * 2] = sq;
+      sumsq[t * 2 + 1] = sk;
+    }
+    return;
+  }
+  if constexpr (mmp::TP > 1) {
+    sq = sumsq[t * 2];
+    sk = sumsq[t * 2 + 1];
+  }
+  const float inv_q = rsqrtf(sq / (float)(QD * mmp::TP) + (float)mmp::EPS);
+  const float inv_k = rsqrtf(sk / (float)(KD * mmp::TP) + (float)mmp::EPS);
   const mm_i64 prow = pb * mmp::BLOCK + pos % mmp::BLOCK;   // (block, row) index into the pools
   const bool lo = lane * MM_PER < MM_HALF;
   const int partner = lane * MM_PER < mmp::DR ? (lo ? lane + MM_HALF / MM_PER : lane - MM_HALF / MM_PER) : lane;

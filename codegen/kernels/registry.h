@@ -74,6 +74,9 @@ struct KindInfo {
 };
 
 const KindInfo& kind_info(Kind kind);                       // kind < COUNT
+// A collective (ALL_REDUCE) has no CUDA template: backends implement it with their transport
+// between the ranks of a sharded plan (docs/parallel.md), never with a generated kernel.
+inline bool is_collective(const KindInfo& k) { return k.file[0] == '\0'; }
 std::string_view kind_name(Kind kind);                      // "UNKNOWN" when out of range
 std::optional<Kind> kind_from_name(std::string_view name);  // nullopt if unknown
 const ParamInfo* find_param(const KindInfo& k, std::string_view name);

@@ -330,6 +330,10 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
       threads = 512;  // 1024 would cap registers at 64 and spill
       grid[0] = dimx(kDimR);
       break;
+    case Kind::ALL_REDUCE:
+      // No kernel: the backend's transport runs it (threads = 1 records that nothing launches).
+      threads = 1;
+      break;
     case Kind::COUNT:
       break;
   }
@@ -385,6 +389,9 @@ Expected<KernelSource> kernel_source(Kind kind, const Params& complete) {
   if (static_cast<size_t>(kind) >= kKindCount)
     return Error::bad_input("kernel_source: unknown kernel kind " + std::to_string(static_cast<int>(kind)));
   const KindInfo& info = kind_info(kind);
+  if (is_collective(info))
+    return Error::bad_input("kernel " + std::string(info.name) +
+                            " is a collective: it has no CUDA source (docs/parallel.md)");
   for (const ParamInfo& d : info.params)
     if (d.type == ParamType::DERIVED && !complete.ints.count(d.name))
       return Error::bad_input("kernel " + std::string(info.name) + ": derived parameter " + d.name +

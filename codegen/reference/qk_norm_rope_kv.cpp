@@ -60,6 +60,10 @@ void qk_norm_rope_kv_ref(const mm_kernel_args& args, const QkNormRopeKvParams& p
   float* k_scale = ptr<float>(args, 8);
   float* v_scale = ptr<float>(args, 9);
   uint16_t* q_out = ptr<uint16_t>(args, 10);
+  // Tensor parallel (docs/parallel.md): this rank holds NQ of TP·NQ q heads (NKV of TP·NKV kv
+  // heads); the norm runs over the whole projection, so the sums of squares are all-reduced.
+  // STATS = 1 writes this rank's partial sums and nothing else; TP > 1 otherwise reads the sums.
+  float* sumsq = ptr<float>(args, 11);
   const int wdt = static_cast<int>(p.WDT), kvdt = static_cast<int>(p.KVDT);
 
   std::vector<float> inv_freq(static_cast<size_t>(DR / 2));
@@ -72,14 +76,27 @@ void qk_norm_rope_kv_ref(const mm_kernel_args& args, const QkNormRopeKvParams& p
     for (int64_t t = b; t < e; ++t) {
       const uint16_t* row = qkv + t * W;
       const int32_t pos = positions[t];
+      if (p.STATS) {
+        for (int64_t i = 0; i < QN; ++i) h[i] = bf16_to_f32(row[i]);
+        sumsq[2 * t] = static_cast<float>(detail::sum_squares(h.data(), QN));
+        for (int64_t i = 0; i < KN; ++i) h[i] = bf16_to_f32(row[QN + i]);
+        sumsq[2 * t + 1] = static_cast<float>(detail::sum_squares(h.data(), KN));
+        continue;
+      }
+      auto norm = [&](int64_t n, const void* w, int which) {
+        if (p.TP > 1)
+          detail::rms_norm_row_stats(h.data(), n, sumsq[2 * t + which], n * p.TP, w, wdt, p.EPS, o.data());
+        else
+          detail::rms_norm_row(h.data(), n, w, wdt, p.EPS, o.data());
+      };
       // q
       for (int64_t i = 0; i < QN; ++i) h[i] = bf16_to_f32(row[i]);
-      detail::rms_norm_row(h.data(), QN, q_norm, wdt, p.EPS, o.data());
+      norm(QN, q_norm, 0);
       for (int64_t hd = 0; hd < NQ; ++hd) rope_head(o.data() + hd * D, DR, pos, inv_freq);
       for (int64_t i = 0; i < QN; ++i) q_out[t * QN + i] = f32_to_bf16(o[i]);
       // k: normalized, rotated, rounded to bf16 once; fp8 pools quantize the bf16 values.
       for (int64_t i = 0; i < KN; ++i) h[i] = bf16_to_f32(row[QN + i]);
-      detail::rms_norm_row(h.data(), KN, k_norm, wdt, p.EPS, o.data());
+      norm(KN, k_norm, 1);
       for (int64_t g = 0; g < NKV; ++g) rope_head(o.data() + g * D, DR, pos, inv_freq);
       for (int64_t i = 0; i < KN; ++i) o[i] = round_bf16(o[i]);
       const int64_t block = block_tables[static_cast<int64_t>(seq_slots[t]) * p.MAX_BLOCKS +

@@ -40,4 +40,9 @@ namespace mm::ref::detail {
 // RMSNorm of one row h[n] (fp32 values of bf16 activations) with weight w (dtype code wdt):
 // out[i] = bf16(w[i] * bf16(h[i] * rsqrt(mean(h^2) + eps))), as float. Defined in rms_norm.cpp.
 void rms_norm_row(const float* h, int64_t n, const void* w, int wdt, double eps, float* out);
+// The same with the statistics given: mean(h^2) = ss / count, where the row is a slice of a
+// longer one (count elements) whose sum of squares ss was reduced across ranks (docs/parallel.md).
+void rms_norm_row_stats(const float* h, int64_t n, double ss, int64_t count, const void* w, int wdt,
+                        double eps, float* out);
+double sum_squares(const float* h, int64_t n);
 }  // namespace mm::ref::detail

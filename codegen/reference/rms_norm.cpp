@@ -9,10 +9,19 @@ namespace mm::ref {
 
 namespace detail {
 // One row; shared with QK_NORM_ROPE_KV. Returns the bf16-rounded normalized row in `out` as float.
-void rms_norm_row(const float* h, int64_t n, const void* w, int wdt, double eps, float* out) {
+double sum_squares(const float* h, int64_t n) {
   double ss = 0.0;  // statistics in (at least) fp32
   for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(h[i]) * h[i];
-  const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) +
+  return ss;
+}
+
+void rms_norm_row(const float* h, int64_t n, const void* w, int wdt, double eps, float* out) {
+  rms_norm_row_stats(h, n, sum_squares(h, n), n, w, wdt, eps, out);
+}
+
+void rms_norm_row_stats(const float* h, int64_t n, double ss, int64_t count, const void* w, int wdt,
+                        double eps, float* out) {
+  const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(count)) +
                                      static_cast<float>(eps));
   for (int64_t i = 0; i < n; ++i)
     out[i] = round_bf16(load_16bit(w, i, wdt) * round_bf16(h[i] * inv));

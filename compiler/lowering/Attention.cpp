@@ -5,6 +5,9 @@
 // attention                                 -> prefill: ATTENTION over the paged cache (the
 //                                              tensor-core flash variant 3); decode:
 //                                              ATTENTION_DECODE split + combine
+// Tensor parallel (tp > 1, docs/parallel.md): each rank lowers its heads. q|k|v is
+// column-parallel, the q/k norms' sums of squares are all-reduced (the norm spans every head),
+// o_proj is row-parallel and its output all-reduced.
 //
 //===----------------------------------------------------------------------===//
 #include "compiler/lowering/Lowering.h"
@@ -30,7 +33,10 @@ LogicalResult lowerDequantGemm(Lowering &l, moe::DequantGemmOp op) {
     syms.push_back(cast<FlatSymbolRefAttr>(a));
   if (syms.size() != 1 && syms.size() != 3)
     return op.emitOpError() << "lowers one weight or a merged q|k|v triple, got " << syms.size();
-  auto w = l.linearWeights(syms, op);
+  // o_proj (the projection of the attention output) is row-parallel; q|k|v column-parallel.
+  const bool oProj = syms.size() == 1 && op.getInput().getDefiningOp<moe::AttentionOp>();
+  const TpSplit split = syms.size() == 3 ? TpSplit::Columns : oProj ? TpSplit::Rows : TpSplit::None;
+  auto w = l.linearWeights(syms, op, split);
   auto x = l.bufferOf(op.getInput(), op);
   if (failed(w) || failed(x))
     return failure();
@@ -48,6 +54,9 @@ LogicalResult lowerDequantGemm(Lowering &l, moe::DequantGemmOp op) {
   std::string y = l.newBuffer(qkv ? "qkv" : "proj", l.maxTokens() * w->n * 2);
   l.launch(*k, {l.buf(*x), l.weight(w->qweight), l.weight(w->scales), l.buf(y)}, op,
            qkv ? "qkv" : "proj");
+  // Each rank's o_proj output is its heads' share of the sum: all-reduce it.
+  if (l.tp() > 1 && split == TpSplit::Rows && failed(l.allReduce(y, w->n, MM_DT_BF16, op, "proj_all_reduce")))
+    return failure();
   // q, k and v are column ranges of one buffer; only QK_NORM_ROPE_KV reads them (checked there).
   for (Value r : op.getResults())
     l.bind(r, y);
@@ -90,32 +99,56 @@ LogicalResult lowerKVAppend(Lowering &l, moe::KVAppendOp op) {
         return user->emitOpError() << "reads a column range of the merged q|k|v projection; "
                                       "only qk_norm may";
   auto qkv = l.bufferOf(gemm.getResult(0), op);
-  auto qn = l.denseWeight(norm.getQWeightAttr(), false, exec::WeightRole::norm, op);
-  auto kn = l.denseWeight(norm.getKWeightAttr(), false, exec::WeightRole::norm, op);
+  const int64_t tp = l.tp();
+  auto normWeight = [&](FlatSymbolRefAttr sym) {
+    return tp > 1 ? l.rankSlice(sym, exec::WeightRole::norm, op)
+                  : l.denseWeight(sym, false, exec::WeightRole::norm, op);
+  };
+  auto qn = normWeight(norm.getQWeightAttr());
+  auto kn = normWeight(norm.getKWeightAttr());
   auto wdt = l.denseDtype(norm.getQWeightAttr(), op);
   if (failed(qkv) || failed(qn) || failed(kn) || failed(wdt))
     return failure();
   auto cache = cast<moe::KVCacheType>(op.getCache().getType());
   int64_t d = rope.getHeadDim(), kvdt = kvDtypeCode(cache);
   int64_t layer = op.getLayer();
-  auto k = l.kernel("QK_NORM_ROPE_KV",
-                    {l.p("NQ", width(norm.getQ()) / d), l.p("NKV", width(norm.getK()) / d),
-                     l.p("D", d), l.p("DR", rope.getRotaryDim()),
-                     l.pf("THETA", rope.getTheta().convertToDouble()),
-                     l.pf("EPS", norm.getEps().convertToDouble()), l.p("WDT", *wdt),
-                     l.p("KVDT", kvdt), l.p("BLOCK", l.options().kvBlockSize),
-                     l.p("MAX_BLOCKS", l.maxBlocksPerSeq())},
-                    op);
+  const int64_t nq = width(norm.getQ()) / d / tp, nkv = width(norm.getK()) / d / tp;
+  auto params = [&](int64_t stats) {
+    SmallVector<NamedAttribute> p{l.p("NQ", nq), l.p("NKV", nkv), l.p("D", d),
+                                  l.p("DR", rope.getRotaryDim()),
+                                  l.pf("THETA", rope.getTheta().convertToDouble()),
+                                  l.pf("EPS", norm.getEps().convertToDouble()), l.p("WDT", *wdt),
+                                  l.p("KVDT", kvdt), l.p("BLOCK", l.options().kvBlockSize),
+                                  l.p("MAX_BLOCKS", l.maxBlocksPerSeq())};
+    if (tp > 1) {
+      p.push_back(l.p("TP", tp));
+      p.push_back(l.p("STATS", stats));
+    }
+    return p;
+  };
+  auto k = l.kernel("QK_NORM_ROPE_KV", params(0), op);
   if (failed(k))
     return failure();
   bool fp8 = kvdt == MM_DT_FP8E4M3;
-  std::string q = l.newBuffer("q", l.maxTokens() * width(norm.getQ()) * 2);
-  l.launch(*k,
-           {l.buf(*qkv), l.weight(*qn), l.weight(*kn), l.input("positions"),
-            l.input("seq_slots"), l.input("block_tables"), l.kv(layer, "k"), l.kv(layer, "v"),
-            fp8 ? l.kv(layer, "k_scale") : l.none(), fp8 ? l.kv(layer, "v_scale") : l.none(),
-            l.buf(q)},
-           op, "qk_norm_rope_kv");
+  std::string q = l.newBuffer("q", l.maxTokens() * nq * d * 2);
+  Attribute sumsq = l.none();
+  SmallVector<Attribute> operands{
+      l.buf(*qkv), l.weight(*qn), l.weight(*kn), l.input("positions"),
+      l.input("seq_slots"), l.input("block_tables"), l.kv(layer, "k"), l.kv(layer, "v"),
+      fp8 ? l.kv(layer, "k_scale") : l.none(), fp8 ? l.kv(layer, "v_scale") : l.none(),
+      l.buf(q), sumsq};
+  if (tp > 1) {
+    // The norms span every rank's heads: this rank's sums of squares, all-reduced, then the norm.
+    std::string ss = l.newBuffer("qk_sumsq", l.maxTokens() * 2 * 4);
+    operands.back() = l.buf(ss);
+    auto stats = l.kernel("QK_NORM_ROPE_KV", params(1), op);
+    if (failed(stats))
+      return failure();
+    l.launch(*stats, operands, op, "qk_sumsq");
+    if (failed(l.allReduce(ss, 2, MM_DT_F32, op, "qk_sumsq_all_reduce")))
+      return failure();
+  }
+  l.launch(*k, operands, op, "qk_norm_rope_kv");
   l.bind(rope.getQOut(), q);
   return success();
 }
@@ -125,14 +158,16 @@ LogicalResult lowerAttention(Lowering &l, moe::AttentionOp op) {
   if (failed(q))
     return failure();
   auto cache = cast<moe::KVCacheType>(op.getCache().getType());
-  int64_t nq = op.getNumHeads(), d = cache.getHeadDim(), kvdt = kvDtypeCode(cache);
+  // A tensor-parallel rank attends with its own heads (and holds only its kv heads' cache).
+  int64_t nq = op.getNumHeads() / l.tp(), d = cache.getHeadDim(), kvdt = kvDtypeCode(cache);
+  int64_t nkv = cache.getKvHeads() / l.tp();
   int64_t layer = op.getLayer();
   bool decode = l.isDecode();
   bool fp8 = kvdt == MM_DT_FP8E4M3;
   std::string o = l.newBuffer("attn", l.maxTokens() * nq * d * 2);
   auto common = [&](int64_t variant) {
     return SmallVector<NamedAttribute>{
-        l.p("NQ", nq),         l.p("NKV", cache.getKvHeads()),
+        l.p("NQ", nq),         l.p("NKV", nkv),
         l.p("D", d),           l.p("KVDT", kvdt),
         l.p("BLOCK", l.options().kvBlockSize), l.p("MAX_BLOCKS", l.maxBlocksPerSeq()),
         l.p("VARIANT", variant)};

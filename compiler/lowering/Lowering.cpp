@@ -34,7 +34,8 @@ FailureOr<std::string> Lowering::declareWeight(const std::string &name, StringRe
                                                ArrayRef<int64_t> shape, StringRef transform,
                                                ArrayRef<std::string> sources,
                                                StringRef category, exec::WeightRole role,
-                                               int64_t fanIn, int64_t concatAxis) {
+                                               int64_t fanIn, int64_t concatAxis,
+                                               ArrayRef<int64_t> slices) {
   if (declaredWeights.count(name))
     return name;
   OpBuilder::InsertionGuard guard(b);
@@ -51,7 +52,8 @@ FailureOr<std::string> Lowering::declareWeight(const std::string &name, StringRe
                          b.getDenseI64ArrayAttr(shape), exec::TransformAttr::get(ctx, *tr),
                          b.getStrArrayAttr(srcRefs), b.getStringAttr(category),
                          exec::WeightRoleAttr::get(ctx, role), b.getI64IntegerAttr(fanIn),
-                         concatAxis >= 0 ? b.getI64IntegerAttr(concatAxis) : IntegerAttr());
+                         concatAxis >= 0 ? b.getI64IntegerAttr(concatAxis) : IntegerAttr(),
+                         slices.empty() ? DenseI64ArrayAttr() : b.getDenseI64ArrayAttr(slices));
   declaredWeights[name] = true;
   return name;
 }
@@ -103,11 +105,31 @@ FailureOr<std::string> Lowering::denseWeight(FlatSymbolRefAttr sym, bool upcastF
                        {w.getTensor().str()}, categoryOf(sym.getValue()), role, fanIn);
 }
 
+FailureOr<std::string> Lowering::rankSlice(FlatSymbolRefAttr sym, exec::WeightRole role,
+                                           Operation *user) {
+  moe::WeightOp w = lookupWeight(sym);
+  auto type = w ? dyn_cast<moe::DenseWeightType>(w.getWeightType()) : nullptr;
+  if (!type || type.getShape().size() != 1)
+    return user->emitOpError() << "weight " << sym << " is not a 16-bit vector";
+  StringRef dt = dtypeName(type.getElementType());
+  const int64_t n = type.getShape()[0], part = n / opts.tp;
+  if (dt.empty() || n % opts.tp != 0)
+    return user->emitOpError() << "weight " << sym << " (" << n << " elements) does not split "
+                               << "in " << opts.tp << " tensor-parallel ranks";
+  return declareWeight("r" + std::to_string(rankIndex) + "." + sym.getValue().str(), dt, {part},
+                       "copy", {w.getTensor().str()}, categoryOf(sym.getValue()), role, 1, -1,
+                       {0, rankIndex * part, part});
+}
+
 FailureOr<QuantWeights> Lowering::linearWeights(ArrayRef<FlatSymbolRefAttr> syms,
-                                                Operation *user) {
+                                                Operation *user, TpSplit split) {
+  if (opts.tp == 1)
+    split = TpSplit::None;
   QuantWeights q;
   std::string base;
   std::vector<std::string> qw, sc, qz;
+  // (dim, start, len) per source of qweight and scales when this rank takes a slice.
+  std::vector<int64_t> qwSlices, scSlices;
   for (FlatSymbolRefAttr sym : syms) {
     moe::WeightOp w = lookupWeight(sym);
     auto type = w ? dyn_cast<moe::QWeightType>(w.getWeightType()) : nullptr;
@@ -120,7 +142,31 @@ FailureOr<QuantWeights> Lowering::linearWeights(ArrayRef<FlatSymbolRefAttr> syms
       return user->emitOpError() << "concatenated weights disagree on K or group size";
     q.k = type.getK();
     q.group = type.getGroupSize();
-    q.n += type.getN();
+    const int64_t r = rankIndex, tp = opts.tp;
+    if (split == TpSplit::Columns) {
+      // Column ranges of qweight [K/8, N] and scales [K/G, N]: this rank's heads of q, k and v.
+      const int64_t part = type.getN() / tp;
+      if (type.getN() % tp != 0)
+        return user->emitOpError() << "weight " << sym << " (N = " << type.getN()
+                                   << ") does not split in " << tp << " tensor-parallel ranks";
+      q.n += part;
+      qwSlices.insert(qwSlices.end(), {1, r * part, part});
+      scSlices.insert(scSlices.end(), {1, r * part, part});
+    } else if (split == TpSplit::Rows) {
+      // Row ranges: K/tp inputs, whole groups of G (so the rank's scales are whole rows).
+      const int64_t part = type.getK() / tp;
+      if (type.getK() % tp != 0 || part % type.getGroupSize() != 0)
+        return user->emitOpError() << "weight " << sym << " (K = " << type.getK() << ", group "
+                                   << type.getGroupSize() << ") does not split in " << tp
+                                   << " tensor-parallel ranks of whole groups";
+      q.k = part;
+      q.n += type.getN();
+      qwSlices.insert(qwSlices.end(), {0, r * part / 8, part / 8});
+      scSlices.insert(scSlices.end(),
+                      {0, r * part / type.getGroupSize(), part / type.getGroupSize()});
+    } else {
+      q.n += type.getN();
+    }
     std::string t = w.getTensor().str();
     qw.push_back(t + ".qweight");
     sc.push_back(t + ".scales");
@@ -136,10 +182,17 @@ FailureOr<QuantWeights> Lowering::linearWeights(ArrayRef<FlatSymbolRefAttr> syms
   // Several linears are concatenated along N, the last dim of qweight [K/8, N] and scales [K/G, N].
   const int64_t axis = syms.size() == 1 ? -1 : 1;
   using R = exec::WeightRole;
-  auto qn = declareWeight(base + ".qweight", "i32", {q.k / 8, q.n}, transform, qw, cat, R::qweight, q.k, axis);
-  auto sn = declareWeight(base + ".scales", "f16", {q.k / q.group, q.n}, transform, sc, cat, R::scales, q.k, axis);
-  auto zn = declareWeight(base + ".qzeros", "i32", {q.k / q.group, q.n / 8}, "check_zeros", qz,
-                          cat, R::zeros, q.k);
+  // Zero points are checked whole, once, whatever the ranks take of the weight.
+  const int64_t fullK = split == TpSplit::Rows ? q.k * opts.tp : q.k;
+  const int64_t fullN = split == TpSplit::Columns ? q.n * opts.tp : q.n;
+  const std::string ranked =
+      split == TpSplit::None ? base : "r" + std::to_string(rankIndex) + "." + base;
+  auto qn = declareWeight(ranked + ".qweight", "i32", {q.k / 8, q.n}, transform, qw, cat,
+                          R::qweight, q.k, axis, qwSlices);
+  auto sn = declareWeight(ranked + ".scales", "f16", {q.k / q.group, q.n}, transform, sc, cat,
+                          R::scales, q.k, axis, scSlices);
+  auto zn = declareWeight(base + ".qzeros", "i32", {fullK / q.group, fullN / 8}, "check_zeros", qz,
+                          cat, R::zeros, fullK);
   if (failed(qn) || failed(sn) || failed(zn))
     return failure();
   q.qweight = *qn;
@@ -245,10 +298,23 @@ void Lowering::launch(FlatSymbolRefAttr kernel, ArrayRef<Attribute> operands, Op
                          pdl ? programBuilder.getUnitAttr() : UnitAttr());
 }
 
+LogicalResult Lowering::allReduce(const std::string &buffer, int64_t n, int64_t dt, Operation *src,
+                                  StringRef note) {
+  auto k = kernel("ALL_REDUCE", {p("N", n), p("DT", dt), p("RANKS", opts.tp), p("MDIM", 0)}, src);
+  if (failed(k))
+    return failure();
+  launch(*k, {buf(buffer)}, src, note);
+  return success();
+}
+
 void Lowering::beginProgram(StringRef name, int64_t maxTokens, bool isDecode) {
   b.setInsertionPointToEnd(dst.getBody());
-  program = exec::ProgramOp::create(b, dst.getLoc(), b.getStringAttr(name),
-                                    b.getI64IntegerAttr(maxTokens), IntegerAttr());
+  // Each rank of a tensor-parallel module has its own programs: @r1.decode {rank = 1}.
+  const bool ranked = opts.tp > 1;
+  std::string sym = ranked ? "r" + std::to_string(rankIndex) + "." + name.str() : name.str();
+  program = exec::ProgramOp::create(b, dst.getLoc(), b.getStringAttr(sym),
+                                    b.getI64IntegerAttr(maxTokens), IntegerAttr(),
+                                    ranked ? b.getI64IntegerAttr(rankIndex) : IntegerAttr());
   program.getBody().emplaceBlock();
   programBuilder.setInsertionPointToEnd(&program.getBody().front());
   decode = isDecode;

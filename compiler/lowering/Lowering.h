@@ -51,6 +51,14 @@ mlir::DictionaryAttr toParamsAttr(mlir::MLIRContext *ctx, const mm::kernels::Par
 mlir::FailureOr<Geometry> kernelGeometry(mlir::MLIRContext *ctx, mm::kernels::Kind kind,
                                          mlir::DictionaryAttr params, mlir::Location loc);
 
+// How a tensor-parallel rank takes its part of a quantized linear (docs/parallel.md).
+enum class TpSplit {
+  None,    // replicated: every rank holds the whole weight
+  Columns, // column-parallel: each source's N outputs split in tp equal ranges (q|k|v by heads)
+  Rows,    // row-parallel: the K inputs split in tp ranges (o_proj); the partial sums are
+           // all-reduced after the product
+};
+
 class Lowering {
 public:
   Lowering(mlir::ModuleOp src, mlir::ModuleOp dst, const LoweringOptions &opts);
@@ -68,7 +76,11 @@ public:
   mlir::FailureOr<int64_t> denseDtype(mlir::FlatSymbolRefAttr sym, mlir::Operation *user);
   // Quantized linears concatenated along N (one symbol: plain copy).
   mlir::FailureOr<QuantWeights> linearWeights(llvm::ArrayRef<mlir::FlatSymbolRefAttr> syms,
-                                              mlir::Operation *user);
+                                              mlir::Operation *user,
+                                              TpSplit split = TpSplit::None);
+  // This rank's 1/tp of a 16-bit vector (the q/k norm weights of its heads).
+  mlir::FailureOr<std::string> rankSlice(mlir::FlatSymbolRefAttr sym, mm::exec::WeightRole role,
+                                         mlir::Operation *user);
   // Per-expert linears stacked along E; with `w3`, w1|w3 concatenated along N per expert.
   mlir::FailureOr<QuantWeights> expertWeights(mlir::FlatSymbolRefAttr w1,
                                               mlir::FlatSymbolRefAttr w3, mlir::Operation *user);
@@ -82,6 +94,15 @@ public:
   const Geometry &geometry(mlir::FlatSymbolRefAttr kernel) const;
   void launch(mlir::FlatSymbolRefAttr kernel, llvm::ArrayRef<mlir::Attribute> operands,
               mlir::Operation *src, llvm::StringRef note);
+
+  // --- tensor parallel (docs/parallel.md) ------------------------------------
+  int64_t tp() const { return opts.tp; }
+  int64_t rank() const { return rankIndex; }
+  // The programs begun after this belong to rank r.
+  void beginRank(int64_t r) { rankIndex = r; }
+  // ALL_REDUCE of a [rows, n] buffer over the ranks (dtype code dt: bf16 or f32).
+  mlir::LogicalResult allReduce(const std::string &buffer, int64_t n, int64_t dt,
+                                mlir::Operation *src, llvm::StringRef note);
 
   // --- programs and buffers -------------------------------------------------
   void beginProgram(llvm::StringRef name, int64_t maxTokens, bool decode);
@@ -117,7 +138,8 @@ private:
                                              llvm::StringRef transform,
                                              llvm::ArrayRef<std::string> sources,
                                              llvm::StringRef category, mm::exec::WeightRole role,
-                                             int64_t fanIn, int64_t concatAxis = -1);
+                                             int64_t fanIn, int64_t concatAxis = -1,
+                                             llvm::ArrayRef<int64_t> slices = {});
   std::string tensorName(mm::moe::WeightOp w, int64_t expert) const;
 
   mlir::ModuleOp src, dst;
@@ -134,6 +156,7 @@ private:
   mm::exec::ProgramOp program;
   bool decode = false;
   int64_t tokens = 0;
+  int64_t rankIndex = 0;
 };
 
 // The row width (last dim) of an activation tensor.

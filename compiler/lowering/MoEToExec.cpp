@@ -48,6 +48,10 @@ FailureOr<OwningOpRef<ModuleOp>> lowerMoEToExec(ModuleOp moe, const LoweringOpti
   OwningOpRef<ModuleOp> dst = ModuleOp::create(moe.getLoc());
   Lowering l(moe, *dst, opts);
   bool any = false;
+  // A tensor-parallel module lowers every program once per rank (docs/parallel.md); replicated
+  // weights and identical kernel specializations are declared once for all ranks.
+  for (int64_t rank = 0; rank < opts.tp; ++rank) {
+  l.beginRank(rank);
   for (auto fn : moe.getOps<func::FuncOp>()) {
     StringRef name = fn.getSymName();
     if (name != "prefill" && name != "decode")
@@ -60,6 +64,7 @@ FailureOr<OwningOpRef<ModuleOp>> lowerMoEToExec(ModuleOp moe, const LoweringOpti
       if (failed(lowerOp(l, &op)))
         return failure();
     any = true;
+  }
   }
   if (!any)
     return emitError(moe.getLoc()) << "the module has no @prefill or @decode program";

@@ -24,6 +24,7 @@ struct LoweringOptions {
   int64_t kvBlockSize = 16;       // tokens per KV page
   int64_t prefillTileRows = 0;    // rows per tile of the prefill W4 GEMMs (64, 128; 0: the
                                   // specializer's choice)
+  int64_t tp = 1;                 // tensor-parallel ranks (docs/parallel.md); 1: unsharded
 };
 
 // Returns a new module holding the exec IR; diagnostics point at the moe op that failed.

@@ -28,6 +28,7 @@ PlanLimits planLimits(const CompileOptions &opts) {
   limits.maxPrefillTokens = std::min<int64_t>(opts.maxPrefillTokens, opts.maxSeqLen);
   limits.kvDtype = opts.kvCacheDtype;
   limits.kvBlockSize = 16;
+  limits.tp = static_cast<int>(opts.tp);
   return limits;
 }
 
@@ -39,6 +40,7 @@ FailureOr<OwningOpRef<ModuleOp>> lowerToExec(ModuleOp fused, const CompileOption
   lo.maxSeqLen = limits.maxSeqLen;
   lo.kvBlockSize = limits.kvBlockSize;
   lo.prefillTileRows = opts.prefillTileRows;
+  lo.tp = opts.tp;
   auto exec = lowerMoEToExec(fused, lo);
   if (failed(exec))
     return failure();
@@ -53,6 +55,12 @@ FailureOr<OwningOpRef<ModuleOp>> lowerToExec(ModuleOp fused, const CompileOption
 
 // The CUDA source of an exec kernel from the parameters the lowering's specializer recorded
 // (specialization itself ran once, in the lowering).
+// A collective (ALL_REDUCE) is run by the backend's transport, never compiled (docs/parallel.md).
+static bool isCollective(exec::KernelOp k) {
+  return kernels::is_collective(
+      kernels::kind_info(static_cast<kernels::Kind>(static_cast<uint32_t>(k.getKind()))));
+}
+
 static FailureOr<kernels::KernelSource> sourceOf(exec::KernelOp k) {
   auto kind = static_cast<kernels::Kind>(static_cast<uint32_t>(k.getKind()));
   auto src = kernels::kernel_source(kind, lowering::toKernelParams(k.getParams()));
@@ -63,6 +71,11 @@ static FailureOr<kernels::KernelSource> sourceOf(exec::KernelOp k) {
 
 LogicalResult emitCuda(ModuleOp exec, llvm::raw_ostream &os) {
   for (exec::KernelOp k : exec.getOps<exec::KernelOp>()) {
+    if (isCollective(k)) {
+      os << "// ===== collective @" << k.getSymName() << " ("
+         << exec::stringifyKernelKind(k.getKind()) << "): no CUDA source\n\n";
+      continue;
+    }
     auto src = sourceOf(k);
     if (failed(src))
       return failure();
@@ -81,6 +94,8 @@ compileKernels(ModuleOp exec, const std::vector<std::string> &targets) {
   };
   std::vector<Job> jobs;
   for (exec::KernelOp k : exec.getOps<exec::KernelOp>()) {
+    if (isCollective(k))
+      continue;
     auto src = sourceOf(k);
     if (failed(src))
       return failure();

@@ -23,6 +23,25 @@ int compileCommand(const CompileOptions &opts) {
     err << "mmc compile: " << desc.error().message << "\n";
     return desc.error().exit_code();
   }
+  if (opts.tp > 1) {
+    // Attention splits by heads (a rank owns whole kv heads and the q heads that share them),
+    // and o_proj by rows in whole quantization groups (docs/parallel.md).
+    const auto &hp = desc->hp;
+    const int64_t group = desc->quant.group_size;
+    const std::string cfg = opts.modelDir + "/config.json";
+    if (hp.num_kv_heads % opts.tp != 0 || hp.num_heads % opts.tp != 0) {
+      err << "mmc compile: --tp " << opts.tp << " must divide the attention heads of " << cfg
+          << " (num_attention_heads " << hp.num_heads << ", num_key_value_heads "
+          << hp.num_kv_heads << ")\n";
+      return 1;
+    }
+    if ((hp.num_heads / opts.tp * hp.head_dim) % group != 0) {
+      err << "mmc compile: --tp " << opts.tp << ": each rank's o_proj rows ("
+          << hp.num_heads / opts.tp << " heads x head_dim " << hp.head_dim
+          << ") must be whole quantization groups of " << group << " (" << cfg << ")\n";
+      return 1;
+    }
+  }
   if (opts.emit == EmitKind::Plan || opts.emit == EmitKind::Cuda) {
     for (const std::string &t : opts.targets)
       if (codegen::parse_sm(t) < 0) {

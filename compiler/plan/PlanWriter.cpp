@@ -6,6 +6,7 @@
 #include "llvm/ADT/StringRef.h"
 #include "mlir/IR/BuiltinAttributes.h"
 
+#include "codegen/kernels/registry.h"
 #include "dialects/exec/ir/ExecOps.h"
 #include "runtime/schemas/plan_checksum.h"
 #include "runtime/schemas/plan_generated.h"
@@ -13,6 +14,7 @@
 using namespace mlir;
 namespace fb = flatbuffers;
 namespace pl = mm::plan;
+namespace kernels = mm::kernels;
 
 namespace mm::compiler {
 namespace {
@@ -132,14 +134,28 @@ writePlan(ModuleOp module, const mm::ModelDesc &model, const PlanLimits &limits,
     const std::optional<pl::DType> dt = planDtype(w.getDtype());
     const std::optional<pl::WeightTransform> transform = planTransform(w.getTransform());
     std::vector<fb::Offset<pl::TensorRefDef>> sources;
+    size_t srcIndex = 0;
     for (StringRef src : w.getSources().getAsValueRange<StringAttr>()) {
       const mm::TensorInfo *t = model.find(src.str());
       if (!t)
         return w.emitOpError() << "source tensor '" << src << "' is not in the checkpoint "
                                << model.dir;
+      // A tensor-parallel rank's slice of the source (docs/parallel.md).
+      int32_t sliceDim = -1;
+      int64_t sliceStart = 0, sliceLen = 0;
+      if (auto slices = w.getSlicesAttr()) {
+        sliceDim = static_cast<int32_t>(slices[3 * srcIndex]);
+        sliceStart = slices[3 * srcIndex + 1];
+        sliceLen = slices[3 * srcIndex + 2];
+        if (sliceDim >= static_cast<int32_t>(t->shape.size()) ||
+            (sliceDim >= 0 && sliceStart + sliceLen > t->shape[sliceDim]))
+          return w.emitOpError() << "slice " << srcIndex << " is outside source tensor '" << src
+                                 << "'";
+      }
+      ++srcIndex;
       sources.push_back(pl::CreateTensorRefDefDirect(b, t->name.c_str(), t->file.c_str(),
                                                      t->offset, t->nbytes, planDtype(t->dtype),
-                                                     &t->shape));
+                                                     &t->shape, sliceDim, sliceStart, sliceLen));
     }
     std::vector<int64_t> shape(w.getShape().begin(), w.getShape().end());
     uint64_t nbytes = planDtypeSize(*dt);
@@ -163,9 +179,13 @@ writePlan(ModuleOp module, const mm::ModelDesc &model, const PlanLimits &limits,
     // Both enums are generated from the kernel registry in the same order.
     const auto kind = static_cast<pl::KernelKind>(static_cast<uint32_t>(k.getKind()));
     auto it = kernels.find(k.getSymName());
-    if (it == kernels.end())
+    // A collective (ALL_REDUCE) is no kernel: it has no binary (docs/parallel.md).
+    const bool collective =
+        kernels::is_collective(kernels::kind_info(static_cast<kernels::Kind>(static_cast<uint32_t>(k.getKind()))));
+    if (it == kernels.end() && !collective)
       return k.emitOpError() << "has no compiled binary";
-    const CompiledKernel &ck = it->second;
+    static const CompiledKernel none;
+    const CompiledKernel &ck = collective ? none : it->second;
     std::vector<fb::Offset<pl::ParamDef>> params;
     for (NamedAttribute p : k.getParams()) {
       int64_t i = 0;
@@ -187,8 +207,9 @@ writePlan(ModuleOp module, const mm::ModelDesc &model, const PlanLimits &limits,
     }
     std::vector<int32_t> block(k.getBlock().begin(), k.getBlock().end());
     kernelIndex[k.getSymName()] = kernelDefs.size();
+    const std::string entry = collective ? k.getSymName().str() : ck.entry;
     kernelDefs.push_back(pl::CreateKernelDefDirect(
-        b, ck.entry.c_str(), kind, &params, &block, static_cast<int32_t>(k.getSmem()), &bins,
+        b, entry.c_str(), kind, &params, &block, static_cast<int32_t>(k.getSmem()), &bins,
         ck.ptx.c_str(), ck.ptxArch.c_str(), ck.sourceHash));
   }
 
@@ -259,9 +280,16 @@ writePlan(ModuleOp module, const mm::ModelDesc &model, const PlanLimits &limits,
     }
     if (!prog.getArenaBytes())
       return prog.emitOpError() << "has no arena size; run exec-plan-memory first";
+    // A rank's program @r1.decode is the plan's "decode" of rank 1.
+    StringRef progName = prog.getSymName();
+    int32_t rank = 0;
+    if (auto r = prog.getRankAttr()) {
+      rank = static_cast<int32_t>(r.getInt());
+      progName = progName.split('.').second;
+    }
     programs.push_back(pl::CreateProgramDefDirect(
-        b, prog.getSymName().str().c_str(), &launches, &bufDefs,
-        static_cast<uint64_t>(*prog.getArenaBytes()), prog.getMaxTokens()));
+        b, progName.str().c_str(), &launches, &bufDefs,
+        static_cast<uint64_t>(*prog.getArenaBytes()), prog.getMaxTokens(), rank));
   }
 
   const auto &hp = model.hp;
@@ -281,7 +309,7 @@ writePlan(ModuleOp module, const mm::ModelDesc &model, const PlanLimits &limits,
       b.CreateVector(targetStrs), modelHash(model), b.CreateVector(weights),
       b.CreateVector(kernelDefs), b.CreateVector(programs),
       b.CreateString(model.tokenizer_file), b.CreateString(model.chat_template_file),
-      /*checksum placeholder, non-zero so the field is stored*/ 1);
+      /*checksum placeholder, non-zero so the field is stored*/ 1, limits.tp);
   pl::FinishPlanDefBuffer(b, plan);
   std::vector<uint8_t> bytes(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
   pl::seal_plan(bytes.data(), bytes.size());

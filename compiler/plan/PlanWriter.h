@@ -40,6 +40,7 @@ struct PlanLimits {
   int64_t maxPrefillTokens = 0;
   std::string kvDtype = "bf16"; // bf16 | fp8
   int kvBlockSize = 16;
+  int tp = 1;                   // tensor-parallel ranks (PlanDef.tp)
 };
 
 // Kernels are keyed by the exec.kernel symbol name. Fails (with a diagnostic at the offending op)

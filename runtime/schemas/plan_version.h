@@ -5,10 +5,13 @@
 //      slots in both variants, kernels record their derived tile constants (THREADS, WK, CS, BQ).
 //   3: decode attention is ATTENTION_DECODE; ATTENTION is the prefill kernel only (VARIANT 0 or 3,
 //      9 operand slots: no split-K scratch, no SPLITS); decode launches may carry `pdl`.
+//   4: tensor-parallel plans (docs/parallel.md): PlanDef.tp, ProgramDef.rank, source slices
+//      (TensorRefDef.slice_*), the collective kind ALL_REDUCE; QK_NORM_ROPE_KV takes 12 operand
+//      slots (the all-reduced sums of squares, `sumsq`, when TP > 1).
 #pragma once
 
 #include <cstdint>
 
 namespace mm::plan {
-inline constexpr uint32_t kPlanSchemaVersion = 3;
+inline constexpr uint32_t kPlanSchemaVersion = 4;
 }  // namespace mm::plan

@@ -9,7 +9,9 @@ KvLayout kv_layout(const plan::PlanDef& def) {
   k.layers = m.num_layers();
   k.block_tokens = lim.kv_block_size();
   k.fp8 = lim.kv_dtype() == plan::DType::FP8_E4M3;
-  const uint64_t rows = static_cast<uint64_t>(lim.kv_block_size()) * static_cast<uint64_t>(m.num_kv_heads());
+  // A tensor-parallel rank caches its own kv heads only (docs/parallel.md).
+  const int64_t tp = def.tp() > 1 ? def.tp() : 1;
+  const uint64_t rows = static_cast<uint64_t>(lim.kv_block_size()) * static_cast<uint64_t>(m.num_kv_heads() / tp);
   k.pool_bytes_per_block = rows * static_cast<uint64_t>(m.head_dim()) * (k.fp8 ? 1 : 2);
   k.scale_bytes_per_block = k.fp8 ? rows * 4 : 0;
   return k;

@@ -45,6 +45,12 @@ void CallStats::add(const CallTiming& t) {
 
 Expected<std::unique_ptr<CudaExecutor>> CudaExecutor::create(std::shared_ptr<const Plan> plan,
                                                              const CudaOptions& opts) {
+  // A tensor-parallel plan needs NCCL between the GPUs, which this backend does not have yet
+  // (docs/parallel.md); the host backend runs it.
+  if (plan->tp() > 1)
+    return Error::bad_input("plan is sharded tp=" + std::to_string(plan->tp()) +
+                            "; the cuda backend runs unsharded plans only for now (run it with "
+                            "--device host, or compile without --tp)");
   std::unique_ptr<CudaExecutor> ex(new CudaExecutor());
   ex->plan_ = std::move(plan);
   if (Status st = ex->init(opts); !st) return st.error();

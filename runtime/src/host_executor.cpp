@@ -1,11 +1,26 @@
 #include "runtime/src/host_executor.h"
 
+#include "runtime/src/host_ranks.h"
+
 namespace mm::rt {
 
 Expected<std::unique_ptr<HostExecutor>> HostExecutor::create(std::shared_ptr<const Plan> plan,
                                                              HostWeights weights,
                                                              int64_t kv_blocks) {
+  if (plan->tp() > 1)
+    return Error::internal("HostExecutor::create: the plan has " + std::to_string(plan->tp()) +
+                           " tensor-parallel ranks; use HostRanks");
+  return create_rank(std::move(plan), std::make_shared<HostWeights>(std::move(weights)), kv_blocks, 0,
+                     nullptr);
+}
+
+Expected<std::unique_ptr<HostExecutor>> HostExecutor::create_rank(std::shared_ptr<const Plan> plan,
+                                                                  std::shared_ptr<HostWeights> weights,
+                                                                  int64_t kv_blocks, int rank,
+                                                                  RankGroup* group) {
   std::unique_ptr<HostExecutor> ex(new HostExecutor());
+  ex->rank_ = rank;
+  ex->group_ = group;
   const auto& def = plan->def();
   if (!ex->arena_.allocate(plan->max_arena_bytes()))
     return Error::internal("out of host memory allocating the " +
@@ -31,7 +46,7 @@ Expected<std::unique_ptr<HostExecutor>> HostExecutor::create(std::shared_ptr<con
   ex->table_.arena = ex->arena_.data();
   const size_t nw = ex->plan_->def().weights() ? ex->plan_->def().weights()->size() : 0;
   ex->table_.weights.resize(nw);
-  for (size_t i = 0; i < nw; ++i) ex->table_.weights[i] = ex->weights_.ptr(i);
+  for (size_t i = 0; i < nw; ++i) ex->table_.weights[i] = ex->weights_->ptr(i);
   return ex;
 }
 
@@ -59,7 +74,7 @@ uint64_t HostExecutor::kv_bytes_committed() const {
 
 Status HostExecutor::run(const std::string& program, const CallDims& dims, const CallIo& io) {
   const auto& def = plan_->def();
-  const plan::ProgramDef& prog = plan_->program(program);
+  const plan::ProgramDef& prog = plan_->program(program, rank_);
   mm_kernel_args args{};
   args.dim[MM_DIM_T] = dims.T;
   args.dim[MM_DIM_R] = dims.R;
@@ -75,6 +90,11 @@ Status HostExecutor::run(const std::string& program, const CallDims& dims, const
   for (const plan::LaunchDef* l : *prog.launches()) {
     bind_launch(*l, table_, &args);
     const plan::KernelDef& k = *def.kernels()->Get(l->kernel());
+    // A collective meets the other ranks (the plan reader refuses ALL_REDUCE in a plan of 1 rank).
+    if (k.kind() == plan::KernelKind::ALL_REDUCE) {
+      group_->all_reduce(rank_, plan_->kernel_params(l->kernel()), args);
+      continue;
+    }
     run_reference(k.kind(), plan_->kernel_params(l->kernel()), args);
   }
   return Status::success();

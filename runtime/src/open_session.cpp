@@ -6,6 +6,7 @@
 #include "mm/mm_runtime.h"
 #include "runtime/src/cuda_executor.h"
 #include "runtime/src/host_executor.h"
+#include "runtime/src/host_ranks.h"
 #include "runtime/src/weights.h"
 
 namespace mm::rt {
@@ -61,10 +62,20 @@ Expected<OpenedSession> open_session(std::shared_ptr<const Plan> plan, const Ses
     }
     m.weight_bytes = weights->total_bytes;
     const int64_t block = def.limits()->kv_block_size();
-    auto ex = HostExecutor::create(plan, std::move(*weights), o.max_seqs * ((max_seq_len + block - 1) / block));
-    if (!ex) return ex.error();
-    m.backend = "host (" + std::to_string(ref::num_threads()) + " threads)";
-    executor = std::move(*ex);
+    const int64_t kv_blocks = o.max_seqs * ((max_seq_len + block - 1) / block);
+    if (plan->tp() > 1) {
+      // A tensor-parallel plan: one thread per rank, the all-reduce between them (host_ranks.h).
+      auto ex = HostRanks::create(plan, std::move(*weights), kv_blocks);
+      if (!ex) return ex.error();
+      m.backend = "host (" + std::to_string(plan->tp()) + " tensor-parallel ranks, " +
+                  std::to_string(ref::num_threads()) + " threads)";
+      executor = std::move(*ex);
+    } else {
+      auto ex = HostExecutor::create(plan, std::move(*weights), kv_blocks);
+      if (!ex) return ex.error();
+      m.backend = "host (" + std::to_string(ref::num_threads()) + " threads)";
+      executor = std::move(*ex);
+    }
   }
   auto session = Session::create(plan, std::move(executor), max_seq_len, o.max_seqs);
   if (!session) return session.error();

@@ -77,6 +77,8 @@ class Checker {
     if (!p_.model()) return fail("the plan has no model table");
     if (!p_.limits()) return fail("the plan has no limits table");
     if (!p_.programs()) return fail("the plan has no programs");
+    if (p_.tp() < 1 || p_.tp() > 16 || (p_.model() && p_.model()->num_kv_heads() % p_.tp() != 0))
+      return fail("tp = " + std::to_string(p_.tp()) + " must be in [1, 16] and divide num_kv_heads");
     const plan::ModelDef& m = *p_.model();
     struct { const char* name; int64_t v; } pos[] = {
         {"hidden_size", m.hidden_size()}, {"num_layers", m.num_layers()},
@@ -142,6 +144,18 @@ class Checker {
         uint64_t end = 0;
         if (__builtin_add_overflow(s.offset(), s.nbytes(), &end))
           return fail(sw + ": offset + nbytes overflows");
+        if (s.slice_dim() != -1) {
+          const int64_t sd = s.slice_dim();
+          if (w.transform() != WeightTransform::COPY && w.transform() != WeightTransform::CONCAT_N)
+            return fail(sw + ": a sliced source needs transform COPY or CONCAT_N, not " +
+                        plan::EnumNameWeightTransform(w.transform()));
+          const int64_t extent = sd >= 0 ? dim(s.shape(), static_cast<size_t>(sd)) : -1;
+          if (sd < 0 || static_cast<size_t>(sd) >= rank(s.shape()) || s.slice_start() < 0 ||
+              s.slice_len() <= 0 || s.slice_start() > extent - s.slice_len())
+            return fail(sw + ": slice [" + std::to_string(s.slice_start()) + ", +" +
+                        std::to_string(s.slice_len()) + ") along dim " + std::to_string(sd) +
+                        " is outside its shape " + shape_str(s.shape()));
+        }
       }
       if (Status st = check_transform(w, where); !st) return st;
     }
@@ -153,6 +167,18 @@ class Checker {
     const auto* out = w.shape();
     const auto& src = *w.sources();
     const size_t n = src.size();
+    // A sliced source (a tensor-parallel rank's part, docs/parallel.md) enters the transform with
+    // its sliced shape; check_weights checked the slice against the tensor.
+    auto sdim = [](const plan::TensorRefDef* s, size_t d) {
+      return s->slice_dim() >= 0 && static_cast<size_t>(s->slice_dim()) == d ? s->slice_len()
+                                                                            : dim(s->shape(), d);
+    };
+    auto srank = [](const plan::TensorRefDef* s) { return rank(s->shape()); };
+    auto sbytes = [&](const plan::TensorRefDef* s) {
+      if (s->slice_dim() < 0) return s->nbytes();
+      return s->nbytes() / static_cast<uint64_t>(dim(s->shape(), static_cast<size_t>(s->slice_dim()))) *
+             static_cast<uint64_t>(s->slice_len());
+    };
     auto same_dtype = [&]() -> Status {
       for (const plan::TensorRefDef* s : src)
         if (s->dtype() != w.dtype())
@@ -161,16 +187,16 @@ class Checker {
                       plan_dtype_name(w.dtype()) + " (this transform does not convert)");
       return Status::success();
     };
-    auto elems = [](const plan::TensorRefDef* s) {
-      return s->nbytes() / plan_dtype_size(s->dtype());
+    auto elems = [&](const plan::TensorRefDef* s) {
+      return sbytes(s) / plan_dtype_size(s->dtype());
     };
     const uint64_t out_elems = w.nbytes() / plan_dtype_size(w.dtype());
     switch (w.transform()) {
       case WeightTransform::COPY:
         if (n != 1) return fail(where + ": COPY takes 1 source, got " + std::to_string(n));
         if (Status st = same_dtype(); !st) return st;
-        if (src[0]->nbytes() != w.nbytes())
-          return fail(where + ": COPY source is " + std::to_string(src[0]->nbytes()) +
+        if (sbytes(src[0]) != w.nbytes())
+          return fail(where + ": COPY source is " + std::to_string(sbytes(src[0])) +
                       " bytes, the weight " + std::to_string(w.nbytes()));
         return Status::success();
       case WeightTransform::UPCAST_F32:
@@ -193,12 +219,12 @@ class Checker {
                       std::to_string(r - 1) + " (the last dim)");
         int64_t sum = 0;
         for (const plan::TensorRefDef* s : src) {
-          if (rank(s->shape()) != r) return fail(where + ": CONCAT_N source rank differs from the weight's");
+          if (srank(s) != r) return fail(where + ": CONCAT_N source rank differs from the weight's");
           for (size_t d = 0; d < r; ++d)
-            if (static_cast<int>(d) != axis && dim(s->shape(), d) != dim(out, d))
+            if (static_cast<int>(d) != axis && sdim(s, d) != dim(out, d))
               return fail(where + ": CONCAT_N source '" + s->name()->str() + "' differs from " + shape_str(out) +
                           " outside dim " + std::to_string(axis));
-          sum += dim(s->shape(), static_cast<size_t>(axis));
+          sum += sdim(s, static_cast<size_t>(axis));
         }
         if (sum != dim(out, static_cast<size_t>(axis)))
           return fail(where + ": CONCAT_N sources add up to " + std::to_string(sum) + " along dim " +
@@ -218,11 +244,11 @@ class Checker {
         if (w13 && dim(out, r - 1) % 2 != 0)
           return fail(where + ": STACK_EXPERTS_W13 last dimension must be even");
         for (const plan::TensorRefDef* s : src) {
-          bool ok = rank(s->shape()) == r - 1;
+          bool ok = srank(s) == r - 1;
           for (size_t d = 1; ok && d < r; ++d) {
             int64_t want = dim(out, d);
             if (w13 && d + 1 == r) want /= 2;
-            ok = dim(s->shape(), d - 1) == want;
+            ok = sdim(s, d - 1) == want;
           }
           if (!ok)
             return fail(where + ": source '" + s->name()->str() + "' has shape " +
@@ -247,6 +273,12 @@ class Checker {
       auto pr = parse_kernel_params(k, origin_ + ": " + where);
       if (!pr) return pr.error();
       params.push_back(*pr);
+      // A collective joins all the plan's ranks (the host backend's rank group has tp members).
+      if (k.kind() == plan::KernelKind::ALL_REDUCE &&
+          std::get<kernels::AllReduceParams>(*pr).RANKS != p_.tp())
+        return fail(where + ": ALL_REDUCE over RANKS = " +
+                    std::to_string(std::get<kernels::AllReduceParams>(*pr).RANKS) + " in a plan of tp = " +
+                    std::to_string(p_.tp()) + " ranks");
       if (k.binaries())
         for (const plan::BinaryDef* b : *k.binaries())
           if (!b->cubin() || b->cubin()->size() == 0)
@@ -262,7 +294,12 @@ class Checker {
     const bool fp8 = p_.limits()->kv_dtype() == DType::FP8_E4M3;
     for (size_t pi = 0; pi < p_.programs()->size(); ++pi) {
       const plan::ProgramDef& prog = *p_.programs()->Get(pi);
-      const std::string pname = prog.name()->str();
+      const int tp = p_.tp();
+      if (prog.rank() < 0 || prog.rank() >= tp)
+        return fail("program '" + prog.name()->str() + "' is for rank " + std::to_string(prog.rank()) +
+                    "; the plan has tp = " + std::to_string(tp) + " ranks");
+      // Rank r's programs are named "prefill@r" here (each rank needs both).
+      const std::string pname = prog.name()->str() + (prog.rank() ? "@" + std::to_string(prog.rank()) : "");
       if (!names.insert(pname).second) return fail("two programs are named '" + pname + "'");
       if (prog.max_tokens() <= 0 || prog.max_tokens() > (int64_t{1} << 24))
         return fail("program '" + pname + "': max_tokens = " + std::to_string(prog.max_tokens()));
@@ -348,8 +385,11 @@ class Checker {
         }
       }
     }
-    for (const char* required : {"prefill", "decode"})
-      if (!names.count(required)) return fail(std::string("the plan has no '") + required + "' program");
+    for (int r = 0; r < p_.tp(); ++r)
+      for (std::string required : {"prefill", "decode"})
+        if (!names.count(required + (r ? "@" + std::to_string(r) : "")))
+          return fail("the plan has no '" + required + "' program" +
+                      (p_.tp() > 1 ? " for rank " + std::to_string(r) : std::string()));
     return Status::success();
   }
 
@@ -377,9 +417,9 @@ const char* plan_dtype_name(plan::DType dt) {
 
 void Plan::Free::operator()(uint8_t* p) const { std::free(p); }
 
-const plan::ProgramDef& Plan::program(std::string_view name) const {
+const plan::ProgramDef& Plan::program(std::string_view name, int rank) const {
   for (const plan::ProgramDef* p : *def_->programs())
-    if (p->name()->string_view() == name) return *p;
+    if (p->name()->string_view() == name && p->rank() == rank) return *p;
   return *def_->programs()->Get(0);  // unreachable: load_plan checked prefill and decode exist
 }
 

@@ -31,8 +31,10 @@ class Plan {
   size_t size_bytes() const { return size_; }
   // Parameters of kernels[i], parsed and checked at load.
   const RefParams& kernel_params(size_t i) const { return params_[i]; }
-  // The program named `name` ("prefill", "decode"); load_plan guarantees both exist.
-  const plan::ProgramDef& program(std::string_view name) const;
+  // The program named `name` ("prefill", "decode") of a tensor-parallel rank (0 when unsharded);
+  // load_plan guarantees both exist for every rank < tp.
+  const plan::ProgramDef& program(std::string_view name, int rank = 0) const;
+  int tp() const { return def_->tp(); }
   // Largest arena_bytes over the programs.
   uint64_t max_arena_bytes() const { return max_arena_; }
   int64_t max_blocks_per_seq() const;

@@ -300,11 +300,60 @@ Status plan_pieces(const Plan& plan, const ShardSet& shards, const std::vector<v
       p.src = s;
       out->push_back(p);
     };
+    // A tensor-parallel rank's slice of a source (docs/parallel.md; COPY and CONCAT_N only, as
+    // the plan reader checked): along dim 0 one contiguous range; along a later dim one piece per
+    // index of the dims before it, each landing where the sliced tensor's row would.
+    // `row_pitch` is the destination distance between those rows (0: back to back).
+    auto sliced_bytes = [](const plan::TensorRefDef* s) {
+      if (s->slice_dim() < 0) return s->nbytes();
+      return s->nbytes() / static_cast<uint64_t>(s->shape()->Get(s->slice_dim())) *
+             static_cast<uint64_t>(s->slice_len());
+    };
+    auto add_slice = [&](const plan::TensorRefDef* s, PieceKind kind, uint64_t dst_off, uint64_t row_bytes,
+                         uint64_t pitch) {
+      const int sd = s->slice_dim();
+      if (sd < 0) return add(s, kind, dst_off, row_bytes, pitch);
+      uint64_t outer = 1, inner = s->nbytes();
+      for (int d = 0; d <= sd; ++d) {
+        const uint64_t extent = static_cast<uint64_t>(s->shape()->Get(d));
+        inner /= extent;
+        if (d < sd) outer *= extent;
+      }
+      const uint64_t full = static_cast<uint64_t>(s->shape()->Get(sd)) * inner;
+      const uint64_t part = static_cast<uint64_t>(s->slice_len()) * inner;
+      const uint64_t start = static_cast<uint64_t>(s->slice_start()) * inner;
+      if (s->nbytes() == 0) return;
+      // ROWS pieces (a concatenation along the last dim) place each row at r * pitch.
+      const uint64_t row_pitch = kind == PieceKind::ROWS ? pitch : part;
+      if (sd == 0) {
+        Piece p;
+        p.shard = shard_of.at(s->file()->string_view());
+        p.offset = s->offset() + start;
+        p.nbytes = part;
+        p.kind = kind;
+        p.dst = d ? d + dst_off : nullptr;
+        p.row_bytes = row_bytes;
+        p.pitch = pitch;
+        p.src = s;
+        out->push_back(p);
+        return;
+      }
+      for (uint64_t o = 0; o < outer; ++o) {
+        Piece p;
+        p.shard = shard_of.at(s->file()->string_view());
+        p.offset = s->offset() + o * full + start;
+        p.nbytes = part;
+        p.kind = PieceKind::CONTIG;
+        p.dst = d ? d + dst_off + o * row_pitch : nullptr;
+        p.src = s;
+        out->push_back(p);
+      }
+    };
     auto stacked = [&] {
       uint64_t off = 0;
       for (const plan::TensorRefDef* s : srcs) {
-        add(s, PieceKind::CONTIG, off, 0, 0);
-        off += s->nbytes();
+        add_slice(s, PieceKind::CONTIG, off, 0, 0);
+        off += sliced_bytes(s);
       }
     };
     const uint64_t esize = plan_dtype_size(w.dtype());
@@ -332,8 +381,9 @@ Status plan_pieces(const Plan& plan, const ShardSet& shards, const std::vector<v
         const uint64_t out_row = static_cast<uint64_t>(shape->Get(rank - 1)) * esize;
         uint64_t col = 0;
         for (const plan::TensorRefDef* s : srcs) {
-          const uint64_t rb = static_cast<uint64_t>(s->shape()->Get(rank - 1)) * esize;
-          add(s, PieceKind::ROWS, col, rb, out_row);
+          const bool cols = s->slice_dim() == static_cast<int>(rank) - 1;
+          const uint64_t rb = static_cast<uint64_t>(cols ? s->slice_len() : s->shape()->Get(rank - 1)) * esize;
+          add_slice(s, PieceKind::ROWS, col, rb, out_row);
           col += rb;
         }
         break;

@@ -1,6 +1,7 @@
 #include "runtime/tooling/inspect.h"
 
 #include <map>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -126,6 +127,7 @@ ordered_json describe(const Plan& plan) {
   for (const auto* prog : *p.programs()) {
     ordered_json pj;
     pj["name"] = str(prog->name());
+    pj["rank"] = prog->rank();
     const size_t n = prog->launches() ? prog->launches()->size() : 0;
     pj["launches"] = n;
     pj["max_tokens"] = prog->max_tokens();
@@ -147,6 +149,35 @@ ordered_json describe(const Plan& plan) {
     programs.push_back(pj);
   }
   j["programs"] = programs;
+
+  // Tensor-parallel ranks (docs/parallel.md): each rank's weights are those its launches name.
+  j["tp"] = p.tp();
+  ordered_json ranks = ordered_json::array();
+  for (int r = 0; r < p.tp(); ++r) {
+    std::set<uint32_t> used;
+    for (const auto* prog : *p.programs())
+      if (prog->rank() == r && prog->launches())
+        for (const auto* l : *prog->launches())
+          if (l->operands())
+            for (const auto* o : *l->operands())
+              if (o->kind() == plan::OperandKind::WEIGHT) used.insert(o->index());
+    uint64_t bytes = 0, sliced = 0;
+    for (uint32_t wi : used) {
+      const auto* w = p.weights()->Get(wi);
+      bytes += w->nbytes();
+      bool any_slice = false;
+      if (w->sources())
+        for (const auto* s : *w->sources()) any_slice |= s->slice_dim() >= 0;
+      sliced += any_slice;
+    }
+    ordered_json rj;
+    rj["rank"] = r;
+    rj["weights"] = used.size();
+    rj["sliced_weights"] = sliced;
+    rj["weight_bytes"] = bytes;
+    ranks.push_back(rj);
+  }
+  j["ranks"] = ranks;
 
   const bool fp8 = l.kv_dtype() == plan::DType::FP8_E4M3;
   const uint64_t kv_per_token = static_cast<uint64_t>(m.num_layers()) * 2 * m.num_kv_heads() *
@@ -196,8 +227,16 @@ void print_text(const ordered_json& j, std::ostream& out) {
     if (k["ptx_bytes"].get<uint64_t>() > 0) out << "  ptx " << k["ptx_arch"].get<std::string>() << " " << k["ptx_bytes"] << " B";
     out << "\n";
   }
+  if (j["tp"].get<int>() > 1) {
+    out << "tensor parallel: " << j["tp"] << " ranks\n";
+    for (auto& r : j["ranks"])
+      out << "  rank " << r["rank"] << ": " << r["weights"] << " weights (" << r["sliced_weights"]
+          << " sliced), " << gib(r["weight_bytes"].get<uint64_t>()) << "\n";
+  }
   for (auto& p : j["programs"]) {
-    out << "program " << p["name"].get<std::string>() << ": " << p["launches"] << " launches, max_tokens "
+    out << "program " << p["name"].get<std::string>();
+    if (j["tp"].get<int>() > 1) out << " (rank " << p["rank"] << ")";
+    out << ": " << p["launches"] << " launches, max_tokens "
         << p["max_tokens"] << ", arena " << gib(p["arena_bytes"].get<uint64_t>()) << "\n   per layer:";
     for (auto& [layer, c] : p["launches_per_layer"].items()) out << " " << layer << "=" << c;
     out << "\n";

@@ -38,6 +38,10 @@ static int tool_main(int argc, char** argv) {
   compile->add_option("--prefill-tile-rows", opts.prefillTileRows,
                       "rows per tile of the prefill W4 GEMMs: 64, 128, or 0 (automatic)")
       ->check(CLI::IsMember({int64_t{0}, int64_t{64}, int64_t{128}}));
+  compile->add_option("--tp", opts.tp,
+                      "tensor-parallel ranks: attention split by heads, one program set and weight "
+                      "slices per rank (docs/parallel.md); must divide the kv heads")
+      ->check(CLI::Range(int64_t{1}, int64_t{16}));
   compile->add_option("--kv-cache-dtype", opts.kvCacheDtype, "bf16 or fp8")
       ->check(CLI::IsMember({"bf16", "fp8"}));
   compile->add_option("--emit", emit, "stop after a phase and print it")

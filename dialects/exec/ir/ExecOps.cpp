@@ -82,6 +82,17 @@ LogicalResult WeightOp::verify() {
   } else if (getConcatAxisAttr()) {
     return emitOpError() << "concat_axis is only for transform 'concat_n'";
   }
+  if (auto slices = getSlicesAttr()) {
+    if (slices.size() != static_cast<int64_t>(3 * n))
+      return emitOpError() << "slices holds (dim, start, len) per source: expected " << 3 * n
+                           << " integers, got " << slices.size();
+    for (size_t i = 0; i < n; ++i) {
+      int64_t dim = slices[3 * i], start = slices[3 * i + 1], len = slices[3 * i + 2];
+      if (dim < -1 || (dim >= 0 && (start < 0 || len <= 0)))
+        return emitOpError() << "slice " << i << " (dim " << dim << ", start " << start
+                             << ", len " << len << ") must have dim -1, or start >= 0 and len > 0";
+    }
+  }
   return success();
 }
 
@@ -153,6 +164,8 @@ LogicalResult ProgramOp::verify() {
   int64_t maxTokens = getMaxTokensAttr().getInt();
   if (maxTokens <= 0)
     return emitOpError() << "max_tokens must be positive, got " << maxTokens;
+  if (auto rank = getRankAttr(); rank && rank.getInt() < 0)
+    return emitOpError() << "rank must be >= 0, got " << rank.getInt();
   for (Operation &op : getBody().front())
     if (!isa<BufferOp, LaunchOp>(op))
       return op.emitOpError() << "is not allowed in an exec.program";

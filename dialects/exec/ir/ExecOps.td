@@ -80,6 +80,10 @@ def Exec_WeightOp : Exec_Op<"weight", [Symbol, HasParent<"mlir::ModuleOp">]> {
     records what the runtime would otherwise have to guess: `role` (what the weight is to its
     kernels), `fan_in` (the K of its product) and, for `concat_n`, `concat_axis`.
 
+    A weight of a tensor-parallel rank (docs/parallel.md) reads slices of its sources: `slices`
+    holds three integers per source, `dim, start, len` (dim -1: the whole tensor); the transform
+    applies to the sliced tensors.
+
     ```mlir
     exec.weight @l0.w13.scales f16 stack_experts_w13 scales {category = "experts", fan_in = 256,
         shape = array<i64: 8, 2, 512>,
@@ -90,7 +94,8 @@ def Exec_WeightOp : Exec_Op<"weight", [Symbol, HasParent<"mlir::ModuleOp">]> {
                        DenseI64ArrayAttr:$shape, Exec_TransformAttr:$transform,
                        StrArrayAttr:$sources, StrAttr:$category, Exec_WeightRoleAttr:$role,
                        DefaultValuedAttr<I64Attr, "1">:$fan_in,
-                       OptionalAttr<I64Attr>:$concat_axis);
+                       OptionalAttr<I64Attr>:$concat_axis,
+                       OptionalAttr<DenseI64ArrayAttr>:$slices);
   let assemblyFormat = "$sym_name $dtype $transform $role attr-dict";
   let hasVerifier = 1;
 }
@@ -122,7 +127,8 @@ def Exec_ProgramOp : Exec_Op<"program", [Symbol, SymbolTable, NoTerminator, Sing
   let description = [{
     A program's body holds `exec.buffer` declarations and `exec.launch` ops, run in order on one
     stream. `max_tokens` bounds the dynamic dim `T`; every buffer size is taken at that bound.
-    `arena_bytes` is set by `exec-plan-memory`.
+    `arena_bytes` is set by `exec-plan-memory`. In a tensor-parallel module every rank has its
+    own programs (`@r1.decode` with `rank = 1`); each runs on its own arena (docs/parallel.md).
 
     ```mlir
     exec.program @decode attributes {max_tokens = 16 : i64} {
@@ -132,7 +138,7 @@ def Exec_ProgramOp : Exec_Op<"program", [Symbol, SymbolTable, NoTerminator, Sing
     ```
   }];
   let arguments = (ins SymbolNameAttr:$sym_name, I64Attr:$max_tokens,
-                       OptionalAttr<I64Attr>:$arena_bytes);
+                       OptionalAttr<I64Attr>:$arena_bytes, OptionalAttr<I64Attr>:$rank);
   let regions = (region SizedRegion<1>:$body);
   let assemblyFormat = "$sym_name attr-dict-with-keyword $body";
   let hasVerifier = 1;

@@ -59,6 +59,14 @@ inline std::vector<Config> model_configs(const Shape& s) {
     add("qk_norm_rope_kv" + k, Kind::QK_NORM_ROPE_KV,
         {{"NQ", s.NQ}, {"NKV", s.NKV}, {"D", s.D}, {"DR", s.DR}, {"WDT", 0}, {"KVDT", kvdt}, {"BLOCK", 16}, {"MAX_BLOCKS", 256}},
         {{"THETA", 5e6}, {"EPS", 1e-6}});
+    // A tensor-parallel rank's half of the heads (docs/parallel.md): the partial sums of squares
+    // (STATS 1), then the norm with the all-reduced sums (STATS 0).
+    if (s.NKV % 2 == 0)
+      for (int stats : {0, 1})
+        add("qk_norm_rope_kv_tp2_stats" + std::to_string(stats) + k, Kind::QK_NORM_ROPE_KV,
+            {{"NQ", s.NQ / 2}, {"NKV", s.NKV / 2}, {"D", s.D}, {"DR", s.DR}, {"WDT", 0}, {"KVDT", kvdt},
+             {"BLOCK", 16}, {"MAX_BLOCKS", 256}, {"TP", 2}, {"STATS", stats}},
+            {{"THETA", 5e6}, {"EPS", 1e-6}});
     for (int v : {0, 3})
       add("attention_v" + std::to_string(v) + k, Kind::ATTENTION,
           {{"NQ", s.NQ}, {"NKV", s.NKV}, {"D", s.D}, {"KVDT", kvdt}, {"BLOCK", 16}, {"MAX_BLOCKS", 256},

@@ -106,12 +106,21 @@ TEST(Specialize, SourceNeedsTheDerivedConstants) {
   EXPECT_NE(s.error().message.find("derived parameter"), std::string::npos);
 }
 
+TEST(Specialize, CollectiveHasNoSource) {
+  auto s = specialize(Kind::ALL_REDUCE, Params{{{"N", 256}, {"DT", 0}, {"RANKS", 2}}, {}});
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  auto src = kernel_source(*s);
+  ASSERT_FALSE(src.ok());
+  EXPECT_NE(src.error().message.find("collective"), std::string::npos) << src.error().message;
+}
+
 TEST(Registry, DescribesEveryKind) {
   for (size_t k = 0; k < mm::kernels::kKindCount; ++k) {
     const auto& info = mm::kernels::kind_info(static_cast<Kind>(k));
     EXPECT_GT(info.slots, 0) << info.name;
     EXPECT_LE(info.slots, MM_MAX_PTRS) << info.name;
-    EXPECT_FALSE(mm::kernels::embedded_source(info.file).empty()) << info.file;
+    // A collective (ALL_REDUCE) has no template; every other kind has one.
+    EXPECT_EQ(mm::kernels::embedded_source(info.file).empty(), mm::kernels::is_collective(info)) << info.name;
     EXPECT_NE(mm::kernels::find_param(info, "THREADS"), nullptr) << info.name;
   }
   const auto& route = mm::kernels::kind_info(Kind::ROUTE_TOPK);

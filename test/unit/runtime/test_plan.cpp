@@ -259,7 +259,7 @@ std::vector<uint8_t> build_tiny_plan(const TinyModel& m) {
       else
         ls.push_back({k_norm1, {x, moe, Builder::w(lwl.in_norm), none, h}, li, "input_norm+residual"});
       ls.push_back({k_qkv, {h, Builder::w(lwl.qkv_q), Builder::w(lwl.qkv_s), qkv}, li, "qkv"});
-      ls.push_back({k_rope, {qkv, Builder::w(lwl.q_norm), Builder::w(lwl.k_norm), pos, slots, bt, kvk, kvv, kks, kvs, q}, li, "qk_norm_rope_kv"});
+      ls.push_back({k_rope, {qkv, Builder::w(lwl.q_norm), Builder::w(lwl.k_norm), pos, slots, bt, kvk, kvv, kks, kvs, q, none}, li, "qk_norm_rope_kv"});
       if (prefill) {
         ls.push_back({k_att_p, {q, pos, slots, bt, kvk, kvv, kks, kvs, att}, li, "attention"});
       } else {
