@@ -1,6 +1,7 @@
 #include "runtime/src/plan_reader.h"
 
 #include "runtime/schemas/plan_checksum.h"
+#include "runtime/src/plan_verify.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -429,6 +430,7 @@ Expected<std::shared_ptr<const Plan>> load_plan_from_memory(const void* data, si
   if (Status st = c.check_weights(); !st) return st.error();
   if (Status st = c.check_kernels(plan->params_); !st) return st.error();
   if (Status st = c.check_programs(plan->params_, &plan->max_arena_); !st) return st.error();
+  if (Status st = verify_plan_semantics(*def, plan->params_, origin); !st) return st.error();
   return std::shared_ptr<const Plan>(std::move(plan));
 }
 
