@@ -14,7 +14,7 @@ shift 2
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(fuzz_safetensors fuzz_model_config fuzz_checkpoint fuzz_plan fuzz_tokenizer_json
-           fuzz_tokenizer_text fuzz_chat_template fuzz_tool_calls fuzz_reasoning)
+           fuzz_tokenizer_text fuzz_chat_template fuzz_tool_calls fuzz_reasoning fuzz_openai_request)
 fi
 work=$build/fuzz
 if [ ! -d "$work/seeds" ]; then

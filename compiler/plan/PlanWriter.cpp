@@ -8,6 +8,7 @@
 
 #include "codegen/kernels/registry.h"
 #include "dialects/exec/ir/ExecOps.h"
+#include "models/common/model_hash.h"
 #include "runtime/schemas/plan_checksum.h"
 #include "runtime/schemas/plan_generated.h"
 
@@ -96,27 +97,13 @@ std::optional<pl::InputSlot> kvSlot(StringRef pool) {
   return std::nullopt;
 }
 
-// FNV-1a over the config hyper-parameters and the tensor table: recorded so a plan can be matched
-// to the checkpoint it was compiled from (the runtime checks every tensor individually too).
+// What ties the plan to its checkpoint (models/common/model_hash.h; the runtime recomputes it).
 uint64_t modelHash(const mm::ModelDesc &m) {
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&](const void *p, size_t n) {
-    auto *b = static_cast<const uint8_t *>(p);
-    for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
-  };
   const auto &hp = m.hp;
-  int64_t ints[] = {hp.hidden_size, hp.intermediate_size, hp.num_layers, hp.num_heads,
-                    hp.num_kv_heads, hp.head_dim, hp.rotary_dim, hp.num_experts, hp.top_k,
-                    hp.vocab_size};
-  mix(ints, sizeof(ints));
-  for (const auto &t : m.tensors) {
-    mix(t.name.data(), t.name.size());
-    auto dt = static_cast<uint8_t>(t.dtype);
-    mix(&dt, 1);
-    mix(t.shape.data(), t.shape.size() * sizeof(int64_t));
-    mix(&t.nbytes, sizeof(t.nbytes));
-  }
-  return h;
+  return mm::model_hash({hp.hidden_size, hp.intermediate_size, hp.num_layers, hp.num_heads,
+                         hp.num_kv_heads, hp.head_dim, hp.rotary_dim, hp.num_experts, hp.top_k,
+                         hp.vocab_size},
+                        m.tensors);
 }
 
 } // namespace

@@ -480,6 +480,13 @@ LinearInfo ModelDesc::linear(Role role, int64_t layer, int64_t expert) const {
   return li;
 }
 
+Expected<std::vector<TensorInfo>> read_checkpoint_tensors(const std::string& model_dir) {
+  ModelDesc d;
+  d.dir = model_dir;
+  if (Status st = read_tensor_table(model_dir, d); !st) return st.error();
+  return std::move(d.tensors);
+}
+
 Expected<ModelDesc> read_checkpoint(const std::string& model_dir) {
   ModelDesc d;
   d.dir = model_dir;

@@ -55,4 +55,9 @@ struct ModelDesc {
 // Reads and validates MODEL_DIR. Every error names the file, key or tensor and what was expected.
 Expected<ModelDesc> read_checkpoint(const std::string& model_dir);
 
+// The tensor table alone, as read_checkpoint builds it (model.safetensors.index.json and every
+// shard header it names, or the single model.safetensors; by name), without config.json: what the
+// runtime needs to recompute the plan's model_hash (model_hash.h).
+Expected<std::vector<TensorInfo>> read_checkpoint_tensors(const std::string& model_dir);
+
 }  // namespace mm

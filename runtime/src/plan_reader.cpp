@@ -1,6 +1,7 @@
 #include "runtime/src/plan_reader.h"
 
 #include "runtime/schemas/plan_checksum.h"
+#include "runtime/src/plan_verify.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -65,6 +66,36 @@ bool safe_relative_path(const std::string& f) {
     start = end + 1;
   }
   return true;
+}
+
+// flatbuffers 2.0's verifier checks only that a vector's length field is 4-byte aligned; the
+// elements of a vector of 8-byte scalars or structs must be 8-byte aligned as well (the builder
+// always places them so), or reading them is a misaligned load (fuzz_plan found it under UBSan).
+// Returns "" or the vector at fault.
+template <class V>
+bool misaligned8(const V* v) {
+  return v && reinterpret_cast<uintptr_t>(v->Data()) % 8 != 0;
+}
+std::string misaligned_vector(const plan::PlanDef& p) {
+  if (p.model() && misaligned8(p.model()->eos_token_ids())) return "model.eos_token_ids";
+  if (p.weights())
+    for (size_t wi = 0; wi < p.weights()->size(); ++wi) {
+      const plan::WeightDef& w = *p.weights()->Get(wi);
+      if (misaligned8(w.shape())) return "weights[" + std::to_string(wi) + "].shape";
+      if (w.sources())
+        for (size_t si = 0; si < w.sources()->size(); ++si)
+          if (misaligned8(w.sources()->Get(si)->shape()))
+            return "weights[" + std::to_string(wi) + "].sources[" + std::to_string(si) + "].shape";
+    }
+  if (p.programs())
+    for (size_t pi = 0; pi < p.programs()->size(); ++pi) {
+      const plan::ProgramDef& prog = *p.programs()->Get(pi);
+      if (prog.launches())
+        for (size_t li = 0; li < prog.launches()->size(); ++li)
+          if (misaligned8(prog.launches()->Get(li)->grid()))
+            return "programs[" + std::to_string(pi) + "].launches[" + std::to_string(li) + "].grid";
+    }
+  return "";
 }
 
 class Checker {
@@ -448,6 +479,9 @@ Expected<std::shared_ptr<const Plan>> load_plan_from_memory(const void* data, si
     return Error::bad_input(origin + ": the plan failed flatbuffer verification (truncated or "
                             "corrupted file; recompile it with mmc compile)");
   const plan::PlanDef* def = plan::GetPlanDef(buf);
+  if (const std::string v = misaligned_vector(*def); !v.empty())
+    return Error::bad_input(origin + ": the plan failed flatbuffer verification (" + v +
+                            " is not 8-byte aligned; corrupted file; recompile it with mmc compile)");
   if (def->schema_version() > kSchemaVersion)
     return Error::bad_input(origin + ": plan schema version " + std::to_string(def->schema_version()) +
                             " is newer than this runtime supports (" + std::to_string(kSchemaVersion) +
@@ -469,6 +503,7 @@ Expected<std::shared_ptr<const Plan>> load_plan_from_memory(const void* data, si
   if (Status st = c.check_weights(); !st) return st.error();
   if (Status st = c.check_kernels(plan->params_); !st) return st.error();
   if (Status st = c.check_programs(plan->params_, &plan->max_arena_); !st) return st.error();
+  if (Status st = verify_plan_semantics(*def, plan->params_, origin); !st) return st.error();
   return std::shared_ptr<const Plan>(std::move(plan));
 }
 

@@ -1,6 +1,8 @@
 // Loading a plan (.mmp): the file is read into 16-byte aligned memory, the whole flatbuffer is
-// verified, then every semantic rule the executors rely on is checked once (indices in range,
-// operand counts, arena ranges, weight sizes, load-time transform shapes, kernel parameters).
+// verified, then every structural rule the executors rely on is checked once (indices in range,
+// operand counts, arena ranges, weight sizes, load-time transform shapes, kernel parameters), then
+// the numbers are checked against each other (plan_verify.h: operand extents, alignment, KV layout,
+// kernel parameters vs the model table, arena size).
 // After load_plan succeeds the executors do no bounds checks (docs/style.md, Errors).
 #pragma once
 

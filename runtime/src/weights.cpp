@@ -4,9 +4,14 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <map>
+#include <unistd.h>
+#include <set>
+#include <string_view>
+#include <unordered_map>
 
 #include "codegen/reference/reference.h"
+#include "models/common/checkpoint.h"
+#include "models/common/model_hash.h"
 #include "support/safetensors.h"
 
 namespace mm::rt {
@@ -38,50 +43,96 @@ std::string vec_str(const std::vector<int64_t>& v) {
   return s + "]";
 }
 
+std::string hex64(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
 std::vector<int64_t> shape_of(const flatbuffers::Vector<int64_t>* s) {
   return s ? std::vector<int64_t>(s->begin(), s->end()) : std::vector<int64_t>{};
 }
 
+// The tensor table of DIR, by name: the checkpoint reader's (the index and every shard it names)
+// when DIR has an index, else every tensor of the shards the plan names (a single
+// model.safetensors, as the compiler reads it). Header errors name the tensor that needed them.
+Expected<std::vector<TensorInfo>> weights_dir_tensors(const plan::PlanDef& def, const std::string& dir,
+                                                      const std::string& origin) {
+  const std::string mismatch = "weights directory " + dir + " does not match the plan " + origin;
+  if (::access((dir + "/model.safetensors.index.json").c_str(), F_OK) == 0) {
+    auto table = read_checkpoint_tensors(dir);
+    if (!table) return Error::bad_input(mismatch + ": " + table.error().message);
+    return table;
+  }
+  std::vector<TensorInfo> all;
+  std::set<std::string> read;
+  if (const auto* weights = def.weights())
+    for (const plan::WeightDef* w : *weights)
+      for (const plan::TensorRefDef* s : *w->sources()) {
+        const std::string file = s->file()->str();
+        if (!read.insert(file).second) continue;
+        auto h = read_safetensors_header(dir + "/" + file, file);
+        if (!h) return Error::bad_input(mismatch + " (tensor '" + s->name()->str() + "'): " + h.error().message);
+        for (TensorInfo& t : h->tensors) all.push_back(std::move(t));
+      }
+  std::sort(all.begin(), all.end(), [](const TensorInfo& a, const TensorInfo& b) { return a.name < b.name; });
+  return all;
+}
+
+uint64_t plan_model_hash(const plan::PlanDef& def, const std::vector<TensorInfo>& tensors) {
+  const plan::ModelDef& m = *def.model();
+  return model_hash({m.hidden_size(), m.intermediate_size(), m.num_layers(), m.num_heads(), m.num_kv_heads(),
+                     m.head_dim(), m.rotary_dim(), m.num_experts(), m.top_k(), m.vocab_size()},
+                    tensors);
+}
+
 }  // namespace
 
+Expected<uint64_t> weights_dir_model_hash(const Plan& plan, const std::string& dir) {
+  auto table = weights_dir_tensors(plan.def(), dir, plan.origin());
+  if (!table) return table.error();
+  return plan_model_hash(plan.def(), *table);
+}
+
 Status check_weights_dir(const Plan& plan, const std::string& dir) {
-  const auto* weights = plan.def().weights();
-  if (!weights) return Status::success();
-  std::map<std::string, SafetensorsHeader> headers;
-  for (const plan::WeightDef* w : *weights) {
-    for (const plan::TensorRefDef* s : *w->sources()) {
-      const std::string file = s->file()->str();
-      auto it = headers.find(file);
-      if (it == headers.end()) {
-        auto h = read_safetensors_header(dir + "/" + file, file);
-        if (!h)
-          return Error::bad_input("weights directory " + dir + " does not match the plan " +
-                                  plan.origin() + " (tensor '" + s->name()->str() + "'): " +
-                                  h.error().message);
-        it = headers.emplace(file, std::move(*h)).first;
+  const std::string hint = " (the weights directory does not match the plan " + plan.origin() +
+                           "; recompile the plan for this checkpoint)";
+  auto table = weights_dir_tensors(plan.def(), dir, plan.origin());
+  if (!table) return table.error();
+  std::unordered_map<std::string_view, const TensorInfo*> by_name;
+  by_name.reserve(table->size());
+  for (const TensorInfo& t : *table) by_name.emplace(t.name, &t);
+  if (const auto* weights = plan.def().weights())
+    for (const plan::WeightDef* w : *weights) {
+      for (const plan::TensorRefDef* s : *w->sources()) {
+        const std::string file = s->file()->str();
+        const std::string name = s->name()->str();
+        const std::string where = dir + "/" + file + ": tensor '" + name + "'";
+        auto it = by_name.find(name);
+        if (it == by_name.end() || it->second->file != file) return Error::bad_input(where + " is missing" + hint);
+        const TensorInfo& ti = *it->second;
+        DType dt;
+        const std::vector<int64_t> want_shape = shape_of(s->shape());
+        if (!to_plan_dtype(ti.dtype, &dt) || dt != s->dtype() || ti.shape != want_shape)
+          return Error::bad_input(where + " is " + std::string(mm::dtype_name(ti.dtype)) + " " +
+                                  vec_str(ti.shape) + ", the plan expects " + dtype_str(s->dtype()) + " " +
+                                  vec_str(want_shape) + hint);
+        if (ti.offset != s->offset() || ti.nbytes != s->nbytes())
+          return Error::bad_input(where + " occupies bytes [" + std::to_string(ti.offset) + ", +" +
+                                  std::to_string(ti.nbytes) + "), the plan expects [" +
+                                  std::to_string(s->offset()) + ", +" + std::to_string(s->nbytes()) + ")" +
+                                  hint);
       }
-      const auto& tensors = it->second.tensors;
-      const std::string name = s->name()->str();
-      auto ti = std::lower_bound(tensors.begin(), tensors.end(), name,
-                                 [](const TensorInfo& t, const std::string& n) { return t.name < n; });
-      const std::string where = dir + "/" + file + ": tensor '" + name + "'";
-      const std::string hint = " (the weights directory does not match the plan " + plan.origin() +
-                               "; recompile the plan for this checkpoint)";
-      if (ti == tensors.end() || ti->name != name)
-        return Error::bad_input(where + " is missing" + hint);
-      DType dt;
-      const std::vector<int64_t> want_shape = shape_of(s->shape());
-      if (!to_plan_dtype(ti->dtype, &dt) || dt != s->dtype() || ti->shape != want_shape)
-        return Error::bad_input(where + " is " + std::string(mm::dtype_name(ti->dtype)) + " " +
-                                vec_str(ti->shape) + ", the plan expects " + dtype_str(s->dtype()) +
-                                " " + vec_str(want_shape) + hint);
-      if (ti->offset != s->offset() || ti->nbytes != s->nbytes())
-        return Error::bad_input(where + " occupies bytes [" + std::to_string(ti->offset) + ", +" +
-                                std::to_string(ti->nbytes) + "), the plan expects [" +
-                                std::to_string(s->offset()) + ", +" + std::to_string(s->nbytes()) +
-                                ")" + hint);
     }
-  }
+  // Every tensor the plan reads matches; the hash also covers those it does not read and the
+  // plan's model table (models/common/model_hash.h).
+  const uint64_t have = plan_model_hash(plan.def(), *table);
+  if (have != plan.def().model_hash())
+    return Error::bad_input("weights directory " + dir + " does not match the plan " + plan.origin() +
+                            ": the plan's model_hash is " + hex64(plan.def().model_hash()) +
+                            ", the checkpoint's is " + hex64(have) +
+                            " (over the plan's model table and the checkpoint's tensor names, dtypes, shapes "
+                            "and sizes); recompile the plan for this checkpoint");
   return Status::success();
 }
 

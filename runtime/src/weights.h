@@ -21,8 +21,14 @@ struct HostWeights {
   void* ptr(size_t i) const { return buffers[i].data(); }
 };
 
-// Checks every source tensor of the plan against DIR's shard headers (reads headers only).
+// Checks every source tensor of the plan against DIR's shard headers (reads headers only), then the
+// plan's model_hash against the one of DIR's tensor table (models/common/model_hash.h).
 Status check_weights_dir(const Plan& plan, const std::string& dir);
+
+// The model_hash check_weights_dir expects of a plan with this model table over DIR: over the
+// checkpoint's tensor table (the index's shards), or the shards the plan names when DIR has no
+// index.
+Expected<uint64_t> weights_dir_model_hash(const Plan& plan, const std::string& dir);
 
 // Element range [first, first + count) of weight `index` filled with the random values of
 // random_host_weights (the same values whatever the ranges, so a device backend can fill in

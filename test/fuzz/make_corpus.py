@@ -55,6 +55,34 @@ REASONING = [
 ]
 
 
+# Request bodies as clients send them (the shapes of test/unit/server/openai_request_test.cpp and the
+# openai-client tests of test/tools/serve): byte 0 is the target's flags (bit 0: /v1/completions).
+CHAT_BODIES = [
+    {"model": "tiny", "messages": [{"role": "user", "content": "Hello there"}]},
+    {"model": "alias", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}],
+     "temperature": 0, "top_p": 0.5, "top_k": -1, "seed": -3, "max_tokens": 20, "max_completion_tokens": 12,
+     "stop": ["END", "bc"], "stop_token_ids": [20, 5], "ignore_eos": True, "skip_special_tokens": False,
+     "stream": True, "stream_options": {"include_usage": True}, "return_token_ids": True, "n": 1,
+     "presence_penalty": 0, "logprobs": False, "response_format": {"type": "text"}, "user": "someone"},
+    {"model": "tiny", "messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": TOOLS,
+     "tool_choice": "required"},
+    {"model": "tiny", "tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+     "messages": [{"role": "user", "content": "Weather?"},
+                  {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function",
+                   "function": {"name": "get_weather", "arguments": "{\"location\": \"Paris\"}"}}]},
+                  {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}]},
+    {"model": "tiny", "messages": [{"role": "user", "content": [{"type": "text", "text": "part one"}]},
+                                   {"role": "assistant", "content": "<think>\nI will.\n</think>\n\n"}],
+     "continue_final_message": True, "add_generation_prompt": False, "min_tokens": 2},
+    {"model": "gpt-4", "messages": [{"role": "wizard", "content": "hi"}], "n": 2, "logit_bias": {"5": 1}},
+]
+COMPLETION_BODIES = [
+    {"model": "tiny", "prompt": "Once upon a time", "max_tokens": 8},
+    {"model": "tiny", "prompt": [[5, 6, 7]], "echo": True, "stream": True, "stop": "."},
+    {"model": "tiny", "prompt": [5, 6, 7], "max_tokens": 100000},
+]
+
+
 def write(path, data):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
@@ -131,6 +159,12 @@ def main():
         write(f"{out}/fuzz_tool_calls/{i:02d}", tools + SEP + bytes([i * 37 % 256]) + text.encode())
     for i, text in enumerate(REASONING + OUTPUTS):
         write(f"{out}/fuzz_reasoning/{i:02d}", bytes([i * 53 % 256]) + text.encode())
+
+    for i, body in enumerate(CHAT_BODIES):
+        write(f"{out}/fuzz_openai_request/chat-{i:02d}", bytes([(i % 4) * 2]) + json.dumps(body).encode())
+    for i, body in enumerate(COMPLETION_BODIES):
+        write(f"{out}/fuzz_openai_request/completion-{i:02d}", bytes([1 | (i % 4) * 2]) + json.dumps(body).encode())
+    write(f"{out}/fuzz_openai_request/not-json", b"\x00{\"model\": \"tiny\", \"messages\": [")
 
     os.makedirs(f"{out}/fuzz_plan", exist_ok=True)
     subprocess.run([os.path.join(bin_dir, "mm-fuzz-plan-seeds"), f"{out}/fuzz_plan"], check=True)

@@ -23,8 +23,10 @@ namespace {
 
 using test::TinyModel;
 
-void write_plan(const std::string& path, const TinyModel& m) {
+// With `weights_dir`: the plan records that checkpoint's model_hash, as mmc would.
+void write_plan(const std::string& path, const TinyModel& m, const std::string& weights_dir = "") {
   auto bytes = test::build_tiny_plan(m);
+  if (!weights_dir.empty()) test::stamp_model_hash(&bytes, weights_dir);
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
@@ -140,7 +142,7 @@ TEST_F(BenchTest, LoadReportsTheRateNextToTheRawRead) {
     model.source_offsets[entries[i].name] = layout->offsets[i];
   }
   ASSERT_TRUE(writer->close().ok());
-  write_plan(plan_path, model);
+  write_plan(plan_path, model, dir);
 
   o.weights = dir;
   o.load = true;

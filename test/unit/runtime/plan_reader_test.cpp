@@ -2,8 +2,10 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 
+#include "runtime/schemas/plan_checksum.h"
 #include "runtime/src/plan_reader.h"
 #include "test_plan.h"
 
@@ -134,6 +136,23 @@ TEST(PlanReader, RejectsWeightSizeMismatch) {
   bad.transform = plan::WeightTransform::CONCAT_N;
   bad.sources.push_back(bad.sources[0]);
   EXPECT_NE(load_error(test::build_weights_plan({bad})).find("CONCAT_N"), std::string::npos);
+}
+
+TEST(PlanReader, RejectsAMisalignedVectorOfLongs) {
+  // flatbuffers 2.0 verifies only the 4-byte alignment of a vector's length: a shape vector moved
+  // by 4 bytes passes it, and reading its int64 elements was a misaligned load (fuzz_plan, UBSan).
+  test::WeightSpec w{"w", plan::DType::BF16, {2, 4}, plan::WeightTransform::COPY,
+                     {{"t", "model.safetensors", 8, 16, plan::DType::BF16, {2, 4}}}};
+  auto bytes = test::build_weights_plan({w});
+  const auto* weight = reinterpret_cast<const flatbuffers::Table*>(plan::GetPlanDef(bytes.data())->weights()->Get(0));
+  const uint8_t* field = weight->GetAddressOf(plan::WeightDef::VT_SHAPE);
+  ASSERT_NE(field, nullptr);
+  uint32_t off = 0;
+  std::memcpy(&off, field, 4);
+  off += 4;  // now the length is the low half of shape[0] (2) and the elements start 4 bytes late
+  std::memcpy(bytes.data() + (field - bytes.data()), &off, 4);
+  ASSERT_TRUE(plan::seal_plan(bytes.data(), bytes.size()));
+  EXPECT_NE(load_error(bytes).find("weights[0].shape is not 8-byte aligned"), std::string::npos);
 }
 
 TEST(PlanReader, RejectsLaunchCorruptions) {

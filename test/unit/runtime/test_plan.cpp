@@ -1,9 +1,12 @@
 #include "test_plan.h"
 
+#include <cstring>
 #include <map>
+#include <stdexcept>
 
 #include "codegen/kernels/abi.h"
 #include "runtime/schemas/plan_checksum.h"
+#include "runtime/src/weights.h"
 
 namespace mm::rt::test {
 
@@ -297,6 +300,18 @@ std::vector<uint8_t> build_weights_plan(const std::vector<WeightSpec>& weights) 
   Builder b(m);
   b.weights() = weights;
   return b.finish({{"prefill", {}}, {"decode", {}}}, {0, 0}, {m.max_prefill_tokens, m.max_batch});
+}
+
+void stamp_model_hash(std::vector<uint8_t>* plan, const std::string& dir) {
+  auto p = load_plan_from_memory(plan->data(), plan->size(), "stamp.mmp");
+  if (!p) throw std::runtime_error("stamp_model_hash: " + p.error().message);
+  auto h = weights_dir_model_hash(**p, dir);
+  if (!h) return;  // a directory that does not match: the test expects the load's refusal
+  const PlanDef* def = GetPlanDef(plan->data());
+  const uint8_t* at = reinterpret_cast<const flatbuffers::Table*>(def)->GetAddressOf(PlanDef::VT_MODEL_HASH);
+  if (!at) throw std::runtime_error("stamp_model_hash: the plan stores no model_hash");
+  std::memcpy(plan->data() + (at - plan->data()), &*h, sizeof *h);
+  seal_plan(plan->data(), plan->size());
 }
 
 }  // namespace mm::rt::test

@@ -54,4 +54,9 @@ struct WeightSpec {
 };
 std::vector<uint8_t> build_weights_plan(const std::vector<WeightSpec>& weights);
 
+// Records in the serialized `plan` the model_hash the runtime computes over DIR (once the test has
+// written the shards the plan reads there), as mmc would have, and reseals the checksum. Leaves the
+// plan as it is when DIR does not match it (the load then says why).
+void stamp_model_hash(std::vector<uint8_t>* plan, const std::string& dir);
+
 }  // namespace mm::rt::test

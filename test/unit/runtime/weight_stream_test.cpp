@@ -197,6 +197,7 @@ class WeightStreamTest : public ::testing::Test {
 
   std::shared_ptr<const Plan> make_plan(const std::vector<test::WeightSpec>& specs) {
     auto bytes = test::build_weights_plan(specs);
+    test::stamp_model_hash(&bytes, dir);
     auto plan = load_plan_from_memory(bytes.data(), bytes.size(), "stream.mmp");
     EXPECT_TRUE(plan.ok()) << plan.error().message;
     return plan.ok() ? *plan : nullptr;
@@ -454,6 +455,7 @@ TEST(WeightStreamOddOffsets, CompletesElementsSplitByChunkBoundaries) {
       {"z", DType::I32, {kZ}, WeightTransform::CHECK_ZEROS, {{"z", "model.safetensors", z0, 4 * kZ, DType::I32, {kZ}}}},
       {"u", DType::F32, {kU}, WeightTransform::UPCAST_F32, {{"u", "model.safetensors", u0, 2 * kU, DType::F16, {kU}}}}};
   auto bytes = test::build_weights_plan(specs);
+  test::stamp_model_hash(&bytes, dir);
   auto plan = load_plan_from_memory(bytes.data(), bytes.size(), "odd.mmp");
   ASSERT_TRUE(plan.ok()) << plan.error().message;
   std::vector<float> got(kU, -1.0f);

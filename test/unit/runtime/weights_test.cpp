@@ -11,6 +11,7 @@
 #include "codegen/reference/reference.h"
 #include "support/safetensors_writer.h"
 #include "runtime/src/weight_stream.h"
+#include "runtime/schemas/plan_checksum.h"
 #include "runtime/src/weights.h"
 #include "test_plan.h"
 
@@ -92,6 +93,7 @@ class WeightsTest : public ::testing::Test {
   }
   Expected<HostWeights> load(const std::vector<test::WeightSpec>& ws, std::shared_ptr<const Plan>* keep = nullptr) {
     auto bytes = test::build_weights_plan(ws);
+    test::stamp_model_hash(&bytes, fx.dir);
     auto p = load_plan_from_memory(bytes.data(), bytes.size(), "w.mmp");
     EXPECT_TRUE(p.ok()) << p.error().message;
     if (keep) *keep = *p;
@@ -151,6 +153,32 @@ TEST_F(WeightsTest, RejectsADirectoryThatDoesNotMatch) {
   bad = w;
   bad.sources[0].file = "model-00002-of-00002.safetensors";
   expect_error(bad, "model-00002-of-00002.safetensors");
+}
+
+TEST_F(WeightsTest, RefusesAPlanWhoseModelHashDiffers) {
+  // The plan's model_hash is mmc's over the model table and the checkpoint's whole tensor table;
+  // a plan for another checkpoint (here: the hash of one) is refused naming both hashes. Before
+  // issue 13 the runtime never read it.
+  auto bytes = test::build_weights_plan({spec("a", DType::BF16, {2, 4}, WeightTransform::COPY, {"a"})});
+  test::stamp_model_hash(&bytes, fx.dir);
+  auto good = load_plan_from_memory(bytes.data(), bytes.size(), "w.mmp");
+  ASSERT_TRUE(good.ok());
+  ASSERT_TRUE(check_weights_dir(**good, fx.dir).ok());
+  const uint64_t other = (*good)->def().model_hash() ^ 1;
+  const auto* def = reinterpret_cast<const flatbuffers::Table*>(plan::GetPlanDef(bytes.data()));
+  const uint8_t* at = def->GetAddressOf(plan::PlanDef::VT_MODEL_HASH);
+  ASSERT_NE(at, nullptr);
+  std::memcpy(bytes.data() + (at - bytes.data()), &other, sizeof other);
+  ASSERT_TRUE(plan::seal_plan(bytes.data(), bytes.size()));
+  auto bad = load_plan_from_memory(bytes.data(), bytes.size(), "w.mmp");
+  ASSERT_TRUE(bad.ok());
+  Status st = check_weights_dir(**bad, fx.dir);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().exit_code(), 1);
+  char want[96];
+  std::snprintf(want, sizeof want, "the plan's model_hash is 0x%016llx, the checkpoint's is 0x%016llx",
+                static_cast<unsigned long long>(other), static_cast<unsigned long long>(other ^ 1));
+  EXPECT_NE(st.error().message.find(want), std::string::npos) << st.error().message;
 }
 
 TEST(RandomWeights, FillsEveryWeightDeterministically) {

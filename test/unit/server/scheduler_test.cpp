@@ -157,7 +157,10 @@ TEST(Scheduler, PrefixCacheReusesAFinishedRequest) {
   GenerationRequest next = request("", 6);
   next.prompt = prompt;
   next.prompt.insert(next.prompt.end(), r2.ids.begin(), r2.ids.end());
-  for (int32_t id : tokenizer().encode(" and then", false).value()) next.prompt.push_back(id);
+  // Held in a local: a range-for over encode(...).value() reads the vector of a destroyed temporary
+  // (the loop extends the lifetime of value()'s reference only; ASan: stack-use-after-scope).
+  const auto more = tokenizer().encode(" and then", false);
+  for (int32_t id : more.value()) next.prompt.push_back(id);
   const Result r3 = run(*e->scheduler, next);
   EXPECT_EQ(r3.last.cached_tokens, static_cast<int64_t>(prompt.size() + r2.ids.size()) - 1);
   // Against a server without prefix caching: the same tokens.
