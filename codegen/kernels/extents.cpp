@@ -93,7 +93,7 @@ int64_t decode_splits(int64_t T, int64_t splits) {
 // The table: for each kind, its slots in kinds.def order with the shape kinds.def gives them.
 // Every shape is derivable from the parameters and the call bounds except where noted.
 std::vector<SlotExtent> slot_extents(Kind kind, const KernelParams& params, const CallBounds& b) {
-  static_assert(kKindCount == 13, "a new kernel kind needs its operand extents here");
+  static_assert(kKindCount == 14, "a new kernel kind needs its operand extents here");
   std::vector<SlotExtent> s;
   const int64_t T = b.T, R = b.R;
   switch (kind) {
@@ -130,7 +130,7 @@ std::vector<SlotExtent> slot_extents(Kind kind, const KernelParams& params, cons
            array(kI32, {T}), array(kI32, {T}), block_tables(b, p.MAX_BLOCKS),
            kv_pool(0, p.BLOCK, p.NKV, p.D, p.KVDT), kv_pool(1, p.BLOCK, p.NKV, p.D, p.KVDT),
            kv_pool(2, p.BLOCK, p.NKV, p.D, p.KVDT), kv_pool(3, p.BLOCK, p.NKV, p.D, p.KVDT),
-           array(kBf16, {T, qn})};
+           array(kBf16, {T, qn}), array(kF32, {T, 2})};
       break;
     }
     case Kind::ATTENTION: {
@@ -139,7 +139,7 @@ std::vector<SlotExtent> slot_extents(Kind kind, const KernelParams& params, cons
       s = {array(kBf16, {T, qn}), array(kI32, {T}), array(kI32, {T}), block_tables(b, p.MAX_BLOCKS),
            kv_pool(0, p.BLOCK, p.NKV, p.D, p.KVDT), kv_pool(1, p.BLOCK, p.NKV, p.D, p.KVDT),
            kv_pool(2, p.BLOCK, p.NKV, p.D, p.KVDT), kv_pool(3, p.BLOCK, p.NKV, p.D, p.KVDT),
-           array(kF32, {T, p.NQ, p.SPLITS, add(p.D, 2)}), array(kBf16, {T, qn})};
+           array(kBf16, {T, qn})};
       break;
     }
     case Kind::ATTENTION_DECODE: {
@@ -188,6 +188,11 @@ std::vector<SlotExtent> slot_extents(Kind kind, const KernelParams& params, cons
       const auto& p = std::get<SampleParams>(params);
       s = {array(kF32, {R, p.V}), array(kF32, {R}), array(kI32, {R}), array(kF32, {R}), array(kU64, {R}),
            array(kI32, {R})};
+      break;
+    }
+    case Kind::ALL_REDUCE: {
+      const auto& p = std::get<AllReduceParams>(params);
+      s = {array(dtype(p.DT), {p.MDIM == 1 ? R : T, p.N})};
       break;
     }
     case Kind::COUNT:

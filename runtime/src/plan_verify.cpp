@@ -42,6 +42,11 @@ Status check_kernel_agrees(const plan::PlanDef& def, const plan::KernelDef& k, c
   const auto& m = *def.model();
   const auto& l = *def.limits();
   const int64_t max_blocks = (l.max_seq_len() + l.kv_block_size() - 1) / l.kv_block_size();
+  // A tensor-parallel rank computes its share of the heads (docs/parallel.md); the reader has
+  // checked that tp divides num_kv_heads.
+  const int64_t tp = def.tp() > 1 ? def.tp() : 1;
+  const std::string per_rank = tp > 1 ? " / tp " + std::to_string(tp) : "";
+  const std::string nq_field = "model.num_heads" + per_rank, nkv_field = "model.num_kv_heads" + per_rank;
   const struct {
     const char* param;
     const char* field;
@@ -52,8 +57,8 @@ Status check_kernel_agrees(const plan::PlanDef& def, const plan::KernelDef& k, c
       {"E", "model.num_experts", m.num_experts()},
       {"TOPK", "model.top_k", m.top_k()},
       {"I", "model.intermediate_size", m.intermediate_size()},
-      {"NQ", "model.num_heads", m.num_heads()},
-      {"NKV", "model.num_kv_heads", m.num_kv_heads()},
+      {"NQ", nq_field.c_str(), m.num_heads() / tp},
+      {"NKV", nkv_field.c_str(), m.num_kv_heads() / tp},
       {"D", "model.head_dim", m.head_dim()},
       {"DR", "model.rotary_dim", m.rotary_dim()},
       {"KVDT", "limits.kv_dtype (0 BF16, 3 FP8_E4M3)", l.kv_dtype() == plan::DType::FP8_E4M3 ? 3 : 0},
