@@ -2,7 +2,7 @@
 // (ptr[r] is rank r's x, r < RANKS). Each element becomes the fp32 sum over ranks in rank order
 // 0, 1, ..., RANKS-1, rounded once to DT and written to every rank's copy, so all ranks hold the
 // same bits whatever order they arrived in. The host backend's rank group calls it once per
-// collective, after every rank reached it (runtime/src/rank_group.cpp).
+// collective, after every rank reached it (runtime/src/host_ranks.cpp).
 #include "codegen/reference/ref_util.h"
 
 namespace mm::ref {
