@@ -38,6 +38,10 @@ if config.mm_has_nvrtc:
     config.available_features.add("nvrtc")
 if config.mm_has_compiler:
     config.available_features.add("compiler")
+# A build with MM_SANITIZE (scripts/sanitize.sh): tests whose only cost is model arithmetic on the
+# host backend at the mid shape (minutes under ASan, not more coverage) mark `UNSUPPORTED: sanitized`.
+if getattr(config, "mm_sanitized", 0):
+    config.available_features.add("sanitized")
 
 # A CUDA device is present when nvidia-smi lists one (never on CI).
 smi = shutil.which("nvidia-smi")
