@@ -17,6 +17,7 @@
 #include "runtime/tooling/bench.h"
 #include "support/safetensors_writer.h"
 #include "test/unit/runtime/test_plan.h"
+#include "test/unit/temp_path.h"
 
 namespace mm::rt {
 namespace {
@@ -33,7 +34,7 @@ void write_plan(const std::string& path, const TinyModel& m, const std::string& 
 class BenchTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    plan_path = ::testing::TempDir() + "/bench_test.mmp";
+    plan_path = mm::test::temp_path("bench_test.mmp");
     write_plan(plan_path, model);
     o.plan = plan_path;
     o.weights = "random";
@@ -132,7 +133,7 @@ TEST_F(BenchTest, LoadReportsTheRateNextToTheRawRead) {
   }
   auto layout = plan_safetensors(entries, {{"format", "pt"}});
   ASSERT_TRUE(layout.ok());
-  const std::string dir = ::testing::TempDir() + "/bench_test_model";
+  const std::string dir = mm::test::temp_path("bench_test_model");
   ::mkdir(dir.c_str(), 0755);
   auto writer = SafetensorsFileWriter::create(dir + "/model.safetensors", *layout);
   ASSERT_TRUE(writer.ok()) << writer.error().message;

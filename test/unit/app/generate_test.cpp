@@ -9,6 +9,7 @@
 #include "runtime/tooling/generate.h"
 #include "runtime/tooling/npy.h"
 #include "test/unit/runtime/test_plan.h"
+#include "test/unit/temp_path.h"
 
 namespace mm::rt {
 namespace {
@@ -24,7 +25,7 @@ std::vector<int32_t> prompt(int n, int V) {
 class GenerateTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    plan_path = ::testing::TempDir() + "/generate_test.mmp";
+    plan_path = mm::test::temp_path("generate_test.mmp");
     auto bytes = test::build_tiny_plan(TinyModel{});
     std::ofstream(plan_path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     o.plan = plan_path;
@@ -47,7 +48,7 @@ class GenerateTest : public ::testing::Test {
 };
 
 TEST_F(GenerateTest, GeneratesAndDumpsLogits) {
-  o.dump_logits = ::testing::TempDir() + "/generate_test.npy";
+  o.dump_logits = mm::test::temp_path("generate_test.npy");
   std::string out, err;
   ASSERT_EQ(run(&out, &err), 0) << err;
   EXPECT_EQ(out.front(), '[');
@@ -79,7 +80,7 @@ TEST_F(GenerateTest, TeacherForcingRecordsEveryStep) {
   std::string free_run;
   ASSERT_EQ(run(&free_run), 0);
   o.force_ids = {7, 8, 9, 10};
-  o.dump_logits = ::testing::TempDir() + "/forced.npy";
+  o.dump_logits = mm::test::temp_path("forced.npy");
   std::string forced;
   ASSERT_EQ(run(&forced), 0);
   EXPECT_EQ(std::count(forced.begin(), forced.end(), ','), 3) << forced;
@@ -114,7 +115,7 @@ TEST_F(GenerateTest, RefusesBadInputsWithExitCodes) {
     EXPECT_NE(err.find("CUDA"), std::string::npos) << err;
   }
   o.device = "host";
-  o.weights = ::testing::TempDir() + "/no-such-model";
+  o.weights = mm::test::temp_path("no-such-model");
   EXPECT_EQ(run(nullptr, &err), 1);
   EXPECT_NE(err.find("does not match the plan"), std::string::npos) << err;
   o.weights = "random";

@@ -15,6 +15,7 @@
 #include "runtime/tooling/generate.h"
 #include "runtime/tooling/inspect.h"
 #include "test/unit/runtime/test_plan.h"
+#include "test/unit/temp_path.h"
 
 namespace mm::rt {
 namespace {
@@ -22,7 +23,7 @@ namespace {
 using test::TinyModel;
 
 std::string write_plan(const std::string& name, const TinyModel& m) {
-  const std::string path = ::testing::TempDir() + "/" + name;
+  const std::string path = mm::test::temp_path("") + name;
   auto bytes = test::build_tiny_plan(m);
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   return path;
@@ -97,7 +98,7 @@ TEST_F(HostileTest, NonFiniteSamplingValuesAreUsageErrors) {
 TEST_F(HostileTest, ToolsNestedTooDeeplyAreRefused) {
   // 10,000 levels: used to reach the chat template's recursive JSON printer (stack overflow under
   // UBSan); the --tools reader now refuses nesting beyond 64 levels, naming the file.
-  const std::string path = ::testing::TempDir() + "/deep_tools.json";
+  const std::string path = mm::test::temp_path("deep_tools.json");
   std::ofstream(path) << R"([{"type": "function", "function": {"name": "f", "parameters": )"
                       << std::string(10000, '[') << std::string(10000, ']') << "}}]";
   o.prompt_text = "hi";
@@ -108,7 +109,7 @@ TEST_F(HostileTest, ToolsNestedTooDeeplyAreRefused) {
 }
 
 TEST_F(HostileTest, ToolsThatAreNotAnArrayAreRefusedByType) {
-  const std::string path = ::testing::TempDir() + "/object_tools.json";
+  const std::string path = mm::test::temp_path("object_tools.json");
   std::ofstream(path) << R"({"type": "function"})";
   o.prompt_text = "hi";
   o.chat = true;

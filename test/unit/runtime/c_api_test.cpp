@@ -11,6 +11,7 @@
 
 #include "mm/mm_runtime.h"
 #include "test_plan.h"
+#include "test/unit/temp_path.h"
 
 namespace {
 
@@ -207,7 +208,7 @@ TEST_F(CApi, MeasurementsDescribeThePlanTheHostAndTheLoad) {
   EXPECT_GT(ls.peak_rss_kib, 0);
 
   // The tiny plan's weights name one shard, model.safetensors: any file of that name is read whole.
-  const std::string dir = ::testing::TempDir() + "/c_api_measure";
+  const std::string dir = mm::test::temp_path("c_api_measure");
   ASSERT_EQ(std::system(("mkdir -p " + dir + " && head -c 3000000 /dev/zero > " + dir + "/model.safetensors").c_str()), 0);
   double resident = -1;
   ASSERT_EQ(take(mm_weights_page_cache(plan_, dir.c_str(), 1, &resident)).code, MM_STATUS_OK);

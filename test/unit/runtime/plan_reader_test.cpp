@@ -8,6 +8,7 @@
 #include "runtime/schemas/plan_checksum.h"
 #include "runtime/src/plan_reader.h"
 #include "test_plan.h"
+#include "test/unit/temp_path.h"
 
 namespace mm::rt {
 namespace {
@@ -38,7 +39,7 @@ TEST(PlanReader, LoadsTheTinyPlan) {
 
 TEST(PlanReader, LoadsFromAFile) {
   auto bytes = test::build_tiny_plan(TinyModel{});
-  const std::string path = ::testing::TempDir() + "/plan_reader_test.mmp";
+  const std::string path = mm::test::temp_path("plan_reader_test.mmp");
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   auto p = load_plan(path);
   ASSERT_TRUE(p.ok()) << p.error().message;

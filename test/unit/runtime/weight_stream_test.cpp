@@ -20,6 +20,7 @@
 #include "runtime/src/weight_stream.h"
 #include "support/safetensors_writer.h"
 #include "test_plan.h"
+#include "test/unit/temp_path.h"
 
 namespace mm::rt {
 namespace {
@@ -111,7 +112,7 @@ class WeightStreamTest : public ::testing::Test {
   // Writes the shards; zero-point tensors (names starting with 'z') hold 0x77777777 except word 2,
   // which holds zero_word.
   void write(const std::map<std::string, Tensor>& tensors, uint32_t zero_word, const std::string& tag) {
-    dir = ::testing::TempDir() + "/weight_stream_" + tag;
+    dir = mm::test::temp_path("weight_stream_") + tag;
     ::mkdir(dir.c_str(), 0755);
     for (const char* file : {kShard1, kShard2}) {
       std::vector<SafetensorsEntry> entries;
@@ -420,7 +421,7 @@ TEST_F(WeightStreamTest, RefusesADirectoryThatDoesNotMatchThePlan) {
 // A shard whose header length is odd puts every tensor at an odd offset, so 4 KiB chunk
 // boundaries split f16 elements and zero-point words: they are completed across chunks.
 TEST(WeightStreamOddOffsets, CompletesElementsSplitByChunkBoundaries) {
-  const std::string dir = ::testing::TempDir() + "/weight_stream_odd";
+  const std::string dir = mm::test::temp_path("weight_stream_odd");
   ::mkdir(dir.c_str(), 0755);
   constexpr int kZ = 3000, kU = 3001;  // words of zero points, f16 elements
   char json[256];

@@ -14,6 +14,7 @@
 #include "runtime/schemas/plan_checksum.h"
 #include "runtime/src/weights.h"
 #include "test_plan.h"
+#include "test/unit/temp_path.h"
 
 namespace mm::rt {
 namespace {
@@ -30,7 +31,7 @@ struct Fixture {
 Fixture write_checkpoint(const std::string& name, const std::map<std::string, std::pair<mm::DType, std::vector<int64_t>>>& tensors,
                          const std::map<std::string, std::vector<uint8_t>>& data) {
   Fixture f;
-  f.dir = ::testing::TempDir() + "/weights_test_" + name;
+  f.dir = mm::test::temp_path("weights_test_") + name;
   ::mkdir(f.dir.c_str(), 0755);
   std::vector<SafetensorsEntry> entries;
   for (auto& [n, t] : tensors) entries.push_back({n, t.first, t.second});

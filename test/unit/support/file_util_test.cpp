@@ -12,12 +12,13 @@
 #include <fstream>
 
 #include "support/file_util.h"
+#include "test/unit/temp_path.h"
 
 namespace mm {
 namespace {
 
 std::string temp_path(const std::string& name) {
-  const std::string p = ::testing::TempDir() + "/file_util_test_" + name;
+  const std::string p = mm::test::temp_path("file_util_test_") + name;
   std::filesystem::remove_all(p);
   return p;
 }

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include "test/unit/temp_path.h"
 
 namespace mm {
 namespace {
@@ -67,7 +68,7 @@ TEST(SafetensorsWriter, RejectsDuplicatesAndNegativeShapes) {
 }
 
 TEST(SafetensorsWriter, WritesHeaderAndData) {
-  std::string path = ::testing::TempDir() + "/writer_test.safetensors";
+  std::string path = mm::test::temp_path("writer_test.safetensors");
   Expected<SafetensorsLayout> l =
       plan_safetensors({{"t16", DType::BF16, {2}}, {"t32", DType::I32, {2}}}, {});
   ASSERT_TRUE(l.ok());

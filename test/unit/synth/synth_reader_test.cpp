@@ -6,6 +6,7 @@
 
 #include "models/common/checkpoint.h"
 #include "models/synth/synth.h"
+#include "test/unit/temp_path.h"
 
 namespace mm::synth {
 namespace {
@@ -13,7 +14,7 @@ namespace {
 namespace fs = std::filesystem;
 
 Expected<ModelDesc> synth_and_read(Options o, const std::string& name) {
-  fs::path dir = fs::path(::testing::TempDir()) / ("mm_synth_reader_" + name);
+  fs::path dir = fs::path(mm::test::temp_path("mm_synth_reader_" + name));
   fs::remove_all(dir);
   o.out_dir = dir.string();
   Expected<WriteSummary> s = write_checkpoint(o);

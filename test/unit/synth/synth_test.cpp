@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/synth/int4.h"
+#include "test/unit/temp_path.h"
 
 namespace mm::synth {
 namespace {
@@ -25,7 +26,7 @@ std::string read_all(const fs::path& path) {
 }
 
 fs::path fresh_dir(const std::string& name) {
-  fs::path d = fs::path(::testing::TempDir()) / ("mm_synth_" + name);
+  fs::path d = fs::path(mm::test::temp_path("mm_synth_" + name));
   fs::remove_all(d);
   return d;
 }

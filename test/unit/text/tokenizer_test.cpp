@@ -18,6 +18,7 @@
 #include "runtime/tokenizer/unicode_nfc.h"
 #include "runtime/tokenizer/utf8.h"
 #include "support/file_util.h"
+#include "test/unit/temp_path.h"
 
 using mm::text::StreamDecoder;
 using mm::text::Tokenizer;
@@ -397,7 +398,7 @@ TEST(Hostile, ReplaceNormalizerThatGivesUpIsAnError) {
 
 TEST(Hostile, TokenizerFileOverTheLimitIsNotRead) {
   // A sparse file one byte over the limit: refused from its size, not read.
-  const std::string dir = ::testing::TempDir() + "/tokenizer_limit";
+  const std::string dir = mm::test::temp_path("tokenizer_limit");
   std::filesystem::create_directories(dir);
   const std::string path = dir + "/tokenizer.json";
   { std::ofstream f(path); }
