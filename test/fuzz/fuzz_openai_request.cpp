@@ -21,12 +21,7 @@ const mm::text::Tokenizer* g_tok = nullptr;
 }
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  auto tok = mm::text::Tokenizer::load(MM_SOURCE_DIR "/test/inputs/tokenizer/minimax-tiny/tokenizer.json");
-  if (!tok) {
-    std::fprintf(stderr, "%s\n", tok.error().message.c_str());
-    std::abort();
-  }
-  g_tok = new mm::text::Tokenizer(std::move(*tok));
+  g_tok = mm::fuzz::load_fixture_tokenizer(MM_SOURCE_DIR "/test/inputs/tokenizer/minimax-tiny/tokenizer.json");
   return 0;
 }
 

@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/tokenizer/tokenizer.h"
+
 namespace mm::fuzz {
 
 inline constexpr std::string_view kSep = "\xFF\xFE\xFD";
@@ -72,6 +74,17 @@ class MemFile {
   std::string path_;
 };
 
+// A test tokenizer loaded once for a target's whole run (LLVMFuzzerInitialize); a fixture that
+// does not load stops the run with its message.
+inline const mm::text::Tokenizer* load_fixture_tokenizer(const char* path) {
+  auto tok = mm::text::Tokenizer::load(path);
+  if (!tok) {
+    std::fprintf(stderr, "%s\n", tok.error().message.c_str());
+    std::abort();
+  }
+  return new mm::text::Tokenizer(std::move(*tok));
+}
+
 }  // namespace mm::fuzz
 
 #define FUZZ_CHECK(cond)                                                                     \
@@ -80,4 +93,4 @@ class MemFile {
       std::fprintf(stderr, "FUZZ_CHECK failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__);     \
       std::abort();                                                                          \
     }                                                                                        \
-  } while (0)
+} while (0)
