@@ -26,6 +26,7 @@
 #   bf16      mmrun bench full62.mmp --weights random: batch 1 and batch 16 (own runs),
 #             depths 0,2048,16384, pp 2048, tg 32                                          ~4 min
 #   fp8       the same on full62-fp8.mmp (fp8 KV cache)                                   ~6 min
+#   sampled   batch 1, depth 0 of full62.mmp at temperature 1 (a server's default sampling)  ~30 s
 #   mmc24     mmrun bench full24.mmp --weights random, batch 1, pp 2048, tg 128: the
 #             settings of the llama.cpp peer (24 layers)                                  ~1 min
 #   load      mm-synth a 24-layer real-bytes checkpoint (36.9 GB) into LOAD_DIR, drop the
@@ -207,6 +208,12 @@ for s in "${steps[@]}"; do
       bench "$s-b16" "$plan" --weights random --device cuda --batch 16 --depth "${DEPTHS16:-$DEPTHS}" --pp "$PP" --tg "$TG" --runs "$RUNS16"
       cat "$out/$s-b1.md" "$out/$s-b16.md" 2>/dev/null
       ;;
+    sampled)
+      # What a server does by default (temperature 1, no top-k/top-p) next to the greedy bf16 rows.
+      bench sampled-b1 "$plans/full62.mmp" --weights random --device cuda --batch 1 --depth 0 --pp "$PP" --tg "$TG" \
+        --runs "$RUNS" --temperature 1
+      cat "$out/sampled-b1.md" 2>/dev/null
+      ;;
     mmc24)
       bench mmc24 "$plans/full24.mmp" --weights random --device cuda --batch 1 --depth "$DEPTHS" --pp "$PP" --tg 128 --runs 2
       cat "$out/mmc24.md" 2>/dev/null
@@ -260,7 +267,7 @@ for s in "${steps[@]}"; do
       python3 "$root/scripts/bench_report.py" "$out" > "$out/benchmarks-fragment.md" && echo "report: $out/benchmarks-fragment.md"
       ;;
     *)
-      echo "unknown step '$s' (device kernels bf16 fp8 mmc24 load peer profile report all)" >&2
+      echo "unknown step '$s' (device kernels bf16 fp8 sampled mmc24 load peer profile report all)" >&2
       echo "$s unknown" >> "$summary"
       ;;
   esac

@@ -8,7 +8,8 @@
 #                for `mmrun serve`, which needs libssl3, zlib, libbrotli); put on LD_LIBRARY_PATH
 #   CARRY/plans/prefill.mmp, prefill-fp8.mmp (prefill step): the 62-layer plan compiled with
 #                `--max-seq-len 32768` (bf16 and `--kv-cache-dtype fp8` KV caches); bin/mm-prefill-bench
-# Usage: scripts/gpu_check.sh CARRY OUT [kernels|runtime|golden|full|prefill|all] [LAYERS]
+# Usage: scripts/gpu_check.sh prepare CARRY [BUILD]   (here: binaries, plans and exec/ into CARRY)
+#        scripts/gpu_check.sh CARRY OUT [kernels|runtime|golden|full|prefill|all] [LAYERS]
 #   prefill: the GEMM and copy ceilings (scripts/gpu_ceilings.py), the prefill kernel benches
 #         (GpuBench.Prefill*), then pp2048 at depth 0, a 16384-token prompt and pp2048 at depth 16384
 #         with random weights (mm-prefill-bench).
@@ -16,8 +17,28 @@
 #         streamed to the GPU (load time, peak host RSS), then random weights (decode tok/s).
 # Writes one log per step into OUT and prints a summary.
 set -uo pipefail
-carry=$(cd "$1" && pwd); out=$2; what=${3:-all}; layers=${4:-52}
 root=$(cd "$(dirname "$0")/.." && pwd)
+if [ "${1:-}" = prepare ]; then
+  # The goldens' checkpoints are regenerated on the GPU machine (same seeds); only plans travel.
+  set -e
+  carry=${2:?usage: $0 prepare CARRY [BUILD]}; build=${3:-$root/build}
+  mkdir -p "$carry/bin" "$carry/plans"
+  for b in kernels_gpu_test cuda_executor_test mmrun mm-synth mm-inspect; do cp "$build/bin/$b" "$carry/bin/"; done
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  for m in tiny tiny-gptq mid mid-gptq unseen-a unseen-b; do
+    case $m in
+      unseen-*) python3 "$root/test/inputs/scripts/make_checkpoint.py" --preset "$m" --out "$tmp/$m" ;;
+      *-gptq) "$build/bin/mm-synth" --preset "${m%-gptq}" --quant gptq --seed 0 --out "$tmp/$m" ;;
+      *) "$build/bin/mm-synth" --preset "$m" --seed 0 --out "$tmp/$m" ;;
+    esac >/dev/null
+    "$build/bin/mmc" compile "$tmp/$m" -o "$carry/plans/$m.mmp" --target sm_90
+  done
+  bash "$root/test/gpu/executor/run_cuda_executor_test.sh" prepare "$build" "$tmp/exec" >/dev/null
+  mkdir -p "$carry/exec"; cp "$tmp"/exec/*.mmp "$carry/exec/"
+  du -sh "$carry"
+  exit 0
+fi
+carry=$(cd "$1" && pwd); out=$2; what=${3:-all}; layers=${4:-52}
 bin=$carry/bin; plans=$carry/plans
 [ -d "$carry/lib" ] && export LD_LIBRARY_PATH="$carry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 mkdir -p "$out"; work=$(mktemp -d)

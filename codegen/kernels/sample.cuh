@@ -51,27 +51,46 @@ __device__ __forceinline__ mm_u64 mm_sample_w(float v, float mx, float invt) {
 }
 
 /* Largest key kappa >= lo with W(keys >= kappa, keys >= lo) >= target, W = count or fixed-point
- * mass. target must be reachable (<= W(keys >= lo)). */
+ * mass. target must be reachable (<= W(keys >= lo)).
+ * Histograms: logits cluster in a few exponent bins, so one shared histogram took every thread's
+ * 64-bit atomic on the same address (the select serialized on one SM). Each thread sums a run of equal digits in a register and flushes it when the digit
+ * changes, into its warp's own histogram (hist: THREADS/32 x 256); the warps' histograms are
+ * summed at the end. Integer sums, so the result does not depend on the order. */
 __device__ mm_u64 mm_sample_select(const float* lg, float mx, float invt, bool by_mass, mm_u64 target,
-                                   mm_u64 lo, mm_u64* hist, mm_u64* bcast) {
+                                   mm_u64 lo, mm_u64 (*hist)[256], mm_u64* bcast) {
+  constexpr int NW = mmp::THREADS / 32;
+  mm_u64* const mine = hist[threadIdx.x >> 5];
   mm_u64 prefix = 0, above = 0;
   for (int shift = 56; shift >= 0; shift -= 8) {
-    for (int d = threadIdx.x; d < 256; d += mmp::THREADS) hist[d] = 0;
+    for (int d = threadIdx.x; d < NW * 256; d += mmp::THREADS) hist[d >> 8][d & 255] = 0;
     __syncthreads();
+    int run_d = -1;
+    mm_u64 run_w = 0;
     for (int i = threadIdx.x; i < mmp::V; i += mmp::THREADS) {
       const float v = lg[i];
       const mm_u64 key = mm_sample_key(v, i);
       if (key < lo) continue;
       if (shift < 56 && (key >> (shift + 8)) != (prefix >> (shift + 8))) continue;
       const mm_u64 w = by_mass ? mm_sample_w(v, mx, invt) : 1ull;
-      if (w) atomicAdd(&hist[(key >> shift) & 255], w);
+      if (!w) continue;
+      const int d = (int)((key >> shift) & 255);
+      if (d != run_d) {
+        if (run_w) atomicAdd(&mine[run_d], run_w);
+        run_d = d;
+        run_w = 0;
+      }
+      run_w += w;
     }
+    if (run_w) atomicAdd(&mine[run_d], run_w);
+    __syncthreads();
+    for (int d = threadIdx.x; d < 256; d += mmp::THREADS)
+      for (int w = 1; w < NW; ++w) hist[0][d] += hist[w][d];
     __syncthreads();
     if (threadIdx.x == 0) {
       int d = 255;
       for (; d > 0; --d) {
-        if (above + hist[d] >= target) break;
-        above += hist[d];
+        if (above + hist[0][d] >= target) break;
+        above += hist[0][d];
       }
       bcast[0] = prefix | ((mm_u64)d << shift);
       bcast[1] = above;
@@ -106,7 +125,7 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS, 1) MM_ENTRY(const mm_
   mm_pdl_enter();   // before any read of the previous launch's output (common.cuh)
   __shared__ float scratch[32];
   __shared__ int iscratch[32];
-  __shared__ mm_u64 hist[256];
+  __shared__ mm_u64 hist[mmp::THREADS / 32][256];   // 32 KiB at 512 threads
   __shared__ mm_u64 bcast[2];
   __shared__ mm_u64 total;
   const mm_i64 row = blockIdx.x;
