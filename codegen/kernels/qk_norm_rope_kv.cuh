@@ -9,19 +9,24 @@
  *   i32[T]; block_tables i32[*, MAX_BLOCKS]; pools [blocks, BLOCK, NKV, D] (KVDT); scales f32
  *   [blocks, BLOCK, NKV]; q bf16[T, NQ D].
  * Constants: mmp::NQ, NKV, D (multiple of 32), DR, THETA, EPS, WDT, KVDT, BLOCK, MAX_BLOCKS, THREADS.
- * Grid (T), block (THREADS = 32 x min(32, NQ + 2 NKV)). Built for latency (it sits between the
- * qkv GEMV and attention in every decode layer): warp w owns heads w, w + NW, ... (q, then k,
- * then v heads) and lane l the D/32 consecutive dims l*PER.. of each; the norm weights (constant)
- * are loaded before the programmatic-launch wait, the row's values once into registers, both sums
- * of squares reduced with one barrier, the rotary partner (dim d +- DR/2, PER dims away in lanes)
- * read by a shuffle. Needs (DR/2) % (D/32) == 0 (specialize). A position whose logical block is
- * past MAX_BLOCKS writes no KV.
+ * Grid (T, SPLIT), block (THREADS = 32 x min(32, ceil((NQ + 2 NKV) / SPLIT))). Built for latency
+ * (it sits between the qkv GEMV and attention in every decode layer): block y of a token owns the
+ * head slots [y HB, (y + 1) HB), HB = ceil((NQ + 2 NKV) / SPLIT) (q, then k, then v heads); warp w
+ * of it heads w, w + NW, ... and lane l the D/32 consecutive dims l*PER.. of each; the norm
+ * weights (constant) are loaded before the programmatic-launch wait, the block's values once into
+ * registers, both sums of squares reduced with one barrier, the rotary partner (dim d +- DR/2,
+ * PER dims away in lanes) read by a shuffle. With SPLIT > 1 (decode: one token would otherwise
+ * sit on one SM, 9.4 us in Nsight Compute) every block also sums the squares of the whole q|k row
+ * itself (16-byte loads, the same fixed order in every block, so all blocks agree bit for bit).
+ * Needs (DR/2) % (D/32) == 0 (specialize). A position whose logical block is past MAX_BLOCKS
+ * writes no KV.
  * Tensor parallel (TP > 1, docs/parallel.md): NQ and NKV are this rank's heads and the norms run
  *   over all TP ranks' heads: a STATS = 1 launch writes the row's partial sums of squares to
  *   sumsq f32[T, 2] (q, k) and returns; after they are all-reduced, the TP > 1 launch normalizes
  *   with mean = sumsq / (TP * NQ * D) (and TP * NKV * D).
  * Variants: one. */
-constexpr int MM_NW = mmp::THREADS / 32, MM_H3 = mmp::NQ + 2 * mmp::NKV, MM_HPW = (MM_H3 + MM_NW - 1) / MM_NW;
+constexpr int MM_NW = mmp::THREADS / 32, MM_H3 = mmp::NQ + 2 * mmp::NKV;
+constexpr int MM_HB = (MM_H3 + mmp::SPLIT - 1) / mmp::SPLIT, MM_HPW = (MM_HB + MM_NW - 1) / MM_NW;
 constexpr int MM_PER = mmp::D / 32, MM_HALF = mmp::DR / 2;
 
 extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_kernel_args args) {
@@ -30,12 +35,17 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_ker
   MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
   __shared__ float red[2][32];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  // Column of element e of head slot i in the qkv row (q heads, k heads, v heads back to back).
-  auto col = [&](int i, int e) { return (warp + MM_NW * i) * mmp::D + lane * MM_PER + e; };
+  // Head slot i of this warp (past MM_H3: none) and the column of its element e in the qkv row
+  // (q heads, k heads, v heads back to back).
+  auto head = [&](int i) {
+    const int w = warp + MM_NW * i;
+    return w < MM_HB ? (int)blockIdx.y * MM_HB + w : MM_H3;
+  };
+  auto col = [&](int i, int e) { return head(i) * mmp::D + lane * MM_PER + e; };
   float nw[MM_HPW][MM_PER];
 #pragma unroll
   for (int i = 0; i < MM_HPW; ++i) {
-    const int hh = warp + MM_NW * i;
+    const int hh = head(i);
 #pragma unroll
     for (int e = 0; e < MM_PER; ++e)
       nw[i][e] = hh < mmp::NQ ? mm_f(qn[col(i, e)]) : hh < mmp::NQ + mmp::NKV ? mm_f(kn[col(i, e) - QD]) : 1.f;
@@ -53,12 +63,27 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_ker
   float sq = 0.f, sk = 0.f;
 #pragma unroll
   for (int i = 0; i < MM_HPW; ++i) {
-    const int hh = warp + MM_NW * i;
+    const int hh = head(i);
 #pragma unroll
     for (int e = 0; e < MM_PER; ++e) {
       v[i][e] = hh < MM_H3 ? __bfloat162float(row[col(i, e)]) : 0.f;
-      if (hh < mmp::NQ) sq += v[i][e] * v[i][e];
-      else if (hh < mmp::NQ + mmp::NKV) sk += v[i][e] * v[i][e];
+      if constexpr (mmp::SPLIT == 1) {
+        if (hh < mmp::NQ) sq += v[i][e] * v[i][e];
+        else if (hh < mmp::NQ + mmp::NKV) sk += v[i][e] * v[i][e];
+      }
+    }
+  }
+  if constexpr (mmp::SPLIT > 1) {   // the whole q|k row (QD is a multiple of 8: no word straddles)
+    for (int c = tid; c < (QD + KD) / 8; c += mmp::THREADS) {
+      const uint4 w = *(const uint4*)(row + 8 * c);
+      const mm_u32 ws[4] = {w.x, w.y, w.z, w.w};
+      float s2 = 0.f;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float a = mm_bf_lo(ws[j]), b = mm_bf_hi(ws[j]);
+        s2 = fmaf(a, a, fmaf(b, b, s2));
+      }
+      if (8 * c < QD) sq += s2; else sk += s2;
     }
   }
   sq = mm_warp_sum(sq);
@@ -74,7 +99,7 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_ker
     sk += red[1][w];
   }
   if constexpr (mmp::STATS == 1) {
-    if (tid == 0) {
+    if (tid == 0 && blockIdx.y == 0) {
       sumsq[t * 2] = sq;
       sumsq[t * 2 + 1] = sk;
     }
@@ -91,7 +116,7 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_ker
   const int partner = lane * MM_PER < mmp::DR ? (lo ? lane + MM_HALF / MM_PER : lane - MM_HALF / MM_PER) : lane;
 #pragma unroll
   for (int i = 0; i < MM_HPW; ++i) {
-    const int hh = warp + MM_NW * i;   // uniform over the warp
+    const int hh = head(i);   // uniform over the warp
     if (hh >= MM_H3) break;
     const bool is_q = hh < mmp::NQ, is_k = !is_q && hh < mmp::NQ + mmp::NKV;
     float r[MM_PER];

@@ -52,36 +52,42 @@ __device__ __forceinline__ mm_u64 mm_sample_w(float v, float mx, float invt) {
 
 /* Largest key kappa >= lo with W(keys >= kappa, keys >= lo) >= target, W = count or fixed-point
  * mass. target must be reachable (<= W(keys >= lo)).
- * Histograms: logits cluster in a few exponent bins, so one shared histogram took every thread's
- * 64-bit atomic on the same address (the select serialized on one SM). Each thread sums a run of equal digits in a register and flushes it when the digit
- * changes, into its warp's own histogram (hist: THREADS/32 x 256); the warps' histograms are
- * summed at the end. Integer sums, so the result does not depend on the order. */
+ * Histograms: logits cluster in a few exponent bins, so the lanes of a warp mostly add to the
+ * same bin, and 64-bit shared atomics to one address serialize (with one lane's atomic per
+ * element, decode at temperature 1 ran at 151 against 182 tok/s greedy on an H200). Each warp has its own histogram (hist:
+ * THREADS/32 x 256) and adds once per bin per step: the lanes with the same digit
+ * (__match_any_sync) sum their weights with __reduce_add_sync on two 20-bit halves (w <= 2^40, so
+ * 32 lanes' halves fit 32 bits) and the lowest of them adds the total. Integer sums: the result
+ * does not depend on the order. The loop is warp-uniform (every lane steps through the row
+ * together) so that the warp-wide intrinsics see all 32 lanes. */
 __device__ mm_u64 mm_sample_select(const float* lg, float mx, float invt, bool by_mass, mm_u64 target,
                                    mm_u64 lo, mm_u64 (*hist)[256], mm_u64* bcast) {
   constexpr int NW = mmp::THREADS / 32;
+  constexpr unsigned FULL = 0xffffffffu;
+  const int lane = threadIdx.x & 31;
   mm_u64* const mine = hist[threadIdx.x >> 5];
   mm_u64 prefix = 0, above = 0;
   for (int shift = 56; shift >= 0; shift -= 8) {
     for (int d = threadIdx.x; d < NW * 256; d += mmp::THREADS) hist[d >> 8][d & 255] = 0;
     __syncthreads();
-    int run_d = -1;
-    mm_u64 run_w = 0;
-    for (int i = threadIdx.x; i < mmp::V; i += mmp::THREADS) {
-      const float v = lg[i];
-      const mm_u64 key = mm_sample_key(v, i);
-      if (key < lo) continue;
-      if (shift < 56 && (key >> (shift + 8)) != (prefix >> (shift + 8))) continue;
-      const mm_u64 w = by_mass ? mm_sample_w(v, mx, invt) : 1ull;
-      if (!w) continue;
-      const int d = (int)((key >> shift) & 255);
-      if (d != run_d) {
-        if (run_w) atomicAdd(&mine[run_d], run_w);
-        run_d = d;
-        run_w = 0;
+    for (int i0 = 0; i0 < mmp::V; i0 += mmp::THREADS) {
+      const int i = i0 + (int)threadIdx.x;
+      int d = 256;   // no candidate
+      mm_u64 w = 0;
+      if (i < mmp::V) {
+        const float v = lg[i];
+        const mm_u64 key = mm_sample_key(v, i);
+        if (key >= lo && (shift == 56 || (key >> (shift + 8)) == (prefix >> (shift + 8)))) {
+          w = by_mass ? mm_sample_w(v, mx, invt) : 1ull;
+          if (w) d = (int)((key >> shift) & 255);
+        }
       }
-      run_w += w;
+      if (!__any_sync(FULL, d < 256)) continue;   // warp-uniform
+      const unsigned peers = __match_any_sync(FULL, d);
+      const unsigned wlo = __reduce_add_sync(peers, (unsigned)(w & 0xFFFFFull));
+      const unsigned whi = __reduce_add_sync(peers, (unsigned)(w >> 20));
+      if (d < 256 && __ffs(peers) - 1 == lane) atomicAdd(&mine[d], ((mm_u64)whi << 20) + wlo);
     }
-    if (run_w) atomicAdd(&mine[run_d], run_w);
     __syncthreads();
     for (int d = threadIdx.x; d < 256; d += mmp::THREADS)
       for (int w = 1; w < NW; ++w) hist[0][d] += hist[w][d];

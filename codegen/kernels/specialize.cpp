@@ -194,8 +194,11 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
       // A lane owns D/32 consecutive dims; its rotary partner must be whole lanes away.
       require(d % 32 != 0 || (I("DR") / 2) % (d / 32) == 0,
               "parameter DR = " + std::to_string(I("DR")) + " must make DR/2 a multiple of D/32 = " + std::to_string(d / 32));
-      threads = static_cast<int>(32 * std::min<int64_t>(32, I("NQ") + 2 * I("NKV")));
+      // SPLIT blocks per token, each a warp per head of its share of the q, k and v heads.
+      const int64_t split = I("SPLIT"), heads = I("NQ") + 2 * I("NKV");
+      threads = static_cast<int>(32 * std::min<int64_t>(32, (heads + split - 1) / split));
       grid[0] = dimx(kDimT);
+      grid[1] = cst(split);
       break;
     }
     case Kind::ATTENTION: {

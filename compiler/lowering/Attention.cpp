@@ -124,6 +124,10 @@ LogicalResult lowerKVAppend(Lowering &l, moe::KVAppendOp op) {
       p.push_back(l.p("TP", tp));
       p.push_back(l.p("STATS", stats));
     }
+    // Decode: blocks of 8 heads (8 per token for MiniMax-M2's 64 q|k|v heads) instead of one
+    // block per token on one SM; prefill has a block per token on every SM already.
+    if (const int64_t split = (nq + 2 * nkv) / 8; l.isDecode() && split > 1)
+      p.push_back(l.p("SPLIT", split));
     return p;
   };
   auto k = l.kernel("QK_NORM_ROPE_KV", params(0), op);

@@ -173,12 +173,16 @@ struct Kv {
 // ---------------------------------------------------------------- QK_NORM_ROPE_KV
 TEST(Gpu, QkNormRopeKv) {
   MM_REQUIRE_GPU();
-  for (int64_t kvdt : {0, 3}) {
+  // SPLIT: blocks per token (decode plans use 8 for 64 heads; 3 leaves an uneven last block).
+  for (int64_t kvdt : {0, 3})
+  for (int64_t split : {1, 3, 8}) {
     for (bool mid : {false, true}) {
       const int64_t NQ = mid ? 48 : 4, NKV = mid ? 8 : 2, D = mid ? 128 : 64, DR = mid ? 64 : 32, T = 23;
-      SCOPED_TRACE(std::string("QK_NORM_ROPE_KV ") + (mid ? "mid" : "tiny") + " kvdt " + std::to_string(kvdt));
+      SCOPED_TRACE(std::string("QK_NORM_ROPE_KV ") + (mid ? "mid" : "tiny") + " kvdt " + std::to_string(kvdt) +
+                   " split " + std::to_string(split));
       auto kern = build(Kind::QK_NORM_ROPE_KV, {{{"NQ", NQ}, {"NKV", NKV}, {"D", D}, {"DR", DR}, {"WDT", 0}, {"KVDT", kvdt},
-                                                {"BLOCK", 16}, {"MAX_BLOCKS", 64}}, {{"THETA", 5e6}, {"EPS", 1e-6}}});
+                                                {"BLOCK", 16}, {"MAX_BLOCKS", 64}, {"SPLIT", split}},
+                                               {{"THETA", 5e6}, {"EPS", 1e-6}}});
       ASSERT_TRUE(kern);
       Kv kv(NQ, NKV, D, kvdt, 64, 3), kr(NQ, NKV, D, kvdt, 64, 3);
       kr.bt.host = kv.bt.host; kr.k.host = kv.k.host; kr.v.host = kv.v.host; kr.ks.host = kv.ks.host; kr.vs.host = kv.vs.host;
