@@ -277,7 +277,7 @@ std::vector<uint8_t> build_tiny_plan(const TinyModel& m) {
         ls.push_back({k_align, {ids, off, sorted}, li, "moe_align"});
         ls.push_back({k_w13_p, {h, Builder::w(lwl.w13_q), Builder::w(lwl.w13_s), ids, off, sorted, act}, li, "w13"});
         ls.push_back({k_w2_p, {act, Builder::w(lwl.w2_q), Builder::w(lwl.w2_s), ids, wts, off, sorted, contrib}, li, "w2"});
-        ls.push_back({k_combine, {contrib, moe}, li, "combine"});
+        ls.push_back({k_combine, {contrib, moe, none}, li, "combine"});
       } else {
         ls.push_back({k_topk_f, {h, Builder::w(lwl.gate), Builder::w(lwl.bias), ids, wts}, li, "route_topk"});
         ls.push_back({k_w13_d, {h, Builder::w(lwl.w13_q), Builder::w(lwl.w13_s), ids, none, none, act}, li, "w13"});
