@@ -154,7 +154,7 @@ class Builder {
     // "non_utf8_producer": bytes that are not UTF-8 where a tool prints the producer (mm-inspect --json).
     const char* producer = m_.corrupt == "non_utf8_producer" ? "test\xff\xfeplan" : "test_plan";
     auto plan = CreatePlanDefDirect(b, m_.schema_version, producer, model, limits, &targets, 0x1234, &ws, &ks,
-                                    &progs, "tokenizer.json", nullptr, /*checksum placeholder*/ 1);
+                                    &progs, "tokenizer.json", nullptr, /*checksum placeholder*/ 1, m_.tp, m_.ep);
     FinishPlanDefBuffer(b, plan);
     std::vector<uint8_t> bytes(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
     seal_plan(bytes.data(), bytes.size());
