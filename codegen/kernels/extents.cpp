@@ -181,7 +181,7 @@ std::vector<SlotExtent> slot_extents(Kind kind, const KernelParams& params, cons
     }
     case Kind::MOE_COMBINE: {
       const auto& p = std::get<MoeCombineParams>(params);
-      s = {array(kF32, {mul(T, p.TOPK), p.H}), array(kBf16, {T, p.H})};
+      s = {array(kF32, {mul(T, p.TOPK), p.H}), array(kBf16, {T, p.H}), array(kI32, {T, p.TOPK})};
       break;
     }
     case Kind::SAMPLE: {

@@ -20,7 +20,7 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_ker
   for (int e = tid; e < mmp::E; e += mmp::THREADS) counts[e] = 0;
   __syncthreads();
   for (mm_i64 s = tid; s < n; s += mmp::THREADS) {
-    const int e = ids[s];
+    const int e = ids[s] - mmp::E0;   // held experts [E0, E0 + E) (kinds.def)
     if (e >= 0 && e < mmp::E) atomicAdd(&counts[e], 1);
   }
   __syncthreads();
@@ -38,7 +38,7 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_ker
     for (int k = tid; k < NW * mmp::E; k += mmp::THREADS) (&wc[0][0])[k] = 0;
     __syncthreads();
     const mm_i64 s = c0 + tid;
-    int e = s < n ? ids[s] : -1;
+    int e = s < n ? ids[s] - mmp::E0 : -1;
     if (e < 0 || e >= mmp::E) e = -1;
     const unsigned peers = __match_any_sync(0xffffffffu, e);
     const int rank = __popc(peers & ((1u << lane) - 1u));

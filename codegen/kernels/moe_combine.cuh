@@ -10,7 +10,9 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_ker
   for (int h = threadIdx.x; h < mmp::H; h += mmp::THREADS) {
     float s = 0.f;
 #pragma unroll
-    for (int j = 0; j < mmp::TOPK; ++j) s += y[(t * mmp::TOPK + j) * mmp::H + h];
+    for (int j = 0; j < mmp::TOPK; ++j)
+      if (mmp::EL == 0 || (unsigned)(ids[t * mmp::TOPK + j] - mmp::E0) < (unsigned)mmp::EL)   // kinds.def
+        s += y[(t * mmp::TOPK + j) * mmp::H + h];
     out[t * mmp::H + h] = __float2bfloat16_rn(s);
   }
 }

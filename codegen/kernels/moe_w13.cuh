@@ -42,7 +42,7 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, MM_MI
     // Every block of a cluster has the same slot, so these exits leave whole clusters.
     const mm_i64 slot = blockIdx.y;
     if (slot >= T * mmp::TOPK) return;
-    const int e = ids[slot];
+    const int e = ids[slot] - mmp::E0;   // held experts [E0, E0 + E) (kinds.def)
     if (e < 0 || e >= mmp::E) return;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gq = lane >> 2;
     const int wn = warp / WK, wk = warp % WK;

@@ -40,7 +40,7 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, MM_MI
     // lowering emits them back to back), so it may be read here (common.cuh).
     if (b < (mmp::COMBINE ? T : T * mmp::TOPK) && n0 < mmp::H)
       for (int j = g0 / NGI; j < NJ && j * NGI < g1; ++j) {
-        const int e = ids[slot0 + j];
+        const int e = ids[slot0 + j] - mmp::E0;
         if (e < 0 || e >= mmp::E) continue;
         const int lo = (g0 > j * NGI ? g0 : j * NGI) - j * NGI;
         const int hi = (g1 < (j + 1) * NGI ? g1 : (j + 1) * NGI) - j * NGI;
@@ -57,7 +57,7 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, MM_MI
       for (int i = 0; i < 4; ++i) acc[0][t][i] = 0.f;
     // This warp's groups [g0, g1) of the experts' concatenated K, one expert segment at a time.
     for (int j = g0 / NGI; j < NJ && j * NGI < g1; ++j) {
-      const int e = ids[slot0 + j];
+      const int e = ids[slot0 + j] - mmp::E0;   // held experts [E0, E0 + E) (kinds.def)
       if (e < 0 || e >= mmp::E) continue;   // a bad id contributes nothing
       const int lo = (g0 > j * NGI ? g0 : j * NGI) - j * NGI;
       const int hi = (g1 < (j + 1) * NGI ? g1 : (j + 1) * NGI) - j * NGI;

@@ -1,7 +1,8 @@
 // MOE_W13 reference: for slot t*TOPK + j with expert e = ids[t, j]: g = x[t] . W1_e, u = x[t] . W3_e
 // (fp32), act = bf16(silu(g) * u), silu(z) = z / (1 + e^-z). w13 stacks [w1 | w3] along N (2I).
 // The slots are grouped by expert here, whatever GROUPED says, so each expert's weights are
-// dequantized once per call; the result per slot is the same either way.
+// dequantized once per call; the result per slot is the same either way. The weights hold experts
+// [E0, E0 + E): slots of other experts get no act row (kinds.def, expert parallelism).
 #include <algorithm>
 #include <cmath>
 
@@ -21,10 +22,11 @@ void moe_w13_ref(const mm_kernel_args& args, const MoeW13Params& p) {
   if (T <= 0) return;
 
   std::vector<int32_t> offsets, sorted;
-  detail::group_by_expert(ids, T * K, p.E, offsets, sorted);
-  // Each expert's rows of x (slot s reads token s / TOPK), as float.
-  std::vector<float> xs(static_cast<size_t>(T * K * H));
-  for (int64_t i = 0; i < T * K; ++i) {
+  detail::group_by_expert(ids, T * K, p.E0, p.E, offsets, sorted);
+  // Each held slot's row of x (slot s reads token s / TOPK), as float, in expert order.
+  const int64_t held = offsets[p.E];
+  std::vector<float> xs(static_cast<size_t>(held * H));
+  for (int64_t i = 0; i < held; ++i) {
     const int32_t tok = sorted[i] / static_cast<int32_t>(K);
     for (int64_t h = 0; h < H; ++h) xs[i * H + h] = bf16_to_f32(x[tok * H + h]);
   }

@@ -2,6 +2,8 @@
 // contribution = weights[t, j] * (act[slot] . W2_e) in fp32. COMBINE=1 sums the contributions of
 // a token over j = 0..TOPK-1 in order and rounds once to bf16 [T, H]; COMBINE=0 stores them as
 // f32 [T*TOPK, H] (MOE_COMBINE then sums them in the same order, so both paths agree bitwise).
+// The weights hold experts [E0, E0 + E): slots of other experts add nothing (COMBINE = 1) or leave
+// their y rows unwritten (COMBINE = 0; MOE_COMBINE with EL skips them).
 #include <algorithm>
 
 #include "codegen/reference/ref_util.h"
@@ -21,14 +23,16 @@ void moe_w2_ref(const mm_kernel_args& args, const MoeW2Params& p) {
   if (T <= 0) return;
 
   std::vector<int32_t> offsets, sorted;
-  detail::group_by_expert(ids, T * K, p.E, offsets, sorted);
-  std::vector<float> as(static_cast<size_t>(T * K * I));
-  detail::bf16_rows_to_f32(act, I, T * K, sorted.data(), as.data());
-  // contrib[slot * H + n]: f32 output directly when COMBINE=0, scratch otherwise.
+  detail::group_by_expert(ids, T * K, p.E0, p.E, offsets, sorted);
+  const int64_t held = offsets[p.E];
+  std::vector<float> as(static_cast<size_t>(held * I));
+  detail::bf16_rows_to_f32(act, I, held, sorted.data(), as.data());
+  // contrib[slot * H + n]: f32 output directly when COMBINE=0, scratch otherwise (zero for the
+  // slots of experts this rank does not hold).
   std::vector<float> scratch;
   float* contrib = nullptr;
   if (p.COMBINE) {
-    scratch.resize(static_cast<size_t>(T * K * H));
+    scratch.assign(static_cast<size_t>(T * K * H), 0.0f);
     contrib = scratch.data();
   } else {
     contrib = static_cast<float*>(y);

@@ -61,14 +61,17 @@ void w4_gemm_block(const float* x, int64_t M, int64_t K, const int32_t* qweight,
   }
 }
 
-void group_by_expert(const int32_t* ids, int64_t slots, int64_t E, std::vector<int32_t>& offsets,
+void group_by_expert(const int32_t* ids, int64_t slots, int64_t E0, int64_t E, std::vector<int32_t>& offsets,
                      std::vector<int32_t>& sorted) {
   offsets.assign(static_cast<size_t>(E + 1), 0);
   sorted.assign(static_cast<size_t>(slots), 0);
-  for (int64_t s = 0; s < slots; ++s) ++offsets[ids[s] + 1];
+  auto held = [&](int64_t s) { return ids[s] >= E0 && ids[s] - E0 < E; };
+  for (int64_t s = 0; s < slots; ++s)
+    if (held(s)) ++offsets[ids[s] - E0 + 1];
   for (int64_t e = 0; e < E; ++e) offsets[e + 1] += offsets[e];
   std::vector<int32_t> fill(offsets.begin(), offsets.end() - 1);
-  for (int64_t s = 0; s < slots; ++s) sorted[fill[ids[s]]++] = static_cast<int32_t>(s);
+  for (int64_t s = 0; s < slots; ++s)
+    if (held(s)) sorted[fill[ids[s] - E0]++] = static_cast<int32_t>(s);
 }
 
 }  // namespace mm::ref::detail

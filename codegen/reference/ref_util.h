@@ -29,9 +29,10 @@ void w4_gemm_block(const float* x, int64_t M, int64_t K, const int32_t* qweight,
                    const uint16_t* scales, int64_t N, int64_t G, int64_t n0, int64_t n1,
                    float* acc);
 
-// Slots t*TOPK + j grouped by expert ids[t*TOPK + j]: offsets[E+1], slots ascending per expert
-// (the MOE_ALIGN order).
-void group_by_expert(const int32_t* ids, int64_t slots, int64_t E, std::vector<int32_t>& offsets,
+// Slots t*TOPK + j grouped by expert ids[t*TOPK + j] - E0: offsets[E+1], slots ascending per
+// expert (the MOE_ALIGN order). Slots whose expert is outside [E0, E0 + E) (another expert-parallel
+// rank's, or a bad id) are left out: offsets[E] counts the rest, sorted holds them first.
+void group_by_expert(const int32_t* ids, int64_t slots, int64_t E0, int64_t E, std::vector<int32_t>& offsets,
                      std::vector<int32_t>& sorted);
 
 }  // namespace mm::ref::detail

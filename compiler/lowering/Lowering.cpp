@@ -222,18 +222,25 @@ FailureOr<QuantWeights> Lowering::expertWeights(FlatSymbolRefAttr w1, FlatSymbol
     type = t;
     ops.push_back(w);
   }
-  int64_t e = type.getExperts(), k = type.getK(), n = type.getN() * syms.size();
+  if (type.getExperts() % opts.ep != 0)
+    return user->emitOpError() << "weight " << w1 << " (" << type.getExperts()
+                               << " experts) does not split in " << opts.ep
+                               << " expert-parallel ranks";
+  // Expert parallelism: the stack holds this rank's experts only, [first, first + e).
+  const ExpertRange local = localExperts(type.getExperts());
+  int64_t e = local.count, k = type.getK(), n = type.getN() * syms.size();
   int64_t g = type.getGroupSize();
   std::vector<std::string> qw, sc, qz;
-  for (int64_t x = 0; x < e; ++x)
+  for (int64_t x = local.first; x < local.first + e; ++x)
     for (moe::WeightOp w : ops) {
       std::string t = tensorName(w, x);
       qw.push_back(t + ".qweight");
       sc.push_back(t + ".scales");
       qz.push_back(t + ".qzeros");
     }
-  // l0.expert_w1 (+ w3) -> l0.expert_w13
-  std::string base = w1.getValue().str() + (w3 ? "3" : "");
+  // l0.expert_w1 (+ w3) -> l0.expert_w13; rank r's experts: r1.l0.expert_w13
+  std::string base = (opts.ep > 1 ? "r" + std::to_string(rankIndex) + "." : std::string()) +
+                     w1.getValue().str() + (w3 ? "3" : "");
   StringRef transform = w3 ? "stack_experts_w13" : "stack_experts";
   using R = exec::WeightRole;
   auto qn = declareWeight(base + ".qweight", "i32", {e, k / 8, n}, transform, qw, "experts", R::qweight, k);
@@ -300,7 +307,7 @@ void Lowering::launch(FlatSymbolRefAttr kernel, ArrayRef<Attribute> operands, Op
 
 LogicalResult Lowering::allReduce(const std::string &buffer, int64_t n, int64_t dt, Operation *src,
                                   StringRef note) {
-  auto k = kernel("ALL_REDUCE", {p("N", n), p("DT", dt), p("RANKS", opts.tp), p("MDIM", 0)}, src);
+  auto k = kernel("ALL_REDUCE", {p("N", n), p("DT", dt), p("RANKS", opts.ranks()), p("MDIM", 0)}, src);
   if (failed(k))
     return failure();
   launch(*k, {buf(buffer)}, src, note);
@@ -309,8 +316,8 @@ LogicalResult Lowering::allReduce(const std::string &buffer, int64_t n, int64_t 
 
 void Lowering::beginProgram(StringRef name, int64_t maxTokens, bool isDecode) {
   b.setInsertionPointToEnd(dst.getBody());
-  // Each rank of a tensor-parallel module has its own programs: @r1.decode {rank = 1}.
-  const bool ranked = opts.tp > 1;
+  // Each rank of a sharded module has its own programs: @r1.decode {rank = 1}.
+  const bool ranked = opts.ranks() > 1;
   std::string sym = ranked ? "r" + std::to_string(rankIndex) + "." + name.str() : name.str();
   program = exec::ProgramOp::create(b, dst.getLoc(), b.getStringAttr(sym),
                                     b.getI64IntegerAttr(maxTokens), IntegerAttr(),

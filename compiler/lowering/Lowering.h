@@ -81,7 +81,8 @@ public:
   // This rank's 1/tp of a 16-bit vector (the q/k norm weights of its heads).
   mlir::FailureOr<std::string> rankSlice(mlir::FlatSymbolRefAttr sym, mm::exec::WeightRole role,
                                          mlir::Operation *user);
-  // Per-expert linears stacked along E; with `w3`, w1|w3 concatenated along N per expert.
+  // Per-expert linears stacked along E; with `w3`, w1|w3 concatenated along N per expert. Under
+  // expert parallelism only this rank's experts (localExperts()) are stacked.
   mlir::FailureOr<QuantWeights> expertWeights(mlir::FlatSymbolRefAttr w1,
                                               mlir::FlatSymbolRefAttr w3, mlir::Operation *user);
   mm::moe::WeightOp lookupWeight(mlir::FlatSymbolRefAttr sym) const;
@@ -95,12 +96,20 @@ public:
   void launch(mlir::FlatSymbolRefAttr kernel, llvm::ArrayRef<mlir::Attribute> operands,
               mlir::Operation *src, llvm::StringRef note);
 
-  // --- tensor parallel (docs/parallel.md) ------------------------------------
+  // --- tensor and expert parallel (docs/parallel.md) -------------------------
   int64_t tp() const { return opts.tp; }
+  int64_t ep() const { return opts.ep; }
+  int64_t ranks() const { return opts.ranks(); }
   int64_t rank() const { return rankIndex; }
+  // The experts [first, first + count) this rank holds out of `experts` (all of them when ep = 1).
+  struct ExpertRange { int64_t first, count; };
+  ExpertRange localExperts(int64_t experts) const {
+    const int64_t count = experts / opts.ep;
+    return {opts.ep > 1 ? rankIndex * count : 0, count};
+  }
   // The programs begun after this belong to rank r.
   void beginRank(int64_t r) { rankIndex = r; }
-  // ALL_REDUCE of a [rows, n] buffer over the ranks (dtype code dt: bf16 or f32).
+  // ALL_REDUCE of a [rows, n] buffer over all the plan's ranks (dtype code dt: bf16 or f32).
   mlir::LogicalResult allReduce(const std::string &buffer, int64_t n, int64_t dt,
                                 mlir::Operation *src, llvm::StringRef note);
 

@@ -4,6 +4,9 @@
 //                      the routing weights and the combine in its epilogue.
 // prefill: GEMM_DENSE router logits -> ROUTE_TOPK -> MOE_ALIGN (group slots by expert) ->
 //          grouped MOE_W13 -> grouped MOE_W2 (weighted, fp32 per slot) -> MOE_COMBINE.
+// Expert parallel (docs/parallel.md): every rank routes over all experts, runs the expert kernels
+// on its own experts only (E0/E: the experts [E0, E0 + E) its weights hold; the other slots add
+// nothing), and an ALL_REDUCE of the bf16 [T, H] partial outputs sums the ranks' contributions.
 //
 //===----------------------------------------------------------------------===//
 #include "compiler/lowering/Lowering.h"
@@ -68,7 +71,10 @@ LogicalResult lowerExpertFfn(Lowering &l, moe::ExpertFfnOp op) {
   if (failed(w13) || failed(w2) || failed(x) || failed(ids) || failed(weights))
     return failure();
   auto w1Type = cast<moe::QWeightType>(l.lookupWeight(op.getW1Attr()).getWeightType());
-  int64_t h = width(op.getInput()), inter = w1Type.getN(), e = w1Type.getExperts();
+  // e: the experts this rank holds (all of them unless expert parallel), from e0 on.
+  const Lowering::ExpertRange local = l.localExperts(w1Type.getExperts());
+  const bool ep = l.ep() > 1;
+  int64_t h = width(op.getInput()), inter = w1Type.getN(), e = local.count, e0 = local.first;
   int64_t topk = width(op.getIds()), g = w13->group, t = l.maxTokens();
   bool grouped = !l.isDecode();
   // Prefill: the grouped GEMMs on the v2 W4 core (GROUPED = 2).
@@ -77,11 +83,16 @@ LogicalResult lowerExpertFfn(Lowering &l, moe::ExpertFfnOp op) {
                                   l.p("TOPK", topk), l.p("G", g),      l.p("GROUPED", groupedFlag)};
     if (groupedFlag == 2 && l.options().prefillTileRows > 0)
       p.push_back(l.p("BM", l.options().prefillTileRows));
+    if (ep)
+      p.push_back(l.p("E0", e0));
     return p;
   };
   Attribute offsets = l.none(), sorted = l.none();
   if (grouped) {
-    auto align = l.kernel("MOE_ALIGN", {l.p("E", e), l.p("TOPK", topk)}, op);
+    SmallVector<NamedAttribute> pa{l.p("E", e), l.p("TOPK", topk)};
+    if (ep)
+      pa.push_back(l.p("E0", e0));
+    auto align = l.kernel("MOE_ALIGN", pa, op);
     if (failed(align))
       return failure();
     std::string off = l.newBuffer("expert_offsets", (e + 1) * 4);
@@ -103,7 +114,12 @@ LogicalResult lowerExpertFfn(Lowering &l, moe::ExpertFfnOp op) {
            op, "moe_w13");
   std::string out = l.newBuffer("moe_out", t * h * 2);
   if (grouped) {
-    auto combine = l.kernel("MOE_COMBINE", {l.p("H", h), l.p("TOPK", topk)}, op);
+    // Under expert parallelism the other ranks' slots of `expert_out` are never written: the
+    // combine reads `ids` and sums only this rank's (EL = its expert count).
+    SmallVector<NamedAttribute> pc{l.p("H", h), l.p("TOPK", topk)};
+    if (ep)
+      pc.append({l.p("E0", e0), l.p("EL", e)});
+    auto combine = l.kernel("MOE_COMBINE", pc, op);
     if (failed(combine))
       return failure();
     std::string slots = l.newBuffer("expert_out", t * topk * h * 4);
@@ -111,13 +127,18 @@ LogicalResult lowerExpertFfn(Lowering &l, moe::ExpertFfnOp op) {
              {l.buf(act), l.weight(w2->qweight), l.weight(w2->scales), l.buf(*ids),
               l.buf(*weights), offsets, sorted, l.buf(slots)},
              op, "moe_w2");
-    l.launch(*combine, {l.buf(slots), l.buf(out)}, op, "moe_combine");
+    l.launch(*combine, {l.buf(slots), l.buf(out), ep ? l.buf(*ids) : l.none()}, op,
+             "moe_combine");
   } else {
     l.launch(*k2,
              {l.buf(act), l.weight(w2->qweight), l.weight(w2->scales), l.buf(*ids),
               l.buf(*weights), offsets, sorted, l.buf(out)},
              op, "moe_w2");
   }
+  // Each rank holds the sum over its experts' slots; the ranks' sums add up to the whole MoE
+  // output (fixed rank order, so every rank gets the same bits).
+  if (ep && failed(l.allReduce(out, h, MM_DT_BF16, op, "moe_all_reduce")))
+    return failure();
   l.bind(op.getResult(), out);
   return success();
 }

@@ -48,9 +48,9 @@ FailureOr<OwningOpRef<ModuleOp>> lowerMoEToExec(ModuleOp moe, const LoweringOpti
   OwningOpRef<ModuleOp> dst = ModuleOp::create(moe.getLoc());
   Lowering l(moe, *dst, opts);
   bool any = false;
-  // A tensor-parallel module lowers every program once per rank (docs/parallel.md); replicated
-  // weights and identical kernel specializations are declared once for all ranks.
-  for (int64_t rank = 0; rank < opts.tp; ++rank) {
+  // A tensor- or expert-parallel module lowers every program once per rank (docs/parallel.md);
+  // replicated weights and identical kernel specializations are declared once for all ranks.
+  for (int64_t rank = 0; rank < opts.ranks(); ++rank) {
   l.beginRank(rank);
   for (auto fn : moe.getOps<func::FuncOp>()) {
     StringRef name = fn.getSymName();

@@ -25,6 +25,10 @@ struct LoweringOptions {
   int64_t prefillTileRows = 0;    // rows per tile of the prefill W4 GEMMs (64, 128; 0: the
                                   // specializer's choice)
   int64_t tp = 1;                 // tensor-parallel ranks (docs/parallel.md); 1: unsharded
+  int64_t ep = 1;                 // expert-parallel ranks: the experts split by id over the same
+                                  // ranks (1 or tp when tp > 1; docs/parallel.md)
+  // Ranks of the plan: each has its own programs.
+  int64_t ranks() const { return tp > ep ? tp : ep; }
 };
 
 // Returns a new module holding the exec IR; diagnostics point at the moe op that failed.

@@ -29,6 +29,7 @@ PlanLimits planLimits(const CompileOptions &opts) {
   limits.kvDtype = opts.kvCacheDtype;
   limits.kvBlockSize = 16;
   limits.tp = static_cast<int>(opts.tp);
+  limits.ep = static_cast<int>(opts.ep);
   return limits;
 }
 
@@ -41,6 +42,7 @@ FailureOr<OwningOpRef<ModuleOp>> lowerToExec(ModuleOp fused, const CompileOption
   lo.kvBlockSize = limits.kvBlockSize;
   lo.prefillTileRows = opts.prefillTileRows;
   lo.tp = opts.tp;
+  lo.ep = opts.ep;
   auto exec = lowerMoEToExec(fused, lo);
   if (failed(exec))
     return failure();

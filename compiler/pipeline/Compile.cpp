@@ -18,6 +18,12 @@ using namespace mlir;
 namespace mm::compiler {
 int compileCommand(const CompileOptions &opts) {
   llvm::raw_ostream &err = llvm::errs();
+  if (opts.tp > 1 && opts.ep > 1 && opts.ep != opts.tp) {
+    // One rank layout (docs/parallel.md): expert parallelism reuses the tensor-parallel ranks.
+    err << "mmc compile: --ep " << opts.ep << " with --tp " << opts.tp
+        << ": the experts split over the tensor-parallel ranks, so --ep must be 1 or equal --tp\n";
+    return 2;
+  }
   auto desc = mm::read_checkpoint(opts.modelDir);
   if (!desc) {
     err << "mmc compile: " << desc.error().message << "\n";
@@ -39,6 +45,16 @@ int compileCommand(const CompileOptions &opts) {
       err << "mmc compile: --tp " << opts.tp << ": each rank's o_proj rows ("
           << hp.num_heads / opts.tp << " heads x head_dim " << hp.head_dim
           << ") must be whole quantization groups of " << group << " (" << cfg << ")\n";
+      return 1;
+    }
+  }
+  if (opts.ep > 1) {
+    // Experts split by id in equal ranges over the ranks (docs/parallel.md); with --tp they are
+    // the same ranks (checked by the tool as a usage error).
+    const std::string cfg = opts.modelDir + "/config.json";
+    if (desc->hp.num_experts % opts.ep != 0) {
+      err << "mmc compile: --ep " << opts.ep << " must divide the number of experts of " << cfg
+          << " (num_local_experts " << desc->hp.num_experts << ")\n";
       return 1;
     }
   }

@@ -296,7 +296,7 @@ writePlan(ModuleOp module, const mm::ModelDesc &model, const PlanLimits &limits,
       b.CreateVector(targetStrs), modelHash(model), b.CreateVector(weights),
       b.CreateVector(kernelDefs), b.CreateVector(programs),
       b.CreateString(model.tokenizer_file), b.CreateString(model.chat_template_file),
-      /*checksum placeholder, non-zero so the field is stored*/ 1, limits.tp);
+      /*checksum placeholder, non-zero so the field is stored*/ 1, limits.tp, limits.ep);
   pl::FinishPlanDefBuffer(b, plan);
   std::vector<uint8_t> bytes(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
   pl::seal_plan(bytes.data(), bytes.size());

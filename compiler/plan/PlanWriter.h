@@ -41,6 +41,7 @@ struct PlanLimits {
   std::string kvDtype = "bf16"; // bf16 | fp8
   int kvBlockSize = 16;
   int tp = 1;                   // tensor-parallel ranks (PlanDef.tp)
+  int ep = 1;                   // expert-parallel ranks (PlanDef.ep)
 };
 
 // Kernels are keyed by the exec.kernel symbol name. Fails (with a diagnostic at the offending op)

@@ -8,10 +8,13 @@
 //   4: tensor-parallel plans (docs/parallel.md): PlanDef.tp, ProgramDef.rank, source slices
 //      (TensorRefDef.slice_*), the collective kind ALL_REDUCE; QK_NORM_ROPE_KV takes 12 operand
 //      slots (the all-reduced sums of squares, `sumsq`, when TP > 1).
+//   5: expert-parallel plans: PlanDef.ep (the plan has max(tp, ep) ranks); MOE_ALIGN, MOE_W13 and
+//      MOE_W2 take E0 (their weights hold experts [E0, E0 + E)); MOE_COMBINE takes 3 operand slots
+//      (`ids`, when it sums only experts [E0, E0 + EL)).
 #pragma once
 
 #include <cstdint>
 
 namespace mm::plan {
-inline constexpr uint32_t kPlanSchemaVersion = 4;
+inline constexpr uint32_t kPlanSchemaVersion = 5;
 }  // namespace mm::plan

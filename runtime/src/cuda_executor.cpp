@@ -47,10 +47,11 @@ Expected<std::unique_ptr<CudaExecutor>> CudaExecutor::create(std::shared_ptr<con
                                                              const CudaOptions& opts) {
   // A tensor-parallel plan needs NCCL between the GPUs, which this backend does not have yet
   // (docs/parallel.md); the host backend runs it.
-  if (plan->tp() > 1)
-    return Error::bad_input("plan is sharded tp=" + std::to_string(plan->tp()) +
+  if (plan->ranks() > 1)
+    return Error::bad_input("plan is sharded tp=" + std::to_string(plan->tp()) + " ep=" +
+                            std::to_string(plan->ep()) +
                             "; the cuda backend runs unsharded plans only for now (run it with "
-                            "--device host, or compile without --tp)");
+                            "--device host, or compile without --tp and --ep)");
   std::unique_ptr<CudaExecutor> ex(new CudaExecutor());
   ex->plan_ = std::move(plan);
   if (Status st = ex->init(opts); !st) return st.error();

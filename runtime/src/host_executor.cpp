@@ -7,9 +7,9 @@ namespace mm::rt {
 Expected<std::unique_ptr<HostExecutor>> HostExecutor::create(std::shared_ptr<const Plan> plan,
                                                              HostWeights weights,
                                                              int64_t kv_blocks) {
-  if (plan->tp() > 1)
-    return Error::internal("HostExecutor::create: the plan has " + std::to_string(plan->tp()) +
-                           " tensor-parallel ranks; use HostRanks");
+  if (plan->ranks() > 1)
+    return Error::internal("HostExecutor::create: the plan has " + std::to_string(plan->ranks()) +
+                           " ranks; use HostRanks");
   return create_rank(std::move(plan), std::make_shared<HostWeights>(std::move(weights)), kv_blocks, 0,
                      nullptr);
 }

@@ -26,10 +26,10 @@ void RankGroup::all_reduce(int rank, const RefParams& params, const mm_kernel_ar
 Expected<std::unique_ptr<HostRanks>> HostRanks::create(std::shared_ptr<const Plan> plan, HostWeights weights,
                                                        int64_t kv_blocks) {
   std::unique_ptr<HostRanks> h(new HostRanks());
-  const int tp = plan->tp();
-  h->group_ = std::make_unique<RankGroup>(tp);
+  const int ranks = plan->ranks();
+  h->group_ = std::make_unique<RankGroup>(ranks);
   auto shared = std::make_shared<HostWeights>(std::move(weights));
-  for (int r = 0; r < tp; ++r) {
+  for (int r = 0; r < ranks; ++r) {
     auto ex = HostExecutor::create_rank(plan, shared, kv_blocks, r, h->group_.get());
     if (!ex) return ex.error();
     h->ranks_.push_back(std::move(*ex));
@@ -38,10 +38,10 @@ Expected<std::unique_ptr<HostRanks>> HostRanks::create(std::shared_ptr<const Pla
   const int64_t rows = std::max(def.limits()->max_batch(), int64_t{1});
   h->logits_stride_ = static_cast<size_t>(rows * def.model()->vocab_size());
   h->sampled_stride_ = static_cast<size_t>(rows);
-  h->scratch_logits_.resize(h->logits_stride_ * static_cast<size_t>(tp - 1));
-  h->scratch_sampled_.resize(h->sampled_stride_ * static_cast<size_t>(tp - 1));
-  h->results_.resize(static_cast<size_t>(tp));
-  for (int r = 0; r < tp; ++r) h->workers_.emplace_back([p = h.get(), r] { p->worker(r); });
+  h->scratch_logits_.resize(h->logits_stride_ * static_cast<size_t>(ranks - 1));
+  h->scratch_sampled_.resize(h->sampled_stride_ * static_cast<size_t>(ranks - 1));
+  h->results_.resize(static_cast<size_t>(ranks));
+  for (int r = 0; r < ranks; ++r) h->workers_.emplace_back([p = h.get(), r] { p->worker(r); });
   return h;
 }
 

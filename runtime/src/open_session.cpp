@@ -63,11 +63,12 @@ Expected<OpenedSession> open_session(std::shared_ptr<const Plan> plan, const Ses
     m.weight_bytes = weights->total_bytes;
     const int64_t block = def.limits()->kv_block_size();
     const int64_t kv_blocks = o.max_seqs * ((max_seq_len + block - 1) / block);
-    if (plan->tp() > 1) {
-      // A tensor-parallel plan: one thread per rank, the all-reduce between them (host_ranks.h).
+    if (plan->ranks() > 1) {
+      // A sharded plan: one thread per rank, the all-reduce between them (host_ranks.h).
       auto ex = HostRanks::create(plan, std::move(*weights), kv_blocks);
       if (!ex) return ex.error();
-      m.backend = "host (" + std::to_string(plan->tp()) + " tensor-parallel ranks, " +
+      m.backend = "host (" + std::to_string(plan->ranks()) + " ranks: tp " + std::to_string(plan->tp()) +
+                  ", ep " + std::to_string(plan->ep()) + ", " +
                   std::to_string(ref::num_threads()) + " threads)";
       executor = std::move(*ex);
     } else {

@@ -110,6 +110,10 @@ class Checker {
     if (!p_.programs()) return fail("the plan has no programs");
     if (p_.tp() < 1 || p_.tp() > 16 || (p_.model() && p_.model()->num_kv_heads() % p_.tp() != 0))
       return fail("tp = " + std::to_string(p_.tp()) + " must be in [1, 16] and divide num_kv_heads");
+    if (p_.ep() < 1 || p_.ep() > 16 || (p_.model() && p_.model()->num_experts() % p_.ep() != 0) ||
+        (p_.tp() > 1 && p_.ep() > 1 && p_.ep() != p_.tp()))
+      return fail("ep = " + std::to_string(p_.ep()) +
+                  " must be in [1, 16], divide num_experts and be 1 or tp (" + std::to_string(p_.tp()) + ")");
     const plan::ModelDef& m = *p_.model();
     struct { const char* name; int64_t v; } pos[] = {
         {"hidden_size", m.hidden_size()}, {"num_layers", m.num_layers()},
@@ -304,12 +308,12 @@ class Checker {
       auto pr = parse_kernel_params(k, origin_ + ": " + where);
       if (!pr) return pr.error();
       params.push_back(*pr);
-      // A collective joins all the plan's ranks (the host backend's rank group has tp members).
+      // A collective joins all the plan's ranks (the host backend's rank group has one member each).
       if (k.kind() == plan::KernelKind::ALL_REDUCE &&
-          std::get<kernels::AllReduceParams>(*pr).RANKS != p_.tp())
+          std::get<kernels::AllReduceParams>(*pr).RANKS != ranks())
         return fail(where + ": ALL_REDUCE over RANKS = " +
-                    std::to_string(std::get<kernels::AllReduceParams>(*pr).RANKS) + " in a plan of tp = " +
-                    std::to_string(p_.tp()) + " ranks");
+                    std::to_string(std::get<kernels::AllReduceParams>(*pr).RANKS) + " in a plan of " +
+                    std::to_string(ranks()) + " ranks");
       if (k.binaries())
         for (const plan::BinaryDef* b : *k.binaries())
           if (!b->cubin() || b->cubin()->size() == 0)
@@ -325,10 +329,9 @@ class Checker {
     const bool fp8 = p_.limits()->kv_dtype() == DType::FP8_E4M3;
     for (size_t pi = 0; pi < p_.programs()->size(); ++pi) {
       const plan::ProgramDef& prog = *p_.programs()->Get(pi);
-      const int tp = p_.tp();
-      if (prog.rank() < 0 || prog.rank() >= tp)
+      if (prog.rank() < 0 || prog.rank() >= ranks())
         return fail("program '" + prog.name()->str() + "' is for rank " + std::to_string(prog.rank()) +
-                    "; the plan has tp = " + std::to_string(tp) + " ranks");
+                    "; the plan has " + std::to_string(ranks()) + " ranks");
       // Rank r's programs are named "prefill@r" here (each rank needs both).
       const std::string pname = prog.name()->str() + (prog.rank() ? "@" + std::to_string(prog.rank()) : "");
       if (!names.insert(pname).second) return fail("two programs are named '" + pname + "'");
@@ -416,15 +419,17 @@ class Checker {
         }
       }
     }
-    for (int r = 0; r < p_.tp(); ++r)
+    for (int r = 0; r < ranks(); ++r)
       for (std::string required : {"prefill", "decode"})
         if (!names.count(required + (r ? "@" + std::to_string(r) : "")))
           return fail("the plan has no '" + required + "' program" +
-                      (p_.tp() > 1 ? " for rank " + std::to_string(r) : std::string()));
+                      (ranks() > 1 ? " for rank " + std::to_string(r) : std::string()));
     return Status::success();
   }
 
  private:
+  int ranks() const { return std::max(p_.tp(), p_.ep()); }
+
   const plan::PlanDef& p_;
   const std::string& origin_;
 };

@@ -33,10 +33,13 @@ class Plan {
   size_t size_bytes() const { return size_; }
   // Parameters of kernels[i], parsed and checked at load.
   const RefParams& kernel_params(size_t i) const { return params_[i]; }
-  // The program named `name` ("prefill", "decode") of a tensor-parallel rank (0 when unsharded);
-  // load_plan guarantees both exist for every rank < tp.
+  // The program named `name` ("prefill", "decode") of a rank (0 when unsharded); load_plan
+  // guarantees both exist for every rank < ranks().
   const plan::ProgramDef& program(std::string_view name, int rank = 0) const;
   int tp() const { return def_->tp(); }
+  int ep() const { return def_->ep(); }
+  // Ranks of a sharded plan (docs/parallel.md): max(tp, ep); 1 when unsharded.
+  int ranks() const { return std::max(def_->tp(), def_->ep()); }
   // Largest arena_bytes over the programs.
   uint64_t max_arena_bytes() const { return max_arena_; }
   int64_t max_blocks_per_seq() const;

@@ -47,6 +47,12 @@ Status check_kernel_agrees(const plan::PlanDef& def, const plan::KernelDef& k, c
   const int64_t tp = def.tp() > 1 ? def.tp() : 1;
   const std::string per_rank = tp > 1 ? " / tp " + std::to_string(tp) : "";
   const std::string nq_field = "model.num_heads" + per_rank, nkv_field = "model.num_kv_heads" + per_rank;
+  // An expert-parallel rank's expert kernels hold num_experts / ep experts, from E0 on (the router
+  // still scores all of them); the reader has checked that ep divides num_experts.
+  const int64_t ep = def.ep() > 1 ? def.ep() : 1;
+  const bool expert_kernel = k.kind() == plan::KernelKind::MOE_ALIGN || k.kind() == plan::KernelKind::MOE_W13 ||
+                             k.kind() == plan::KernelKind::MOE_W2;
+  const std::string e_field = "model.num_experts" + std::string(expert_kernel && ep > 1 ? " / ep " + std::to_string(ep) : "");
   const struct {
     const char* param;
     const char* field;
@@ -54,7 +60,7 @@ Status check_kernel_agrees(const plan::PlanDef& def, const plan::KernelDef& k, c
   } rules[] = {
       {"H", "model.hidden_size", m.hidden_size()},
       {"V", "model.vocab_size", m.vocab_size()},
-      {"E", "model.num_experts", m.num_experts()},
+      {"E", e_field.c_str(), expert_kernel ? m.num_experts() / ep : m.num_experts()},
       {"TOPK", "model.top_k", m.top_k()},
       {"I", "model.intermediate_size", m.intermediate_size()},
       {"NQ", nq_field.c_str(), m.num_heads() / tp},
@@ -73,6 +79,15 @@ Status check_kernel_agrees(const plan::PlanDef& def, const plan::KernelDef& k, c
                               std::to_string(v) + " but " + r.field + " = " + std::to_string(r.value) +
                               " (a kernel parameter that must agree with the plan's model table)");
   }
+  // The experts a kernel holds, [E0, E0 + E) (MOE_COMBINE: EL of them), are one rank's range.
+  bool has_e0 = false, has_el = false;
+  const int64_t e0 = int_param(k, "E0", &has_e0), el = int_param(k, "EL", &has_el);
+  const int64_t held = k.kind() == plan::KernelKind::MOE_COMBINE ? (has_el ? el : 0) : m.num_experts() / ep;
+  if (has_e0 && held > 0 && (e0 < 0 || e0 % held != 0 || e0 + held > m.num_experts() ||
+                             (k.kind() == plan::KernelKind::MOE_COMBINE && held != m.num_experts() / ep)))
+    return Error::bad_input(where + ": kernel '" + k.name()->str() + "' holds experts [" + std::to_string(e0) +
+                            ", " + std::to_string(e0 + held) + "), which is not one of the " + std::to_string(ep) +
+                            " expert-parallel ranges of model.num_experts = " + std::to_string(m.num_experts()));
   return Status::success();
 }
 

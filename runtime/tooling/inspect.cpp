@@ -150,10 +150,14 @@ ordered_json describe(const Plan& plan) {
   }
   j["programs"] = programs;
 
-  // Tensor-parallel ranks (docs/parallel.md): each rank's weights are those its launches name.
+  // Tensor- and expert-parallel ranks (docs/parallel.md): each rank's weights are those its
+  // launches name; under expert parallelism rank r holds experts [r*E/ep, (r+1)*E/ep).
   j["tp"] = p.tp();
+  j["ep"] = p.ep();
+  const int nranks = plan.ranks();
+  const int64_t rank_experts = m.num_experts() / std::max(p.ep(), 1);
   ordered_json ranks = ordered_json::array();
-  for (int r = 0; r < p.tp(); ++r) {
+  for (int r = 0; r < nranks; ++r) {
     std::set<uint32_t> used;
     for (const auto* prog : *p.programs())
       if (prog->rank() == r && prog->launches())
@@ -161,10 +165,11 @@ ordered_json describe(const Plan& plan) {
           if (l->operands())
             for (const auto* o : *l->operands())
               if (o->kind() == plan::OperandKind::WEIGHT) used.insert(o->index());
-    uint64_t bytes = 0, sliced = 0;
+    uint64_t bytes = 0, sliced = 0, expert_bytes = 0;
     for (uint32_t wi : used) {
       const auto* w = p.weights()->Get(wi);
       bytes += w->nbytes();
+      if (str(w->category()) == "experts") expert_bytes += w->nbytes();
       bool any_slice = false;
       if (w->sources())
         for (const auto* s : *w->sources()) any_slice |= s->slice_dim() >= 0;
@@ -175,6 +180,9 @@ ordered_json describe(const Plan& plan) {
     rj["weights"] = used.size();
     rj["sliced_weights"] = sliced;
     rj["weight_bytes"] = bytes;
+    rj["experts_first"] = p.ep() > 1 ? r * rank_experts : 0;
+    rj["experts"] = rank_experts;
+    rj["expert_bytes"] = expert_bytes;
     ranks.push_back(rj);
   }
   j["ranks"] = ranks;
@@ -227,15 +235,19 @@ void print_text(const ordered_json& j, std::ostream& out) {
     if (k["ptx_bytes"].get<uint64_t>() > 0) out << "  ptx " << k["ptx_arch"].get<std::string>() << " " << k["ptx_bytes"] << " B";
     out << "\n";
   }
-  if (j["tp"].get<int>() > 1) {
-    out << "tensor parallel: " << j["tp"] << " ranks\n";
-    for (auto& r : j["ranks"])
+  const bool sharded = j["ranks"].size() > 1;
+  if (sharded) {
+    out << "parallel: " << j["ranks"].size() << " ranks, tp " << j["tp"] << ", ep " << j["ep"] << "\n";
+    for (auto& r : j["ranks"]) {
+      const int64_t e0 = r["experts_first"].get<int64_t>(), ne = r["experts"].get<int64_t>();
       out << "  rank " << r["rank"] << ": " << r["weights"] << " weights (" << r["sliced_weights"]
-          << " sliced), " << gib(r["weight_bytes"].get<uint64_t>()) << "\n";
+          << " sliced), " << gib(r["weight_bytes"].get<uint64_t>()) << "; experts " << e0 << ".."
+          << e0 + ne - 1 << " (" << ne << "), " << gib(r["expert_bytes"].get<uint64_t>()) << "\n";
+    }
   }
   for (auto& p : j["programs"]) {
     out << "program " << p["name"].get<std::string>();
-    if (j["tp"].get<int>() > 1) out << " (rank " << p["rank"] << ")";
+    if (sharded) out << " (rank " << p["rank"] << ")";
     out << ": " << p["launches"] << " launches, max_tokens "
         << p["max_tokens"] << ", arena " << gib(p["arena_bytes"].get<uint64_t>()) << "\n   per layer:";
     for (auto& [layer, c] : p["launches_per_layer"].items()) out << " " << layer << "=" << c;

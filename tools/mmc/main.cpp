@@ -42,6 +42,11 @@ static int tool_main(int argc, char** argv) {
                       "tensor-parallel ranks: attention split by heads, one program set and weight "
                       "slices per rank (docs/parallel.md); must divide the kv heads")
       ->check(CLI::Range(int64_t{1}, int64_t{16}));
+  compile->add_option("--ep", opts.ep,
+                      "expert-parallel ranks: experts split by id, each rank computes its experts' "
+                      "slots and the partial outputs are all-reduced; with --tp N it must be N (the "
+                      "experts split over the same ranks); must divide the experts (docs/parallel.md)")
+      ->check(CLI::Range(int64_t{1}, int64_t{16}));
   compile->add_option("--kv-cache-dtype", opts.kvCacheDtype, "bf16 or fp8")
       ->check(CLI::IsMember({"bf16", "fp8"}));
   compile->add_option("--emit", emit, "stop after a phase and print it")

@@ -11,8 +11,8 @@ exec.program @p attributes {max_tokens = 1 : i64} {
   exec.buffer @a {size = 100 : i64}
   exec.buffer @b {size = 100 : i64}
   exec.buffer @c {size = 100 : i64}
-  exec.launch @k grid [#exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>] operands [#exec.buf<"a">, #exec.buf<"b">]
-  exec.launch @k grid [#exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>] operands [#exec.buf<"b">, #exec.buf<"c">]
+  exec.launch @k grid [#exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>] operands [#exec.buf<"a">, #exec.buf<"b">, #exec.none]
+  exec.launch @k grid [#exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>] operands [#exec.buf<"b">, #exec.buf<"c">, #exec.none]
 }
 
 // -----
@@ -28,8 +28,8 @@ exec.program @q attributes {max_tokens = 1 : i64} {
   exec.buffer @big {size = 1024 : i64}
   exec.buffer @small {size = 10 : i64}
   exec.buffer @later {size = 512 : i64}
-  exec.launch @k grid [#exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>] operands [#exec.buf<"big">, #exec.buf<"small">]
-  exec.launch @k grid [#exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>] operands [#exec.buf<"small">, #exec.buf<"later">]
+  exec.launch @k grid [#exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>] operands [#exec.buf<"big">, #exec.buf<"small">, #exec.none]
+  exec.launch @k grid [#exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>, #exec.dim<"", 0, 1, 1>] operands [#exec.buf<"small">, #exec.buf<"later">, #exec.none]
 }
 
 // -----

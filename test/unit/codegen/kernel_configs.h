@@ -88,6 +88,16 @@ inline std::vector<Config> model_configs(const Shape& s) {
   add("moe_w2_combine", Kind::MOE_W2,
       {{"H", s.H}, {"I", s.I}, {"E", s.E}, {"TOPK", s.TOPK}, {"G", 128}, {"GROUPED", 0}, {"COMBINE", 1}});
   add("moe_combine", Kind::MOE_COMBINE, {{"H", s.H}, {"TOPK", s.TOPK}});
+  // An expert-parallel rank's kernels (docs/parallel.md): the second half of the experts, [E/2, E).
+  if (s.E % 2 == 0) {
+    const int64_t el = s.E / 2;
+    add("moe_align_ep2", Kind::MOE_ALIGN, {{"E", el}, {"TOPK", s.TOPK}, {"E0", el}});
+    add("moe_w13_g0_ep2", Kind::MOE_W13,
+        {{"H", s.H}, {"I", s.I}, {"E", el}, {"TOPK", s.TOPK}, {"G", 128}, {"GROUPED", 0}, {"E0", el}});
+    add("moe_w2_combine_ep2", Kind::MOE_W2,
+        {{"H", s.H}, {"I", s.I}, {"E", el}, {"TOPK", s.TOPK}, {"G", 128}, {"GROUPED", 0}, {"COMBINE", 1}, {"E0", el}});
+    add("moe_combine_ep2", Kind::MOE_COMBINE, {{"H", s.H}, {"TOPK", s.TOPK}, {"E0", el}, {"EL", el}});
+  }
   add("sample", Kind::SAMPLE, {{"V", s.V}});
   return out;
 }

@@ -156,6 +156,25 @@ TEST(PlanReader, RejectsAMisalignedVectorOfLongs) {
   EXPECT_NE(load_error(bytes).find("weights[0].shape is not 8-byte aligned"), std::string::npos);
 }
 
+// Expert parallelism (docs/parallel.md): ep must divide the experts and be 1 or tp, and a plan of
+// max(tp, ep) ranks needs every rank's programs.
+TEST(PlanReader, RejectsExpertParallelHeadersTheLayoutDoesNotAllow) {
+  struct Case { int tp, ep; const char* want; };
+  const Case cases[] = {
+      {1, 3, "ep = 3 must be in [1, 16], divide num_experts and be 1 or tp (1)"},
+      {1, 17, "ep = 17 must be in [1, 16]"},
+      {2, 4, "ep = 4 must be in [1, 16], divide num_experts and be 1 or tp (2)"},
+      {1, 2, "the plan has no 'prefill' program for rank 1"},
+  };
+  for (const Case& c : cases) {
+    TinyModel m;
+    m.tp = c.tp;
+    m.ep = c.ep;
+    std::string msg = load_error(test::build_tiny_plan(m));
+    EXPECT_NE(msg.find(c.want), std::string::npos) << c.tp << " x " << c.ep << ": " << msg;
+  }
+}
+
 TEST(PlanReader, RejectsLaunchCorruptions) {
   const std::pair<const char*, const char*> cases[] = {
       {"operand_count", "takes 5 operands"},

@@ -350,6 +350,118 @@ TEST(Moe, ExpertsMatchPerExpertGemmsAndCombinePathsAgree) {
   EXPECT_EQ(y, y2);
 }
 
+TEST(MoeAlign, LeavesOutExpertsNotHeld) {
+  // Experts [2, 4) of 4 held (an expert-parallel rank, E0 = 2, E = 2): slots 0, 3 and 4.
+  MoeAlignParams p;
+  p.E = 2; p.TOPK = 2; p.E0 = 2;
+  std::vector<int32_t> ids = {2, 0, 0, 3, 2, 1};
+  std::vector<int32_t> off(3), sorted(6, -1);
+  moe_align_ref(make_args({ids.data(), off.data(), sorted.data()}, 3), p);
+  EXPECT_EQ(off, (std::vector<int32_t>{0, 2, 3}));
+  EXPECT_EQ(sorted, (std::vector<int32_t>{0, 4, 3, -1, -1, -1}));
+}
+
+// Expert parallelism (docs/parallel.md): each of 2 ranks runs the MoE kinds on its half of the
+// experts (E0, E), both the decode path (W13, W2 with COMBINE) and the prefill path (ALIGN, grouped
+// W13, W2 per slot, COMBINE with EL), and ALL_REDUCE sums the ranks' bf16 outputs. Every held
+// slot's act row and f32 contribution must equal the unsharded one bit for bit (same expert, same
+// arithmetic); the sums differ from the unsharded ones only by the rounding of the ranks' partial
+// sums to bf16 before the all-reduce. The rows a rank does not write start as NaN, so a kernel
+// that read another rank's slot would poison the result.
+TEST(Moe, ExpertParallelRanksSumToTheUnshardedMoe) {
+  const int64_t T = 6, H = 32, I = 16, E = 4, K = 2, G = 8, EP = 2, EL = E / EP;
+  std::vector<int32_t> w13(E * H / 8 * 2 * I), w2(E * I / 8 * H);
+  for (size_t i = 0; i < w13.size(); ++i) w13[i] = static_cast<int32_t>(splitmix64(i + 300));
+  for (size_t i = 0; i < w2.size(); ++i) w2[i] = static_cast<int32_t>(splitmix64(i + 700));
+  std::vector<uint16_t> s13(E * H / G * 2 * I), s2(E * I / G * H);
+  for (size_t i = 0; i < s13.size(); ++i) s13[i] = f32_to_f16(0.03f * ((i % 7) - 3.0f) + 0.01f);
+  for (size_t i = 0; i < s2.size(); ++i) s2[i] = f32_to_f16(0.02f * ((i % 5) - 2.0f) + 0.015f);
+  std::vector<uint16_t> x(T * H);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = f32_to_bf16(std::sin(0.7f * i) + 0.1f);
+  // Token 2 routes to two experts of rank 0, token 5 to two of rank 1, the others across both.
+  std::vector<int32_t> ids = {3, 0, 1, 2, 0, 1, 2, 3, 1, 3, 3, 2};
+  std::vector<float> wts(T * K);
+  for (size_t i = 0; i < wts.size(); ++i) wts[i] = 0.2f + 0.05f * static_cast<float>(i);
+  const float nan = std::nanf("");
+
+  // Unsharded: decode path y, prefill path (per-slot rows) contrib.
+  std::vector<uint16_t> act(T * K * I), y(T * H);
+  std::vector<float> contrib(T * K * H);
+  moe_w13_ref(make_args({x.data(), w13.data(), s13.data(), ids.data(), nullptr, nullptr, act.data()}, T),
+              MoeW13Params{H, I, E, K, G, 0});
+  moe_w2_ref(make_args({act.data(), w2.data(), s2.data(), ids.data(), wts.data(), nullptr, nullptr, y.data()}, T),
+             MoeW2Params{H, I, E, K, G, 0, 1});
+  {
+    std::vector<int32_t> off(E + 1), sorted(T * K);
+    moe_align_ref(make_args({ids.data(), off.data(), sorted.data()}, T), MoeAlignParams{E, K});
+    moe_w2_ref(make_args({act.data(), w2.data(), s2.data(), ids.data(), wts.data(), off.data(), sorted.data(),
+                          contrib.data()}, T),
+               MoeW2Params{H, I, E, K, G, 2, 0});
+  }
+
+  std::vector<std::vector<uint16_t>> dec(EP, std::vector<uint16_t>(T * H)), pre(EP, std::vector<uint16_t>(T * H));
+  for (int64_t r = 0; r < EP; ++r) {
+    const int64_t e0 = r * EL;
+    // The rank's weights: experts [e0, e0 + EL) of the stacks, as the compiler slices them.
+    std::vector<int32_t> q13(w13.begin() + e0 * H / 8 * 2 * I, w13.begin() + (e0 + EL) * H / 8 * 2 * I);
+    std::vector<uint16_t> c13(s13.begin() + e0 * H / G * 2 * I, s13.begin() + (e0 + EL) * H / G * 2 * I);
+    std::vector<int32_t> q2(w2.begin() + e0 * I / 8 * H, w2.begin() + (e0 + EL) * I / 8 * H);
+    std::vector<uint16_t> c2(s2.begin() + e0 * I / G * H, s2.begin() + (e0 + EL) * I / G * H);
+    MoeW13Params p13{H, I, EL, K, G, 0};
+    p13.E0 = e0;
+    MoeW2Params p2{H, I, EL, K, G, 0, 1};
+    p2.E0 = e0;
+    // Decode path.
+    std::vector<uint16_t> ract(T * K * I, f32_to_bf16(nan));
+    moe_w13_ref(make_args({x.data(), q13.data(), c13.data(), ids.data(), nullptr, nullptr, ract.data()}, T), p13);
+    moe_w2_ref(make_args({ract.data(), q2.data(), c2.data(), ids.data(), wts.data(), nullptr, nullptr, dec[r].data()}, T),
+               p2);
+    // Prefill path.
+    MoeAlignParams pa{EL, K};
+    pa.E0 = e0;
+    std::vector<int32_t> off(EL + 1), sorted(T * K);
+    moe_align_ref(make_args({ids.data(), off.data(), sorted.data()}, T), pa);
+    std::vector<uint16_t> gact(T * K * I, f32_to_bf16(nan));
+    p13.GROUPED = 2;
+    moe_w13_ref(make_args({x.data(), q13.data(), c13.data(), ids.data(), off.data(), sorted.data(), gact.data()}, T),
+                p13);
+    std::vector<float> rc(T * K * H, nan);
+    p2.GROUPED = 2;
+    p2.COMBINE = 0;
+    moe_w2_ref(make_args({gact.data(), q2.data(), c2.data(), ids.data(), wts.data(), off.data(), sorted.data(), rc.data()},
+                         T),
+               p2);
+    MoeCombineParams pc{H, K};
+    pc.E0 = e0;
+    pc.EL = EL;
+    moe_combine_ref(make_args({rc.data(), pre[r].data(), ids.data()}, T), pc);
+    for (int64_t s = 0; s < T * K; ++s) {
+      if (ids[s] < e0 || ids[s] >= e0 + EL) continue;
+      for (int64_t i = 0; i < I; ++i) {
+        EXPECT_EQ(ract[s * I + i], act[s * I + i]) << "rank " << r << " slot " << s;
+        EXPECT_EQ(gact[s * I + i], act[s * I + i]) << "rank " << r << " slot " << s;
+      }
+      for (int64_t n = 0; n < H; ++n) EXPECT_EQ(rc[s * H + n], contrib[s * H + n]) << "rank " << r << " slot " << s;
+    }
+  }
+  // Both paths give each rank the same partial sums (j ascending over its slots).
+  EXPECT_EQ(dec, pre);
+  std::vector<uint16_t> partial0 = dec[0];
+  AllReduceParams ar{H, MM_DT_BF16, EP, 0};
+  all_reduce_ref(make_args({dec[0].data(), dec[1].data()}, T), ar);
+  EXPECT_EQ(dec[0], dec[1]);
+  // Rounding bound: each partial and the sum are rounded to bf16 once (relative 2^-9 each), the
+  // unsharded sum once; 2^-8 of the magnitudes involved covers them with margin.
+  for (int64_t i = 0; i < T * H; ++i) {
+    const float p0 = bf16_to_f32(partial0[i]), sum = bf16_to_f32(dec[0][i]), ref = bf16_to_f32(y[i]);
+    const float bound = std::ldexp(std::fabs(p0) + std::fabs(sum - p0) + std::fabs(ref), -8) + 1e-6f;
+    EXPECT_NEAR(sum, ref, bound) << i;
+  }
+  // Tokens whose experts all sit on one rank get that rank's sum exactly (the other adds +0).
+  for (int64_t t : {2, 5})
+    for (int64_t n = 0; n < H; ++n) EXPECT_EQ(dec[0][t * H + n], y[t * H + n]) << t;
+}
+
 TEST(Sample, GreedyTiesAndDeterminism) {
   const int64_t V = 5;
   std::vector<float> logits = {1, 3, 3, 0, -1};

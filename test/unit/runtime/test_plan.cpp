@@ -154,7 +154,7 @@ class Builder {
     // "non_utf8_producer": bytes that are not UTF-8 where a tool prints the producer (mm-inspect --json).
     const char* producer = m_.corrupt == "non_utf8_producer" ? "test\xff\xfeplan" : "test_plan";
     auto plan = CreatePlanDefDirect(b, m_.schema_version, producer, model, limits, &targets, 0x1234, &ws, &ks,
-                                    &progs, "tokenizer.json", nullptr, /*checksum placeholder*/ 1);
+                                    &progs, "tokenizer.json", nullptr, /*checksum placeholder*/ 1, m_.tp, m_.ep);
     FinishPlanDefBuffer(b, plan);
     std::vector<uint8_t> bytes(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
     seal_plan(bytes.data(), bytes.size());
@@ -277,7 +277,7 @@ std::vector<uint8_t> build_tiny_plan(const TinyModel& m) {
         ls.push_back({k_align, {ids, off, sorted}, li, "moe_align"});
         ls.push_back({k_w13_p, {h, Builder::w(lwl.w13_q), Builder::w(lwl.w13_s), ids, off, sorted, act}, li, "w13"});
         ls.push_back({k_w2_p, {act, Builder::w(lwl.w2_q), Builder::w(lwl.w2_s), ids, wts, off, sorted, contrib}, li, "w2"});
-        ls.push_back({k_combine, {contrib, moe}, li, "combine"});
+        ls.push_back({k_combine, {contrib, moe, none}, li, "combine"});
       } else {
         ls.push_back({k_topk_f, {h, Builder::w(lwl.gate), Builder::w(lwl.bias), ids, wts}, li, "route_topk"});
         ls.push_back({k_w13_d, {h, Builder::w(lwl.w13_q), Builder::w(lwl.w13_s), ids, none, none, act}, li, "w13"});

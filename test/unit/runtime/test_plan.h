@@ -21,6 +21,8 @@ struct TinyModel {
   int64_t max_seq_len = 64, max_batch = 4, max_prefill_tokens = 8, block = 4;
   bool fp8_kv = false;
   uint32_t schema_version = plan::kPlanSchemaVersion;
+  // PlanDef.tp / ep as stored (the programs stay the unsharded ones: for the reader's refusals).
+  int tp = 1, ep = 1;
   std::vector<std::string> targets = {"sm_90"};
   // Where each weight's tensor lies in model.safetensors (by name); empty: made-up offsets. Tests
   // that read a real shard written for this plan fill it from the shard's layout.
