@@ -6,9 +6,16 @@
  *   0 GEMV (decode, lm_head): one warp per output column n, 16-byte streaming loads of w[n, :],
  *     activation rows read through L1, up to 16 rows per pass (more rows loop, re-reading w).
  *     Grid (ceil(N / 8)), block (256).
- *   1 tiled (prefill router, unquantized projections): 64x64 output tile per block, 4x4 per
- *     thread, K in steps of 16 through shared memory, fp32 FMA.
- *     Grid (ceil(N / 64), ceil(M / 64)), block (256). */
+ *   1 tiled (f16 weights): 64x64 output tile per block, 4x4 per thread, K in steps of 16
+ *     through shared memory, fp32 FMA. Element loads with two barriers per step: latency-bound
+ *     (271 us for the 192-expert router at any M in Nsight Compute, 17 ms of a 62-layer prefill).
+ *     Grid (ceil(N / 64), ceil(M / 64)), block (256).
+ *   2 tensor cores (bf16 weights: the prefill router, unquantized projections): 64x128 output
+ *     tiles, 8 warps as 2 (M) x 4 (N) of 32x32 (2 m16 x 4 n8 mma.sync bf16 -> fp32 tiles); x rows
+ *     and w rows ([N, K] row-major is the mma's column-major B) in 32-k tiles through a 3-stage
+ *     cp.async pipeline (rows past M or N zero-filled), both read with ldmatrix as the W4 v2 core
+ *     reads A and its dequantized B (w4.cuh). Needs K % 32 == 0 (specialize).
+ *     Grid (ceil(N / 128), ceil(M / 64)), block (256). */
 typedef typename mm_dt<mmp::WDT>::T mm_wt;
 typedef typename mm_dt<mmp::OUT>::T mm_ot;
 
@@ -46,6 +53,67 @@ __device__ __forceinline__ void mm_dense_gemv(const mm_bf16* x, const mm_wt* w, 
   }
 }
 
+/* Variant 2's tile: acc[mi][ni][e] is row m0 + wm*32 + mi*16 + lane/4 + 8(e/2), column
+ * n0 + wn*32 + ni*8 + 2(lane%4) + e%2 (the W4 v2 core's layout). */
+__device__ __forceinline__ void mm_dense_mma(const mm_bf16* x, const mm_bf16* w, mm_i64 M, mm_i64 m0, mm_i64 n0,
+                                             float (&acc)[2][4][4]) {
+  constexpr int BK = 32, LD = BK + 8, ST = 3, KT = mmp::K / BK;
+  __shared__ __align__(16) mm_bf16 As[ST][64][LD];
+  __shared__ __align__(16) mm_bf16 Bs[ST][128][LD];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wm = warp >> 2, wn = warp & 3;
+  auto load = [&](int stage, int kt) {
+    const int k0 = kt * BK;
+    {   // A: 64 rows x 4 chunks of 16 bytes, one per thread
+      const int r = tid >> 2, kc = tid & 3;
+      const bool ok = m0 + r < M;
+      mm_cp_async16(&As[stage][r][kc * 8], ok ? x + (m0 + r) * mmp::K + k0 + kc * 8 : x, ok ? 16 : 0);
+    }
+#pragma unroll
+    for (int l = 0; l < 2; ++l) {   // B: 128 rows x 4 chunks, two per thread
+      const int c = tid + 256 * l, r = c >> 2, kc = c & 3;
+      const bool ok = n0 + r < mmp::N;
+      mm_cp_async16(&Bs[stage][r][kc * 8], ok ? w + (n0 + r) * mmp::K + k0 + kc * 8 : w, ok ? 16 : 0);
+    }
+  };
+#pragma unroll
+  for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.f;
+#pragma unroll
+  for (int s = 0; s < ST - 1; ++s) {
+    if (s < KT) load(s, s);
+    mm_cp_async_commit();
+  }
+#pragma unroll 1
+  for (int kt = 0; kt < KT; ++kt) {
+    mm_cp_async_wait<ST - 2>();
+    __syncthreads();   // tile kt landed; every warp is done with stage (kt - 1) % ST
+    if (kt + ST - 1 < KT) load((kt + ST - 1) % ST, kt + ST - 1);
+    mm_cp_async_commit();
+    const int st = kt % ST;
+#pragma unroll
+    for (int ks = 0; ks < BK / 16; ++ks) {
+      mm_u32 a[2][4], b[4][2];
+#pragma unroll
+      for (int mi = 0; mi < 2; ++mi)
+        mm_ldmatrix_x4(a[mi], &As[st][wm * 32 + mi * 16 + (lane & 15)][ks * 16 + (lane >> 4) * 8]);
+#pragma unroll
+      for (int p = 0; p < 2; ++p) {
+        mm_u32 r[4];
+        mm_ldmatrix_x4(r, &Bs[st][wn * 32 + (2 * p + (lane >> 4)) * 8 + (lane & 7)][ks * 16 + ((lane >> 3) & 1) * 8]);
+        b[2 * p][0] = r[0]; b[2 * p][1] = r[1]; b[2 * p + 1][0] = r[2]; b[2 * p + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < 4; ++ni) mm_mma_bf16(acc[mi][ni], a[mi], b[ni][0], b[ni][1]);
+    }
+  }
+  mm_cp_async_wait<0>();
+}
+
 extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_kernel_args args) {
   MM_OPERANDS(args);   // typed views of ptr[] (codegen/kernels/kinds.def)
   const mm_i64 M = args.dim[mmp::MDIM == 0 ? MM_DIM_T : MM_DIM_R];
@@ -64,6 +132,23 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS) MM_ENTRY(const mm_ker
       else if (left > 1) mm_dense_gemv<4>(x, w, y, M, m0, n, lane);
       else mm_dense_gemv<1>(x, w, y, M, m0, n, lane);
     }
+  } else if constexpr (mmp::VARIANT == 2) {
+    mm_pdl_enter();
+    const mm_i64 n0 = (mm_i64)blockIdx.x * 128, m0 = (mm_i64)blockIdx.y * 64;
+    if (m0 >= M) return;
+    float acc[2][4][4];
+    mm_dense_mma((const mm_bf16*)x, (const mm_bf16*)w, M, m0, n0, acc);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, wm = warp >> 2, wn = warp & 3;
+#pragma unroll
+    for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const mm_i64 m = m0 + wm * 32 + mi * 16 + (lane >> 2) + 8 * (e >> 1);
+          const mm_i64 n = n0 + wn * 32 + ni * 8 + 2 * (lane & 3) + (e & 1);
+          if (m < M && n < mmp::N) mm_store(y + m * mmp::N + n, acc[mi][ni][e]);
+        }
   } else {
     mm_pdl_enter();
     __shared__ float xs[16][64 + 4];

@@ -182,6 +182,9 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
       const int64_t n = I("N");
       if (I("VARIANT") == 0) {
         grid[0] = cst((n + 7) / 8);
+      } else if (I("VARIANT") == 2) {
+        grid[0] = cst((n + 127) / 128);
+        grid[1] = dimx(I("MDIM") == 0 ? kDimT : kDimR, 1, 0, 64);
       } else {
         grid[0] = cst((n + 63) / 64);
         grid[1] = dimx(I("MDIM") == 0 ? kDimT : kDimR, 1, 0, 64);

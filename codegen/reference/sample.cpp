@@ -2,14 +2,17 @@
 // logit descending (ties: lower id) are truncated to the top_k first (top_k <= 0: all); each gets
 // the fixed-point mass w_i = floor(exp((l_i - max) / temperature) * 2^40) (sample_mass below);
 // then truncated to the shortest prefix whose mass >= ceil(top_p * mass of the top-k) (top_p >= 1:
-// all); u = top 24 bits of splitmix64 / 2^24 (sample_uniform's bits); the first candidate whose
-// cumulative mass reaches floor(u * total) + 1 (i.e. exceeds u * total) wins.
+// all). The token is drawn among those by an exponential race (vLLM's sampler: argmax p_i / E_i
+// with E_i ~ Exp(1)), in the log domain: the candidate with the largest
+// (l_i - max) / temperature - ln(E_i), E_i = -ln(u_i), u_i from splitmix64 (sample_score), ties to
+// the lower id; with no finite score (all -inf or NaN logits), the first candidate.
 //
-// Why fixed point: an fp32 running sum over 200k candidates drifts by ~1e-3 of the total, far more
-// than one candidate's mass (~5e-6), so a float prefix sum does not define "the first candidate
-// whose cumulative mass exceeds u * total". Integer sums are exact and order-free. The mass uses
-// only IEEE-exact steps (fp32 mul/sub, fmaf, rint, power-of-two scaling) so that the CUDA kernel
-// (codegen/kernels/sample.cuh, mm_sample_w) computes bit-identical masses and draws.
+// Why fixed point for the top-p cut: an fp32 running sum over 200k candidates drifts by ~1e-3 of
+// the total, far more than one candidate's mass (~5e-6), so a float prefix sum does not define "the
+// shortest prefix whose mass reaches top_p". Integer sums are exact and order-free. The mass and
+// the race score use only IEEE-exact steps (fp32 add/sub/mul/div, fmaf, rint, power-of-two
+// scaling) so that the CUDA kernel (codegen/kernels/sample.cuh, mm_sample_w and mm_sample_score)
+// computes bit-identical masses and scores.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -50,6 +53,47 @@ uint64_t sample_mass(float v, float mx, float invt) {
   float scale;
   std::memcpy(&scale, &e, 4);
   return static_cast<uint64_t>(p * scale);
+}
+
+// ln(a) for a normal a > 0: a = m 2^e, m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh((m - 1) / (m + 1))
+// by an odd polynomial. One rounding per statement (the build does not contract them). Keep in
+// step with mm_sample_ln in codegen/kernels/sample.cuh.
+float sample_ln(float a) {
+  uint32_t b;
+  std::memcpy(&b, &a, 4);
+  int e = static_cast<int>(b >> 23) - 127;
+  const uint32_t mb = (b & 0x7FFFFFu) | 0x3F800000u;
+  float m;
+  std::memcpy(&m, &mb, 4);
+  if (m > 1.41421354f) {
+    m = m * 0.5f;
+    e += 1;
+  }
+  const float f = m - 1.0f;
+  const float d = f + 2.0f;
+  const float s = f / d;
+  const float z = s * s;
+  float r = 0.181818187f;
+  r = std::fmaf(r, z, 0.222222224f);
+  r = std::fmaf(r, z, 0.285714298f);
+  r = std::fmaf(r, z, 0.400000006f);
+  r = std::fmaf(r, z, 0.666666687f);
+  r = r * z;
+  const float s2 = s + s;
+  const float lnm = std::fmaf(s, r, s2);
+  return std::fmaf(static_cast<float>(e), 0.693147182f, lnm);
+}
+
+// The race score of candidate i: (v - mx) / temperature - ln(E_i), E_i = -ln(u_i),
+// u_i = (top 23 bits of splitmix64(rowkey + i) + 0.5) / 2^23; -inf for -inf and NaN logits.
+// Keep in step with mm_sample_score in codegen/kernels/sample.cuh.
+float sample_score(float v, float mx, float invt, uint64_t rowkey, int64_t i) {
+  const float x = v >= mx ? 0.0f : (v - mx) * invt;
+  if (!(x > -INFINITY)) return -INFINITY;
+  const uint64_t bits = splitmix(rowkey + static_cast<uint64_t>(i));
+  const float u = (static_cast<float>(static_cast<uint32_t>(bits >> 41)) + 0.5f) * 1.1920929e-7f;
+  const float E = -sample_ln(u);
+  return x - sample_ln(E);
 }
 
 }  // namespace
@@ -100,21 +144,16 @@ void sample_ref(const mm_kernel_args& args, const SampleParams& p) {
           }
       }
     }
-    uint64_t tot = 0;
-    for (int64_t i = 0; i < n; ++i) tot += mass[i];
-    int64_t pick = 0;   // no mass at all (NaN logits): the first candidate
-    if (tot > 0) {
-      const uint64_t bits = splitmix(seed[r] ^ splitmix(static_cast<uint64_t>(step) * 0x9E3779B97F4A7C15ull +
+    const uint64_t rowkey = splitmix(seed[r] ^ splitmix(static_cast<uint64_t>(step) * 0x9E3779B97F4A7C15ull +
                                                         static_cast<uint64_t>(r)));
-      const double u = static_cast<double>(bits >> 40) / 16777216.0;
-      uint64_t target = static_cast<uint64_t>(u * static_cast<double>(tot)) + 1;
-      if (target > tot) target = tot;
-      uint64_t cum = 0;
-      for (int64_t i = 0; i < n; ++i)
-        if ((cum += mass[i]) >= target) {
-          pick = i;
-          break;
-        }
+    int64_t pick = 0;   // no finite score (all -inf or NaN logits): the first candidate
+    float best = -INFINITY;
+    for (int64_t i = 0; i < n; ++i) {
+      const float sc = sample_score(l[order[i]], mx, invt, rowkey, order[i]);
+      if (sc > best || (sc == best && sc > -INFINITY && order[i] < order[pick])) {
+        best = sc;
+        pick = i;
+      }
     }
     sampled[r] = order[pick];
   }

@@ -73,7 +73,8 @@ LogicalResult lowerLinear(Lowering &l, moe::LinearOp op) {
   int64_t n = width(op.getResult());
   auto k = l.kernel("GEMM_DENSE",
                     {l.p("K", width(op.getInput())), l.p("N", n), l.p("WDT", *wdt),
-                     l.p("OUT", f32 ? MM_DT_F32 : MM_DT_BF16), l.p("MDIM", 0)},
+                     l.p("OUT", f32 ? MM_DT_F32 : MM_DT_BF16), l.p("MDIM", 0),
+                     l.p("VARIANT", denseGemmVariant(*wdt, width(op.getInput())))},
                     op);
   if (failed(k))
     return failure();

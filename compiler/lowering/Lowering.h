@@ -173,6 +173,11 @@ inline int64_t width(mlir::Value v) {
   return mlir::cast<mlir::ShapedType>(v.getType()).getShape().back();
 }
 
+// GEMM_DENSE's variant for a many-row (prefill) GEMM: the tensor-core tiles (2) where the weights
+// are bf16 and K a multiple of their 32-k step, else the fp32 FMA tiles (1) (codegen/kernels/
+// gemm_dense.cuh).
+inline int64_t denseGemmVariant(int64_t wdt, int64_t k) { return wdt == 0 && k % 32 == 0 ? 2 : 1; }
+
 // Op-family lowerings (one file each). Each returns failure after emitting a diagnostic.
 mlir::LogicalResult lowerEmbed(Lowering &l, mm::moe::EmbedOp op);
 mlir::LogicalResult lowerRmsNorm(Lowering &l, mm::moe::RmsNormOp op);

@@ -44,7 +44,7 @@ LogicalResult lowerRouteTopK(Lowering &l, moe::RouteTopKOp op) {
   } else {
     auto gemm = l.kernel("GEMM_DENSE",
                          {l.p("K", h), l.p("N", e), l.p("WDT", *wdt), l.p("OUT", MM_DT_F32),
-                          l.p("MDIM", 0)},
+                          l.p("MDIM", 0), l.p("VARIANT", denseGemmVariant(*wdt, h))},
                          op);
     auto k = l.kernel("ROUTE_TOPK",
                       {l.p("E", e), l.p("TOPK", topk), l.p("H", h), l.p("WDT", *wdt),

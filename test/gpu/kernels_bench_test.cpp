@@ -265,7 +265,7 @@ TEST(GpuBench, DecodeRouterAndAttention) {
     const std::string name = "ROUTE_TOPK fused E=192 B=1 CS=" + std::to_string(cs);
     report(name.c_str(), gate_bytes, time_us(*k, {&x, &gate, &bias, &ids, &w}, {T}, fl, true));
   }
-  for (int64_t v : {0, 1}) {
+  for (int64_t v : {0, 1, 2}) {
     auto g = build(Kind::GEMM_DENSE, {{{"K", H}, {"N", E}, {"WDT", 0}, {"OUT", 2}, {"MDIM", 0}, {"VARIANT", v}}, {}});
     ASSERT_TRUE(g);
     const std::string name = "GEMM_DENSE router v" + std::to_string(v) + " B=1";

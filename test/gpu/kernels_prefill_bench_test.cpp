@@ -48,6 +48,17 @@ TEST(GpuBench, PrefillGemm) {
              flops, bytes, time_launch_us(*k, {&x, &qw, &sc, &y}, {g.M, g.M}, 10));
     }
   }
+  // The prefill router (bf16 gate [192, 3072], fp32 logits): the FMA tiles against the tensor cores.
+  const int64_t M = 2048, K = 3072, N = 192;
+  Buf x(M * K * 2), w(N * K * 2), y(M * N * 4);
+  fill_bf16(x); fill_bf16(w, -0.1f, 0.1f);
+  x.upload(); w.upload(); y.upload();
+  for (int64_t v : {1, 2}) {
+    auto k = build(Kind::GEMM_DENSE, {{{"K", K}, {"N", N}, {"WDT", 0}, {"OUT", 2}, {"MDIM", 0}, {"VARIANT", v}}, {}});
+    ASSERT_TRUE(k);
+    report("GEMM_DENSE v" + std::to_string(v) + " router 3072x192 M=2048", 2.0 * M * K * N,
+           double(x.host.size() + w.host.size() + y.host.size()), time_launch_us(*k, {&x, &w, &y}, {M, M}, 10));
+  }
 }
 
 TEST(GpuBench, PrefillMoe) {

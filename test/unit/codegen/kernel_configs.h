@@ -54,11 +54,19 @@ inline std::vector<Config> model_configs(const Shape& s) {
   add("gemm_w4_f32", Kind::GEMM_W4, {{"K", s.H}, {"N", s.H}, {"G", 128}, {"OUT", 2}, {"VARIANT", 0}, {"MDIM", 1}});
   add("lm_head", Kind::GEMM_DENSE, {{"K", s.H}, {"N", s.V}, {"WDT", 0}, {"OUT", 2}, {"MDIM", 1}});
   add("router", Kind::GEMM_DENSE, {{"K", s.H}, {"N", s.E}, {"WDT", 1}, {"OUT", 2}, {"MDIM", 0}});
+  if (s.H % 32 == 0)   // the prefill router on tensor cores (bf16 gate)
+    add("router_v2", Kind::GEMM_DENSE, {{"K", s.H}, {"N", s.E}, {"WDT", 0}, {"OUT", 2}, {"MDIM", 0}, {"VARIANT", 2}});
   for (int kvdt : {0, 3}) {
     const std::string k = kvdt ? "_fp8" : "_bf16";
     add("qk_norm_rope_kv" + k, Kind::QK_NORM_ROPE_KV,
         {{"NQ", s.NQ}, {"NKV", s.NKV}, {"D", s.D}, {"DR", s.DR}, {"WDT", 0}, {"KVDT", kvdt}, {"BLOCK", 16}, {"MAX_BLOCKS", 256}},
         {{"THETA", 5e6}, {"EPS", 1e-6}});
+    // Decode: blocks of 8 heads per token (SPLIT).
+    if ((s.NQ + 2 * s.NKV) / 8 > 1)
+      add("qk_norm_rope_kv_split" + k, Kind::QK_NORM_ROPE_KV,
+          {{"NQ", s.NQ}, {"NKV", s.NKV}, {"D", s.D}, {"DR", s.DR}, {"WDT", 0}, {"KVDT", kvdt}, {"BLOCK", 16},
+           {"MAX_BLOCKS", 256}, {"SPLIT", (s.NQ + 2 * s.NKV) / 8}},
+          {{"THETA", 5e6}, {"EPS", 1e-6}});
     // A tensor-parallel rank's half of the heads (docs/parallel.md): the partial sums of squares
     // (STATS 1), then the norm with the all-reduced sums (STATS 0).
     if (s.NKV % 2 == 0)

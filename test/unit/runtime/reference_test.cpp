@@ -497,6 +497,26 @@ TEST(Sample, GreedyTiesAndDeterminism) {
   for (int s = 0; s < n; ++s) ++counts[run(s)];
   EXPECT_EQ(counts[2], 0);
   EXPECT_NEAR(counts[0] / static_cast<double>(n), 0.625, 0.04);
+  // Temperature 0.5 squares the odds: p ~ {0.25, 0.09, 0.04} / 0.38 (the exponential race draws
+  // from softmax(logits / temperature)).
+  topp[0] = 1.0f;
+  temp[0] = 0.5f;
+  counts.clear();
+  for (int s = 0; s < n; ++s) ++counts[run(s)];
+  EXPECT_NEAR(counts[0] / static_cast<double>(n), 0.25 / 0.38, 0.04);
+  EXPECT_NEAR(counts[1] / static_cast<double>(n), 0.09 / 0.38, 0.04);
+  EXPECT_NEAR(counts[2] / static_cast<double>(n), 0.04 / 0.38, 0.03);
+  // Only -inf logits: each is the maximum (x = 0), so the draw is uniform, as with the masses.
+  logits = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  temp[0] = 1.0f;
+  counts.clear();
+  for (int s = 0; s < n; ++s) ++counts[run(s)];
+  for (int32_t id = 0; id < V; ++id) EXPECT_NEAR(counts[id] / static_cast<double>(n), 0.2, 0.04) << id;
+  // One NaN next to finite logits: never drawn.
+  logits = {NAN, 0.0f, 0.0f, -1.0f, 2.0f};
+  counts.clear();
+  for (int s = 0; s < 200; ++s) ++counts[run(s)];
+  EXPECT_EQ(counts[0], 0);
 }
 
 TEST(ThreadPool, AnExceptionInAChunkReachesTheCaller) {
