@@ -17,5 +17,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 if [ ! -x /usr/local/cuda/bin/nvcc ] && [ ! -f /usr/local/cuda/include/nvrtc.h ]; then
-  echo "note: CUDA toolkit not found at /usr/local/cuda; building without NVRTC (host backend only)" >&2
+  echo "note: CUDA toolkit not found at /usr/local/cuda: mmc compiles kernels with its NVRTC, so only a" \
+       "runtime-only build (-DMM_BUILD_COMPILER=OFF -DMM_ENABLE_CUDA=OFF) is possible here" >&2
 fi
