@@ -122,17 +122,20 @@ void sample_ref(const mm_kernel_args& args, const SampleParams& p) {
     }
     const auto by_logit = [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); };
     const int64_t k = (top_k[r] <= 0 || top_k[r] > V) ? V : top_k[r];
+    // Only the cuts need the sorted order and the masses; the race itself is order-free (ties go to
+    // the lower id), so without a cut the candidates stay in id order.
+    const bool cut = k < V || top_p[r] < 1.0f;
     order.resize(static_cast<size_t>(V));
     std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + k, order.end(), by_logit);
+    if (cut) std::partial_sort(order.begin(), order.begin() + k, order.end(), by_logit);
     const float invt = 1.0f / temperature[r];
     float mx = -INFINITY;
     for (int64_t v = 0; v < V; ++v) mx = std::fmax(mx, l[v]);
-    mass.resize(static_cast<size_t>(k));
-    uint64_t mk = 0;
-    for (int64_t i = 0; i < k; ++i) mk += (mass[i] = sample_mass(l[order[i]], mx, invt));
     int64_t n = k;
     if (top_p[r] < 1.0f) {
+      mass.resize(static_cast<size_t>(k));
+      uint64_t mk = 0;
+      for (int64_t i = 0; i < k; ++i) mk += (mass[i] = sample_mass(l[order[i]], mx, invt));
       uint64_t target = static_cast<uint64_t>(std::ceil(static_cast<double>(std::fmax(top_p[r], 0.0f)) * static_cast<double>(mk)));
       if (target == 0) target = 1;
       if (target <= mk) {
@@ -146,7 +149,7 @@ void sample_ref(const mm_kernel_args& args, const SampleParams& p) {
     }
     const uint64_t rowkey = splitmix(seed[r] ^ splitmix(static_cast<uint64_t>(step) * 0x9E3779B97F4A7C15ull +
                                                         static_cast<uint64_t>(r)));
-    int64_t pick = 0;   // no finite score (all -inf or NaN logits): the first candidate
+    int64_t pick = 0;
     float best = -INFINITY;
     for (int64_t i = 0; i < n; ++i) {
       const float sc = sample_score(l[order[i]], mx, invt, rowkey, order[i]);
@@ -155,6 +158,8 @@ void sample_ref(const mm_kernel_args& args, const SampleParams& p) {
         pick = i;
       }
     }
+    // No finite score (all candidates' logits NaN): the first candidate in the sorted order.
+    if (best == -INFINITY && !cut) std::partial_sort(order.begin(), order.begin() + 1, order.end(), by_logit);
     sampled[r] = order[pick];
   }
 }
