@@ -112,9 +112,10 @@ __device__ __forceinline__ void mm_sample_argmax(float& bv, int& bi, float* scra
 /* Largest key kappa >= lo with W(keys >= kappa, keys >= lo) >= target, W = count or fixed-point
  * mass. target must be reachable (<= W(keys >= lo)).
  * Histograms: logits cluster in a few exponent bins, so one shared histogram took every thread's
- * 64-bit atomic on the same address (the select serialized on one SM). Each thread sums a run of equal digits in a register and flushes it when the digit
- * changes, into its warp's own histogram (hist: THREADS/32 x 256); the warps' histograms are
- * summed at the end. Integer sums, so the result does not depend on the order. */
+ * 64-bit atomic on the same address (the select serialized on one SM). Each thread sums a run of
+ * equal digits in a register and flushes it when the digit changes, into its warp's own histogram
+ * (hist: THREADS/32 x 256); the warps' histograms are summed at the end. Integer sums, so the
+ * result does not depend on the order. */
 __device__ mm_u64 mm_sample_select(const float* lg, float mx, float invt, bool by_mass, mm_u64 target,
                                    mm_u64 lo, mm_u64 (*hist)[256], mm_u64* bcast) {
   constexpr int NW = mmp::THREADS / 32;
@@ -190,7 +191,7 @@ extern "C" __global__ void __launch_bounds__(mmp::THREADS, 1) MM_ENTRY(const mm_
   const mm_i64 row = blockIdx.x;
   if (row >= args.dim[MM_DIM_R]) return;
   const float* lg = logits + row * mmp::V;
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int tid = threadIdx.x;
   const float temp = temperature[row];
   if (!(temp > 0.f)) {
     float bv = -INFINITY;

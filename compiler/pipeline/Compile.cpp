@@ -50,7 +50,7 @@ int compileCommand(const CompileOptions &opts) {
   }
   if (opts.ep > 1) {
     // Experts split by id in equal ranges over the ranks (docs/parallel.md); with --tp they are
-    // the same ranks (checked by the tool as a usage error).
+    // the same ranks (a different --ep was refused above, exit 2).
     const std::string cfg = opts.modelDir + "/config.json";
     if (desc->hp.num_experts % opts.ep != 0) {
       err << "mmc compile: --ep " << opts.ep << " must divide the number of experts of " << cfg
