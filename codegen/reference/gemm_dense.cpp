@@ -16,7 +16,7 @@ void gemm_dense_ref(const mm_kernel_args& args, const GemmDenseParams& p) {
   parallel_for(N, 16, [&](int64_t b, int64_t e) {
     std::vector<float> wrow(static_cast<size_t>(K));
     for (int64_t n = b; n < e; ++n) {
-      for (int64_t k = 0; k < K; ++k) wrow[k] = load_16bit(w, n * K + k, static_cast<int>(p.WDT));
+      detail::row_16bit_to_f32(static_cast<const uint16_t*>(w) + n * K, K, static_cast<int>(p.WDT), wrow.data());
       for (int64_t m = 0; m < M; ++m) {
         const float v = detail::dot_f32(xf.data() + m * K, wrow.data(), K);
         if (p.OUT == MM_DT_F32)

@@ -16,7 +16,7 @@ void gemm_w4_ref(const mm_kernel_args& args, const GemmW4Params& p) {
   const int32_t* qw = ptr<const int32_t>(args, 1);
   const uint16_t* sc = ptr<const uint16_t>(args, 2);
   void* y = args.ptr[3];
-  constexpr int64_t kCols = 64;
+  constexpr int64_t kCols = 256;
   const int64_t chunks = (N + kCols - 1) / kCols;
   parallel_for(chunks, 1, [&](int64_t b, int64_t e) {
     std::vector<float> acc(static_cast<size_t>(M * kCols));

@@ -30,7 +30,7 @@ void moe_w13_ref(const mm_kernel_args& args, const MoeW13Params& p) {
     const int32_t tok = sorted[i] / static_cast<int32_t>(K);
     for (int64_t h = 0; h < H; ++h) xs[i * H + h] = bf16_to_f32(x[tok * H + h]);
   }
-  constexpr int64_t kCols = 64;
+  constexpr int64_t kCols = 256;
   const int64_t col_chunks = (I + kCols - 1) / kCols;
   const int64_t qw_stride = (H / 8) * N, sc_stride = (H / p.G) * N;
   parallel_for(p.E * col_chunks, 1, [&](int64_t b, int64_t e) {

@@ -37,7 +37,7 @@ void moe_w2_ref(const mm_kernel_args& args, const MoeW2Params& p) {
   } else {
     contrib = static_cast<float*>(y);
   }
-  constexpr int64_t kCols = 64;
+  constexpr int64_t kCols = 256;
   const int64_t col_chunks = (H + kCols - 1) / kCols;
   const int64_t qw_stride = (I / 8) * H, sc_stride = (I / p.G) * H;
   parallel_for(p.E * col_chunks, 1, [&](int64_t b, int64_t e) {

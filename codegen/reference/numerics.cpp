@@ -19,8 +19,6 @@ float float_of(uint32_t u) {
 }
 }  // namespace
 
-float bf16_to_f32(uint16_t v) { return float_of(static_cast<uint32_t>(v) << 16); }
-
 uint16_t f32_to_bf16(float v) {
   uint32_t u = bits_of(v);
   if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // quiet NaN

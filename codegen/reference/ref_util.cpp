@@ -13,7 +13,15 @@ void bf16_rows_to_f32(const uint16_t* x, int64_t n, int64_t m_count, const int32
   }
 }
 
-float dot_f32(const float* a, const float* b, int64_t k) {
+MM_REF_VECTOR_CLONES void row_16bit_to_f32(const void* row, int64_t n, int dt, float* out) {
+  const uint16_t* v = static_cast<const uint16_t*>(row);
+  if (dt == MM_DT_F16)
+    for (int64_t k = 0; k < n; ++k) out[k] = f16_to_f32(v[k]);
+  else
+    for (int64_t k = 0; k < n; ++k) out[k] = bf16_to_f32(v[k]);
+}
+
+MM_REF_VECTOR_CLONES float dot_f32(const float* a, const float* b, int64_t k) {
   float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= k; i += 8)
@@ -22,15 +30,41 @@ float dot_f32(const float* a, const float* b, int64_t k) {
   return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
-void w4_gemm_block(const float* x, int64_t M, int64_t K, const int32_t* qweight,
-                   const uint16_t* scales, int64_t N, int64_t G, int64_t n0, int64_t n1,
-                   float* acc) {
+MM_REF_VECTOR_CLONES void w4_gemm_block(const float* x, int64_t M, int64_t K, const int32_t* qweight,
+                                        const uint16_t* scales, int64_t N, int64_t G, int64_t n0, int64_t n1,
+                                        float* acc) {
   const int64_t w = n1 - n0;
   std::fill(acc, acc + M * w, 0.0f);
-  std::vector<float> wrow(static_cast<size_t>(w) * 8);
   std::vector<float> sc(static_cast<size_t>(w));
-  // Rows of the activation are processed in blocks so that each dequantized weight row is reused
-  // from cache by up to kMBlock activations.
+  // Both paths compute acc += x[k] * (float(q - 8) * scale) for k ascending, the same operations
+  // in the same order: they differ only in where the dequantized weights live.
+  if (M <= kW4FusedRows) {
+    // Few rows (decode): each packed word is dequantized in registers and applied to the rows'
+    // accumulators at once; nothing is written back but the accumulators, once per word.
+    for (int64_t r = 0; r < K / 8; ++r) {
+      const int64_t k0 = 8 * r;
+      if (k0 % G == 0 || r == 0) {
+        const uint16_t* srow = scales + (k0 / G) * N + n0;
+        for (int64_t n = 0; n < w; ++n) sc[n] = f16_to_f32(srow[n]);
+      }
+      const int32_t* qrow = qweight + r * N + n0;
+      for (int64_t m = 0; m < M; ++m) {
+        const float* xm = x + m * K + k0;
+        float* a = acc + m * w;
+        for (int64_t n = 0; n < w; ++n) {
+          const uint32_t q = static_cast<uint32_t>(qrow[n]);
+          float s = a[n];
+          for (int j = 0; j < 8; ++j)
+            s += xm[j] * (static_cast<float>(static_cast<int>((q >> (4 * j)) & 15) - 8) * sc[n]);
+          a[n] = s;
+        }
+      }
+    }
+    return;
+  }
+  // Many rows (prefill): eight dequantized weight rows at a time, each reused from cache by up to
+  // kMBlock activation rows.
+  std::vector<float> wrow(static_cast<size_t>(w) * 8);
   constexpr int64_t kMBlock = 32;
   for (int64_t r = 0; r < K / 8; ++r) {
     const int64_t k0 = 8 * r;

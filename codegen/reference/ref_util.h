@@ -6,6 +6,16 @@
 
 #include "codegen/reference/reference.h"
 
+// The hot loops of the host backend, compiled twice on x86-64: for AVX2 (8 floats a vector) and
+// for the baseline (SSE2, 4), picked at load time by the CPU. Only lanes widen: every loop these
+// functions vectorize is elementwise or keeps explicit partial sums, and neither clone may fuse a
+// multiply-add (no "fma" target), so both clones give bit-identical results on any machine.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define MM_REF_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define MM_REF_VECTOR_CLONES
+#endif
+
 namespace mm::ref::detail {
 
 template <class T>
@@ -18,6 +28,9 @@ T* ptr(const mm_kernel_args& a, int i) {
 void bf16_rows_to_f32(const uint16_t* x, int64_t n, int64_t m_count, const int32_t* rows,
                       float* out);
 
+// out[k] = element k of a row of n 16-bit values of dtype code dt (MM_DT_BF16 or MM_DT_F16).
+void row_16bit_to_f32(const void* row, int64_t n, int dt, float* out);
+
 // Dot product in fp32 with eight interleaved partial sums (lane i takes k = i mod 8), combined in a
 // fixed order: the result depends only on the inputs, never on threading.
 float dot_f32(const float* a, const float* b, int64_t k);
@@ -25,6 +38,8 @@ float dot_f32(const float* a, const float* b, int64_t k);
 // acc[m*(n1-n0) + (n-n0)] = sum_k x[m*K + k] * W[k, n] for n in [n0, n1), m < M, where W is a
 // GPTQ-packed int4 matrix (qweight i32 [K/8, N], scales f16 [K/G, N], W = (q - 8) * scale), summed
 // over k in ascending order in fp32. The result for one (m, n) does not depend on n0, n1.
+// Up to this many rows dequantize in registers per row (decode); more reuse dequantized rows.
+constexpr int64_t kW4FusedRows = 4;
 void w4_gemm_block(const float* x, int64_t M, int64_t K, const int32_t* qweight,
                    const uint16_t* scales, int64_t N, int64_t G, int64_t n0, int64_t n1,
                    float* acc);

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <bit>
 #include <functional>
 
 #include "codegen/kernels/abi.h"
@@ -20,7 +21,7 @@
 namespace mm::ref {
 
 // ---- Scalar conversions (round-to-nearest-even; NaN stays NaN) --------------------------------
-float bf16_to_f32(uint16_t v);
+inline float bf16_to_f32(uint16_t v) { return std::bit_cast<float>(static_cast<uint32_t>(v) << 16); }
 uint16_t f32_to_bf16(float v);
 float f16_to_f32(uint16_t v);
 uint16_t f32_to_f16(float v);

@@ -1,5 +1,7 @@
-// Host memory of the host backend. HostBuffer: a 64-byte aligned allocation, zero-initialized
-// unless asked otherwise (weights, arena). GrowableBuffer: address space reserved for a maximum
+// Host memory of the host backend. HostBuffer: page-aligned memory that reads as zeros, mapped
+// anonymously so that only the pages a kernel touches cost time and memory (a plan's arena is
+// sized for its largest prefill chunk; a decode touches a few MiB of it, and a tensor-parallel
+// plan on the host has one arena per rank). GrowableBuffer: address space reserved for a maximum
 // size and committed from the front as it is needed (the KV pools, sized by the context actually
 // used rather than the plan's limit). Allocation failure is reported, never thrown.
 #pragma once
@@ -18,30 +20,40 @@ namespace mm::rt {
 class HostBuffer {
  public:
   HostBuffer() = default;
-  // Returns false when the memory is not available. zero: false leaves the first `bytes` as the
-  // allocator returned them (for buffers the caller overwrites whole, such as loaded weights: the
-  // pages are then first touched by the writes, not by a memset that would only be overwritten).
-  bool allocate(uint64_t bytes, bool zero = true) {
-    size_ = 0;
-    data_.reset();
+  HostBuffer(HostBuffer&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+  HostBuffer& operator=(HostBuffer&& o) noexcept {
+    if (this != &o) {
+      release();
+      data_ = std::exchange(o.data_, nullptr);
+      size_ = std::exchange(o.size_, 0);
+    }
+    return *this;
+  }
+  HostBuffer(const HostBuffer&) = delete;
+  HostBuffer& operator=(const HostBuffer&) = delete;
+  ~HostBuffer() { release(); }
+
+  // Returns false when the memory is not available. The pages are the kernel's zero pages until
+  // first written, so a buffer the caller overwrites whole (loaded weights) is touched once.
+  bool allocate(uint64_t bytes) {
+    release();
     if (bytes == 0) return true;
-    const uint64_t rounded = (bytes + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, rounded);
-    if (!p) return false;
-    if (zero)
-      std::memset(p, 0, rounded);
-    else
-      std::memset(static_cast<uint8_t*>(p) + bytes, 0, rounded - bytes);
-    data_.reset(static_cast<uint8_t*>(p));
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return false;
+    data_ = static_cast<uint8_t*>(p);
     size_ = bytes;
     return true;
   }
-  uint8_t* data() const { return data_.get(); }
+  uint8_t* data() const { return data_; }
   uint64_t size() const { return size_; }
 
  private:
-  struct Free { void operator()(uint8_t* p) const { std::free(p); } };
-  std::unique_ptr<uint8_t, Free> data_;
+  void release() {
+    if (data_) ::munmap(data_, size_);
+    data_ = nullptr;
+    size_ = 0;
+  }
+  uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
 };
 

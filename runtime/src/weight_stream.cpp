@@ -885,7 +885,7 @@ Expected<HostWeights> load_host_weights(const Plan& plan, const std::string& dir
   for (size_t i = 0; i < n; ++i) {
     const plan::WeightDef& w = *weights->Get(i);
     if (w.transform() == WeightTransform::CHECK_ZEROS) continue;
-    if (!hw.buffers[i].allocate(w.nbytes(), /*zero=*/false))
+    if (!hw.buffers[i].allocate(w.nbytes()))
       return Error::internal("out of host memory allocating " + std::to_string(w.nbytes()) + " bytes for weight '" +
                              w.name()->str() + "'");
     dst[i] = hw.buffers[i].data();
