@@ -30,6 +30,13 @@ for var in ("HOME", "TMPDIR", "CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH",
     if var in os.environ:
         config.environment[var] = os.environ[var]
 
+# mmc's kernel cache (codegen/nvrtc/kernel_cache.h) in the build tree of the mmc the tests run,
+# not in $HOME: the suite compiles the same tiny and mid models dozens of times, and the
+# sanitizer build's suite (scripts/sanitize.sh, mmc borrowed from the main build) finds every
+# kernel there. A test of the cache itself passes its own --kernel-cache.
+compiler_bin = getattr(config, "mm_compiler_tools_dir", "") or config.mm_tools_dir
+config.environment["MMC_KERNEL_CACHE"] = os.path.join(os.path.dirname(compiler_bin), "test", "kernel-cache")
+
 config.substitutions.append(("%inputs", os.path.join(config.mm_src_root, "test", "inputs")))
 config.substitutions.append(("%src", config.mm_src_root))
 config.substitutions.append(("%python", "python3"))

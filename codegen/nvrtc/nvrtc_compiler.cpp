@@ -73,6 +73,7 @@ int parse_sm(const std::string& arch) {
 
 NvrtcCompiler::NvrtcCompiler(NvrtcOptions options) : options_(std::move(options)) {
   if (options_.include_dir.empty()) options_.include_dir = default_cuda_include_dir();
+  if (!options_.cache_dir.empty()) disk_ = std::make_unique<KernelCache>(options_.cache_dir);
 }
 
 size_t NvrtcCompiler::cached() const {
@@ -80,6 +81,90 @@ size_t NvrtcCompiler::cached() const {
   size_t n = 0;
   for (const auto& [h, v] : cache_) n += v.size();
   return n;
+}
+
+std::string NvrtcCompiler::cache_key(const std::string& name, const std::string& source,
+                                     const std::string& arch) const {
+  int major = 0, minor = 0;
+  nvrtcVersion(&major, &minor);
+  std::string key = "mmc kernel cache 1\nnvrtc " + std::to_string(major) + "." + std::to_string(minor) +
+                    "\ninclude " + options_.include_dir + "\narch " + arch + "\noptions";
+  for (const std::string& o : arch_options(arch)) key += " " + o;
+  return key + "\nname " + name + "\n\n" + source;
+}
+
+std::vector<std::string> NvrtcCompiler::arch_options(const std::string& arch) const {
+  std::vector<std::string> opts = {"--gpu-architecture=" + arch, "-std=c++17",
+                                   "--include-path=" + options_.include_dir, "--ptxas-options=-v"};
+  if (options_.line_info) opts.push_back("-lineinfo");
+  return opts;
+}
+
+Expected<CachedKernel> NvrtcCompiler::run_nvrtc(const std::string& name, const std::string& source,
+                                                const std::string& arch) const {
+  static const std::regex re_regs(R"(Used (\d+) registers)");
+  static const std::regex re_smem(R"((\d+) bytes smem)");
+  static const std::regex re_stack(R"((\d+) bytes stack frame)");
+  static const std::regex re_spill(R"((\d+) bytes spill stores)");
+  nvrtcProgram prog;
+  nvrtcResult rc = nvrtcCreateProgram(&prog, source.c_str(), name.c_str(), 0, nullptr, nullptr);
+  if (rc != NVRTC_SUCCESS) return Error::internal("nvrtcCreateProgram(" + name + "): " + nvrtcGetErrorString(rc));
+  const std::vector<std::string> opts = arch_options(arch);
+  std::vector<const char*> copts;
+  for (const auto& o : opts) copts.push_back(o.c_str());
+  rc = nvrtcCompileProgram(prog, static_cast<int>(copts.size()), copts.data());
+  size_t log_size = 0;
+  nvrtcGetProgramLogSize(prog, &log_size);
+  std::string log(log_size, '\0');
+  if (log_size) nvrtcGetProgramLog(prog, log.data());
+  while (!log.empty() && (log.back() == '\0' || log.back() == '\n')) log.pop_back();
+  if (rc != NVRTC_SUCCESS) {
+    nvrtcDestroyProgram(&prog);
+    std::string msg = "nvrtc: compiling kernel '" + name + "' for " + arch + " failed (" +
+                      nvrtcGetErrorString(rc) + ")\n" + log + "\n";
+    const std::string lines = offending_lines(name, log, source);
+    if (!lines.empty()) msg += "generated source:\n" + lines;
+    return Error::internal(msg);
+  }
+  CachedKernel k;
+  size_t n = 0;
+  nvrtcGetCUBINSize(prog, &n);
+  k.cubin.resize(n);
+  if (n) nvrtcGetCUBIN(prog, reinterpret_cast<char*>(k.cubin.data()));
+  k.registers = grab(log, re_regs);
+  k.shared_bytes = grab(log, re_smem);
+  if (k.shared_bytes < 0 && k.registers >= 0) k.shared_bytes = 0;   // ptxas omits "0 bytes smem"
+  k.local_bytes = grab(log, re_stack);
+  k.spill_bytes = grab(log, re_spill);
+  size_t pn = 0;
+  nvrtcGetPTXSize(prog, &pn);
+  k.ptx.assign(pn, '\0');
+  if (pn) nvrtcGetPTX(prog, k.ptx.data());
+  while (!k.ptx.empty() && k.ptx.back() == '\0') k.ptx.pop_back();
+  nvrtcDestroyProgram(&prog);
+  if (k.cubin.empty()) return Error::internal("nvrtc: no cubin for kernel '" + name + "' on " + arch);
+  return k;
+}
+
+Expected<CachedKernel> NvrtcCompiler::compile_arch(const std::string& name, const std::string& source,
+                                                   const std::string& arch) {
+  if (!disk_) {
+    ++nvrtc_runs_;
+    return run_nvrtc(name, source, arch);
+  }
+  const std::string key = cache_key(name, source, arch);
+  if (auto hit = disk_->load(key)) {
+    ++disk_hits_;
+    return std::move(*hit);
+  }
+  ++nvrtc_runs_;
+  auto k = run_nvrtc(name, source, arch);
+  if (k.ok())
+    if (Status st = disk_->store(key, *k); !st) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (cache_warning_.empty()) cache_warning_ = st.error().message;
+    }
+  return k;
 }
 
 Expected<std::shared_ptr<const NvrtcResult>> NvrtcCompiler::compile(const std::string& name,
@@ -102,58 +187,22 @@ Expected<std::shared_ptr<const NvrtcResult>> NvrtcCompiler::compile(const std::s
   auto result = std::make_shared<NvrtcResult>();
   result->source_hash = h;
   int lowest = 1 << 30;
-  static const std::regex re_regs(R"(Used (\d+) registers)");
-  static const std::regex re_smem(R"((\d+) bytes smem)");
-  static const std::regex re_stack(R"((\d+) bytes stack frame)");
-  static const std::regex re_spill(R"((\d+) bytes spill stores)");
   for (const auto& arch : options_.archs) {
-    nvrtcProgram prog;
-    nvrtcResult rc = nvrtcCreateProgram(&prog, source.c_str(), name.c_str(), 0, nullptr, nullptr);
-    if (rc != NVRTC_SUCCESS)
-      return Error::internal("nvrtcCreateProgram(" + name + "): " + nvrtcGetErrorString(rc));
-    std::vector<std::string> opts = {"--gpu-architecture=" + arch, "-std=c++17",
-                                     "--include-path=" + options_.include_dir, "--ptxas-options=-v"};
-    if (options_.line_info) opts.push_back("-lineinfo");
-    std::vector<const char*> copts;
-    for (const auto& o : opts) copts.push_back(o.c_str());
-    rc = nvrtcCompileProgram(prog, static_cast<int>(copts.size()), copts.data());
-    size_t log_size = 0;
-    nvrtcGetProgramLogSize(prog, &log_size);
-    std::string log(log_size, '\0');
-    if (log_size) nvrtcGetProgramLog(prog, log.data());
-    while (!log.empty() && (log.back() == '\0' || log.back() == '\n')) log.pop_back();
-    if (rc != NVRTC_SUCCESS) {
-      nvrtcDestroyProgram(&prog);
-      std::string msg = "nvrtc: compiling kernel '" + name + "' for " + arch + " failed (" +
-                        nvrtcGetErrorString(rc) + ")\n" + log + "\n";
-      const std::string lines = offending_lines(name, log, source);
-      if (!lines.empty()) msg += "generated source:\n" + lines;
-      return Error::internal(msg);
-    }
+    auto k = compile_arch(name, source, arch);
+    if (!k.ok()) return k.error();
     NvrtcBinary bin;
     bin.arch = arch;
-    size_t n = 0;
-    nvrtcGetCUBINSize(prog, &n);
-    bin.cubin.resize(n);
-    if (n) nvrtcGetCUBIN(prog, reinterpret_cast<char*>(bin.cubin.data()));
-    bin.registers = grab(log, re_regs);
-    bin.shared_bytes = grab(log, re_smem);
-    if (bin.shared_bytes < 0 && bin.registers >= 0) bin.shared_bytes = 0;   // ptxas omits "0 bytes smem"
-    bin.local_bytes = grab(log, re_stack);
-    bin.spill_bytes = grab(log, re_spill);
+    bin.cubin = std::move(k->cubin);
+    bin.registers = k->registers;
+    bin.shared_bytes = k->shared_bytes;
+    bin.local_bytes = k->local_bytes;
+    bin.spill_bytes = k->spill_bytes;
     const int sm = parse_sm(arch);
     if (options_.ptx && sm < lowest) {
       lowest = sm;
-      size_t pn = 0;
-      nvrtcGetPTXSize(prog, &pn);
-      std::string ptx(pn, '\0');
-      if (pn) nvrtcGetPTX(prog, ptx.data());
-      while (!ptx.empty() && ptx.back() == '\0') ptx.pop_back();
-      result->ptx = std::move(ptx);
+      result->ptx = std::move(k->ptx);
       result->ptx_arch = "compute_" + std::to_string(sm);
     }
-    nvrtcDestroyProgram(&prog);
-    if (bin.cubin.empty()) return Error::internal("nvrtc: no cubin for kernel '" + name + "' on " + arch);
     result->binaries.push_back(std::move(bin));
   }
   std::lock_guard<std::mutex> lock(mu_);
@@ -162,6 +211,11 @@ Expected<std::shared_ptr<const NvrtcResult>> NvrtcCompiler::compile(const std::s
     if (src == source) return res;   // another thread finished the same source first
   bucket.emplace_back(source, result);
   return std::shared_ptr<const NvrtcResult>(result);
+}
+
+std::string NvrtcCompiler::cache_warning() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cache_warning_;
 }
 
 }  // namespace mm::codegen

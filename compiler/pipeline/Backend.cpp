@@ -89,7 +89,8 @@ LogicalResult emitCuda(ModuleOp exec, llvm::raw_ostream &os) {
 }
 
 FailureOr<llvm::StringMap<CompiledKernel>>
-compileKernels(ModuleOp exec, const std::vector<std::string> &targets) {
+compileKernels(ModuleOp exec, const std::vector<std::string> &targets,
+               const std::string &cacheDir, llvm::raw_ostream *stats) {
   struct Job {
     std::string symbol;
     kernels::KernelSource src;
@@ -105,6 +106,7 @@ compileKernels(ModuleOp exec, const std::vector<std::string> &targets) {
   }
   codegen::NvrtcOptions nvOpts;
   nvOpts.archs = targets;
+  nvOpts.cache_dir = cacheDir;
   codegen::NvrtcCompiler compiler(nvOpts);
   std::vector<Expected<std::shared_ptr<const codegen::NvrtcResult>>> results(
       jobs.size(), Error::internal("not compiled"));
@@ -120,6 +122,14 @@ compileKernels(ModuleOp exec, const std::vector<std::string> &targets) {
     });
   for (auto &t : pool)
     t.join();
+
+  // A cache that cannot be written costs the next compile its speed, never this one its result.
+  if (std::string warning = compiler.cache_warning(); !warning.empty())
+    llvm::errs() << "mmc compile: warning: " << warning << " (kernels compiled without it)\n";
+  if (stats)
+    *stats << "kernels: " << compiler.cached() << " distinct sources x " << targets.size() << " archs: "
+           << compiler.disk_hits() << " read from the kernel cache, " << compiler.nvrtc_runs()
+           << " compiled by NVRTC (cache: " << (cacheDir.empty() ? std::string("off") : cacheDir) << ")\n";
 
   llvm::StringMap<CompiledKernel> out;
   for (size_t i = 0; i < jobs.size(); ++i) {

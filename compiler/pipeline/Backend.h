@@ -31,9 +31,12 @@ lowerToExec(mlir::ModuleOp fused, const CompileOptions &opts);
 // "// ===== kernel @name (KIND) entry ENTRY" banner.
 mlir::LogicalResult emitCuda(mlir::ModuleOp exec, llvm::raw_ostream &os);
 
-// NVRTC for every exec.kernel and every target arch; identical sources are compiled once.
+// NVRTC for every exec.kernel and every target arch; identical sources are compiled once, and
+// (source, arch) pairs found in the kernel cache directory `cacheDir` ("" = none) not at all.
+// `stats`, when given, receives one line of counts.
 mlir::FailureOr<llvm::StringMap<CompiledKernel>>
-compileKernels(mlir::ModuleOp exec, const std::vector<std::string> &targets);
+compileKernels(mlir::ModuleOp exec, const std::vector<std::string> &targets,
+               const std::string &cacheDir, llvm::raw_ostream *stats);
 
 // --stats for the exec phase: launches per program, per layer, and the MoE block's share.
 void printExecStats(mlir::ModuleOp exec, llvm::raw_ostream &os);

@@ -121,7 +121,7 @@ int compileCommand(const CompileOptions &opts) {
       return 3;
   }
   if (opts.emit == EmitKind::Plan) {
-    auto kernels = compileKernels(result, opts.targets);
+    auto kernels = compileKernels(result, opts.targets, opts.kernelCache, opts.stats ? &err : nullptr);
     if (failed(kernels))
       return 3;
     auto plan = writePlan(result, *desc, planLimits(opts), opts.targets, *kernels);

@@ -28,6 +28,8 @@ struct CompileOptions {
   int64_t prefillTileRows = 0;           // prefill W4 GEMM tile rows (64 | 128), 0: automatic
   int64_t tp = 1;                        // tensor-parallel ranks (docs/parallel.md)
   int64_t ep = 1;                        // expert-parallel ranks: 1, or tp when tp > 1
+  // Directory of kernels compiled before (codegen/nvrtc/kernel_cache.h); "" = compile every one.
+  std::string kernelCache;
   EmitKind emit = EmitKind::Plan;
   bool stats = false;                    // print op/launch counts per program to stderr
 };

@@ -2,13 +2,14 @@
 //   mmc check MODEL_DIR
 //   mmc compile MODEL_DIR -o PLAN [--target sm_121,sm_90] [--max-seq-len N] [--max-batch N]
 //               [--max-prefill-tokens N] [--kv-cache-dtype bf16|fp8]
-//               [--emit moe|moe-fused|exec|cuda|plan] [--stats]
+//               [--kernel-cache DIR|off] [--emit moe|moe-fused|exec|cuda|plan] [--stats]
 #include <iostream>
 #include <map>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
+#include "codegen/nvrtc/kernel_cache.h"
 #include "compiler/pipeline/Compile.h"
 #include "models/common/check_report.h"
 #include "support/tool_main.h"
@@ -51,6 +52,11 @@ static int tool_main(int argc, char** argv) {
       ->check(CLI::IsMember({"bf16", "fp8"}));
   compile->add_option("--emit", emit, "stop after a phase and print it")
       ->check(CLI::IsMember({"moe", "moe-fused", "exec", "cuda", "plan"}));
+  std::string kernel_cache = mm::codegen::default_kernel_cache_dir();
+  compile->add_option("--kernel-cache", kernel_cache,
+                      "directory of kernels NVRTC compiled before, read back instead of compiled again; "
+                      "'off' compiles every kernel (default: $MMC_KERNEL_CACHE, else "
+                      "$XDG_CACHE_HOME/mmc/kernels, else ~/.cache/mmc/kernels)");
   compile->add_flag("--stats", opts.stats, "print op and launch counts per program");
 
   try {
@@ -67,6 +73,7 @@ static int tool_main(int argc, char** argv) {
       {"exec", mm::compiler::EmitKind::Exec}, {"cuda", mm::compiler::EmitKind::Cuda},
       {"plan", mm::compiler::EmitKind::Plan}};
   opts.emit = kinds.at(emit);
+  opts.kernelCache = kernel_cache == "off" ? "" : kernel_cache;
   opts.targets.clear();
   for (size_t start = 0; start <= targets.size();) {
     size_t comma = targets.find(',', start);
