@@ -36,18 +36,21 @@ MM_REF_VECTOR_CLONES void w4_gemm_block(const float* x, int64_t M, int64_t K, co
   const int64_t w = n1 - n0;
   std::fill(acc, acc + M * w, 0.0f);
   std::vector<float> sc(static_cast<size_t>(w));
-  // Both paths compute acc += x[k] * (float(q - 8) * scale) for k ascending, the same operations
-  // in the same order: they differ only in where the dequantized weights live.
-  if (M <= kW4FusedRows) {
-    // Few rows (decode): each packed word is dequantized in registers and applied to the rows'
-    // accumulators at once; nothing is written back but the accumulators, once per word.
-    for (int64_t r = 0; r < K / 8; ++r) {
-      const int64_t k0 = 8 * r;
-      if (k0 % G == 0 || r == 0) {
-        const uint16_t* srow = scales + (k0 / G) * N + n0;
-        for (int64_t n = 0; n < w; ++n) sc[n] = f16_to_f32(srow[n]);
-      }
-      const int32_t* qrow = qweight + r * N + n0;
+  // Few rows (decode) dequantize each packed word in registers and apply it to the rows'
+  // accumulators at once; many rows (prefill) dequantize eight weight rows into `wrow` and reuse
+  // them from cache for up to kMBlock activation rows. Both compute acc += x[k] * (float(q - 8) *
+  // scale) for k ascending: the same operations in the same order.
+  const bool fused = M <= kW4FusedRows;
+  std::vector<float> wrow(fused ? 0 : static_cast<size_t>(w) * 8);
+  constexpr int64_t kMBlock = 32;
+  for (int64_t r = 0; r < K / 8; ++r) {
+    const int64_t k0 = 8 * r;
+    if (k0 % G == 0 || r == 0) {
+      const uint16_t* srow = scales + (k0 / G) * N + n0;
+      for (int64_t n = 0; n < w; ++n) sc[n] = f16_to_f32(srow[n]);
+    }
+    const int32_t* qrow = qweight + r * N + n0;
+    if (fused) {
       for (int64_t m = 0; m < M; ++m) {
         const float* xm = x + m * K + k0;
         float* a = acc + m * w;
@@ -59,20 +62,8 @@ MM_REF_VECTOR_CLONES void w4_gemm_block(const float* x, int64_t M, int64_t K, co
           a[n] = s;
         }
       }
+      continue;
     }
-    return;
-  }
-  // Many rows (prefill): eight dequantized weight rows at a time, each reused from cache by up to
-  // kMBlock activation rows.
-  std::vector<float> wrow(static_cast<size_t>(w) * 8);
-  constexpr int64_t kMBlock = 32;
-  for (int64_t r = 0; r < K / 8; ++r) {
-    const int64_t k0 = 8 * r;
-    if (k0 % G == 0 || r == 0) {
-      const uint16_t* srow = scales + (k0 / G) * N + n0;
-      for (int64_t n = 0; n < w; ++n) sc[n] = f16_to_f32(srow[n]);
-    }
-    const int32_t* qrow = qweight + r * N + n0;
     for (int j = 0; j < 8; ++j) {
       float* wr = wrow.data() + j * w;
       for (int64_t n = 0; n < w; ++n) {

@@ -557,7 +557,7 @@ TEST(Gpu, Sample) {
         int32_t got;
         std::memcpy(&got, g.data() + 4 * r, 4);
         const int32_t want = outr.h<int32_t>()[r];
-        if (!(temp.h<float>()[r] > 0.f)) EXPECT_EQ(got, want) << "argmax row " << r;   // exact
+        if (!(temp.h<float>()[r] > 0.f)) { EXPECT_EQ(got, want) << "argmax row " << r; }   // exact
         else if (got != want) ++mismatches;
       }
       // Both sides use the same fixed-point masses and race scores (bit-identical exp and ln),

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "mm/mm_runtime.h"
-#include "test_plan.h"
+#include "test/unit/runtime/test_plan.h"
 #include "test/unit/temp_path.h"
 
 namespace {

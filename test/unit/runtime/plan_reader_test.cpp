@@ -7,7 +7,7 @@
 
 #include "runtime/schemas/plan_checksum.h"
 #include "runtime/src/plan_reader.h"
-#include "test_plan.h"
+#include "test/unit/runtime/test_plan.h"
 #include "test/unit/temp_path.h"
 
 namespace mm::rt {

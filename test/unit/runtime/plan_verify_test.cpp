@@ -10,7 +10,7 @@
 #include "codegen/kernels/extents.h"
 #include "runtime/schemas/plan_checksum.h"
 #include "runtime/src/plan_reader.h"
-#include "test_plan.h"
+#include "test/unit/runtime/test_plan.h"
 
 namespace mm::rt {
 namespace {

@@ -12,7 +12,7 @@
 #include "runtime/src/host_executor.h"
 #include "runtime/src/open_session.h"
 #include "runtime/src/session.h"
-#include "test_plan.h"
+#include "test/unit/runtime/test_plan.h"
 
 namespace mm::rt {
 namespace {

@@ -1,4 +1,4 @@
-#include "test_plan.h"
+#include "test/unit/runtime/test_plan.h"
 
 #include <cstring>
 #include <map>

@@ -19,7 +19,7 @@
 #include "codegen/reference/reference.h"
 #include "runtime/src/weight_stream.h"
 #include "support/safetensors_writer.h"
-#include "test_plan.h"
+#include "test/unit/runtime/test_plan.h"
 #include "test/unit/temp_path.h"
 
 namespace mm::rt {
@@ -289,7 +289,7 @@ TEST_F(WeightStreamTest, GivesTheTransformsBytesWhateverTheChunksReadersAndIo) {
     expect_weights(*this, specs, what);
     EXPECT_EQ(stats.source, "checkpoint");
     EXPECT_EQ(stats.files, 2);
-    if (c.io == IoMode::BUFFERED) EXPECT_EQ(stats.direct_files, 0);
+    if (c.io == IoMode::BUFFERED) { EXPECT_EQ(stats.direct_files, 0); }
     EXPECT_GE(stats.file_bytes, 30000u);
     EXPECT_GT(stats.peak_rss_kib, 0);
     // Host memory is the staging buffers (+ a small scratch), not the checkpoint.
@@ -379,7 +379,7 @@ TEST_F(WeightStreamTest, LoadsThroughShortReadsAndRefusedDirectIo) {
     Status st = stream(*plan, o, &stats);
     ASSERT_TRUE(st.ok()) << static_cast<int>(f) << ": " << st.error().message;
     expect_weights(*this, specs, "fault " + std::to_string(static_cast<int>(f)));
-    if (f != Fault::TRICKLE) EXPECT_EQ(stats.direct_files, 0) << "O_DIRECT was refused: the page cache serves";
+    if (f != Fault::TRICKLE) { EXPECT_EQ(stats.direct_files, 0) << "O_DIRECT was refused: the page cache serves"; }
   }
   // Asked for O_DIRECT outright, a refusal is an error naming the shard.
   FaultFs fs;

@@ -13,7 +13,7 @@
 #include "runtime/src/weight_stream.h"
 #include "runtime/schemas/plan_checksum.h"
 #include "runtime/src/weights.h"
-#include "test_plan.h"
+#include "test/unit/runtime/test_plan.h"
 #include "test/unit/temp_path.h"
 
 namespace mm::rt {

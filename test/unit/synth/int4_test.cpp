@@ -36,7 +36,7 @@ TEST(Int4, SymmetricRuleAndGptqPacking) {
         int q = static_cast<int>((word >> (4 * (k % 8))) & 0xF);
         float expect_q = std::nearbyint(w[n * K + k] / s) + 8;
         EXPECT_EQ(q, static_cast<int>(std::fmin(15.0f, std::fmax(0.0f, expect_q)))) << k;
-        if (w[n * K + k] == wstar) EXPECT_EQ(q, 0);  // the extreme maps to -8
+        if (w[n * K + k] == wstar) { EXPECT_EQ(q, 0); }  // the extreme maps to -8
         float deq = dequantize(word, k, s);
         // Half a step, or one step where +8 had to clamp to +7 (the side opposite the extreme).
         float bound = (q == 15 ? std::fabs(s) : std::fabs(s) / 2) + 1e-7f;
