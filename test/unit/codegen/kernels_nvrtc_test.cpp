@@ -1,6 +1,7 @@
 // Every kernel kind, specialized for the tiny, mid and full-size presets, compiles with NVRTC for
 // sm_121 and sm_90 (no GPU needed), stays within the 99 KiB shared-memory budget of sm_121 and
 // does not spill.
+// Under CTest the build's kernel cache serves (source, arch) pairs compiled before (see compiler()).
 // MM_VERBOSE=1 prints the compile time of each kernel.
 #include <gtest/gtest.h>
 
@@ -8,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <set>
+#include <string>
 
 #include "codegen/nvrtc/nvrtc_compiler.h"
 #include "test/unit/codegen/kernel_configs.h"
@@ -16,9 +18,21 @@ namespace {
 
 class KernelsCompile : public ::testing::TestWithParam<const char*> {};
 
+// The compiler, with the build's kernel cache when MMC_KERNEL_CACHE names it (CTest does): a
+// (source, arch) that another preset's test or the lit suite's mmc compiles already produced is
+// read back, byte for byte what NVRTC gave then (CTest runs each preset in its own process).
+mm::codegen::NvrtcCompiler& compiler() {
+  static mm::codegen::NvrtcCompiler nvrtc([] {
+    mm::codegen::NvrtcOptions o{{"sm_121", "sm_90"}, "", false, true};
+    if (const char* dir = std::getenv("MMC_KERNEL_CACHE"); dir && std::string(dir) != "off") o.cache_dir = dir;
+    return o;
+  }());
+  return nvrtc;
+}
+
 TEST_P(KernelsCompile, EveryKindForSm121AndSm90) {
   const std::string shape = GetParam();
-  mm::codegen::NvrtcCompiler nvrtc({{"sm_121", "sm_90"}, "", false, true});
+  mm::codegen::NvrtcCompiler& nvrtc = compiler();
   std::set<mm::kernels::Kind> kinds;
   for (const auto& s : mm::test::shapes()) {
     if (shape != s.name) continue;
