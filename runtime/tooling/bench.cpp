@@ -3,9 +3,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/tooling/generate.h"   // kMaxTemperature
+#include "runtime/tooling/int_list.h"
 #include "runtime/tooling/runtime_api.h"
 #include "support/status.h"
 
@@ -505,25 +506,7 @@ int Bench::run() {
 }  // namespace
 
 bool parse_size_list(const std::string& text, std::vector<int64_t>* values, std::string* error) {
-  values->clear();
-  size_t i = 0;
-  for (;;) {
-    size_t j = text.find(',', i);
-    if (j == std::string::npos) j = text.size();
-    std::string item = text.substr(i, j - i);
-    const size_t first = item.find_first_not_of(" \t");
-    item = first == std::string::npos ? "" : item.substr(first, item.find_last_not_of(" \t") - first + 1);
-    char* end = nullptr;
-    errno = 0;
-    const long long v = item.empty() ? -1 : std::strtoll(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || errno == ERANGE || v < 0) {
-      *error = "'" + item + "' (item " + std::to_string(values->size()) + ") is not a non-negative integer";
-      return false;
-    }
-    values->push_back(v);
-    if (j == text.size()) return true;
-    i = j + 1;
-  }
+  return parse_int_list(text, 0, INT64_MAX, "a non-negative integer", values, error);
 }
 
 int bench_command(const BenchOptions& o, std::ostream& out, std::ostream& err) {

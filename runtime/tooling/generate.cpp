@@ -3,13 +3,13 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <climits>
+#include <cstdint>
 #include <cstdlib>
 #include <chrono>
 #include <cstdio>
 
 #include "runtime/tooling/chat_loop.h"
+#include "runtime/tooling/int_list.h"
 #include "runtime/tooling/npy.h"
 
 namespace mm::rt {
@@ -28,25 +28,10 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 bool parse_id_list(const std::string& text, std::vector<int32_t>* ids, std::string* error) {
-  ids->clear();
-  size_t i = 0;
-  for (;;) {
-    size_t j = text.find(',', i);
-    if (j == std::string::npos) j = text.size();
-    std::string item = text.substr(i, j - i);
-    const size_t first = item.find_first_not_of(" \t");
-    item = first == std::string::npos ? "" : item.substr(first, item.find_last_not_of(" \t") - first + 1);
-    char* end = nullptr;
-    errno = 0;
-    const long long v = item.empty() ? 0 : std::strtoll(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || errno == ERANGE || v < INT32_MIN || v > INT32_MAX) {
-      *error = "'" + item + "' (item " + std::to_string(ids->size()) + ") is not an integer id";
-      return false;
-    }
-    ids->push_back(static_cast<int32_t>(v));
-    if (j == text.size()) return true;
-    i = j + 1;
-  }
+  std::vector<int64_t> v;
+  if (!parse_int_list(text, INT32_MIN, INT32_MAX, "an integer id", &v, error)) return false;
+  ids->assign(v.begin(), v.end());
+  return true;
 }
 
 Expected<std::unique_ptr<ApiSession>> open_model(const ApiPlan& plan, const GenerateOptions& o,
