@@ -17,46 +17,6 @@
 
 namespace mm::rt {
 
-class HostBuffer {
- public:
-  HostBuffer() = default;
-  HostBuffer(HostBuffer&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
-  HostBuffer& operator=(HostBuffer&& o) noexcept {
-    if (this != &o) {
-      release();
-      data_ = std::exchange(o.data_, nullptr);
-      size_ = std::exchange(o.size_, 0);
-    }
-    return *this;
-  }
-  HostBuffer(const HostBuffer&) = delete;
-  HostBuffer& operator=(const HostBuffer&) = delete;
-  ~HostBuffer() { release(); }
-
-  // Returns false when the memory is not available. The pages are the kernel's zero pages until
-  // first written, so a buffer the caller overwrites whole (loaded weights) is touched once.
-  bool allocate(uint64_t bytes) {
-    release();
-    if (bytes == 0) return true;
-    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return false;
-    data_ = static_cast<uint8_t*>(p);
-    size_ = bytes;
-    return true;
-  }
-  uint8_t* data() const { return data_; }
-  uint64_t size() const { return size_; }
-
- private:
-  void release() {
-    if (data_) ::munmap(data_, size_);
-    data_ = nullptr;
-    size_ = 0;
-  }
-  uint8_t* data_ = nullptr;
-  uint64_t size_ = 0;
-};
-
 // reserve(max) maps `max` bytes of inaccessible address space (PROT_NONE: not counted against
 // the machine's memory); commit(n) makes the first n bytes readable and writable. The kernel
 // hands out zeroed pages on first touch, so untouched committed bytes cost nothing either, and
@@ -116,6 +76,25 @@ class GrowableBuffer {
   }
   uint8_t* base_ = nullptr;
   uint64_t reserved_ = 0, committed_ = 0;
+};
+
+// A GrowableBuffer committed whole at once.
+class HostBuffer {
+ public:
+  // Returns false when the memory is not available. The pages are the kernel's zero pages until
+  // first written, so a buffer the caller overwrites whole (loaded weights) is touched once.
+  bool allocate(uint64_t bytes) {
+    size_ = 0;
+    if (!buf_.reserve(bytes) || !buf_.commit(bytes)) return false;
+    size_ = bytes;
+    return true;
+  }
+  uint8_t* data() const { return buf_.data(); }
+  uint64_t size() const { return size_; }
+
+ private:
+  GrowableBuffer buf_;
+  uint64_t size_ = 0;
 };
 
 }  // namespace mm::rt
