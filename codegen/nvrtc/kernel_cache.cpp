@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "support/file_util.h"
+#include "support/hash.h"
 
 namespace mm::codegen {
 namespace {
@@ -18,15 +19,6 @@ namespace {
 //   "MMKCACH1" | u64 key bytes | key | i32 registers, shared, local, spill | u64 cubin bytes | cubin
 //   | u64 ptx bytes | ptx | u64 FNV-1a of everything before it
 constexpr char kMagic[8] = {'M', 'M', 'K', 'C', 'A', 'C', 'H', '1'};
-
-uint64_t fnv1a(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ull) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < n; ++i) {
-    h ^= p[i];
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
 
 void put_u64(std::string& out, uint64_t v) { out.append(reinterpret_cast<const char*>(&v), sizeof v); }
 void put_i32(std::string& out, int32_t v) { out.append(reinterpret_cast<const char*>(&v), sizeof v); }
@@ -73,31 +65,30 @@ std::string hex64(uint64_t v) {
 std::string KernelCache::path_of(const std::string& key) const {
   // Two FNV-1a hashes with different offsets: 128 bits of name, and the stored key is compared
   // on every load anyway.
-  return dir_ + "/" + hex64(fnv1a(key.data(), key.size())) +
-         hex64(fnv1a(key.data(), key.size(), 0x84222325cbf29ce4ull)) + ".kernel";
+  return dir_ + "/" + hex64(fnv1a64(key)) + hex64(fnv1a64(key, 0x84222325cbf29ce4ull)) + ".kernel";
 }
 
 std::optional<CachedKernel> KernelCache::load(const std::string& key) const {
   const std::string path = path_of(key);
-  if (::access(path.c_str(), F_OK) != 0) return std::nullopt;
   auto file = read_regular_file(path, "kernel cache entry", kMaxEntryBytes);
   if (!file.ok()) return std::nullopt;
   const std::string& s = *file;
   if (s.size() < sizeof kMagic + 8 || std::memcmp(s.data(), kMagic, sizeof kMagic) != 0) return std::nullopt;
   uint64_t sum = 0;
   std::memcpy(&sum, s.data() + s.size() - 8, 8);
-  if (sum != fnv1a(s.data(), s.size() - 8)) return std::nullopt;
+  if (sum != fnv1a64(std::string_view(s).substr(0, s.size() - 8))) return std::nullopt;
   const std::string body = s.substr(sizeof kMagic, s.size() - sizeof kMagic - 8);
   Reader r(body);
   uint64_t n = 0;
   std::string stored_key, cubin;
   CachedKernel k;
   if (!r.u64(&n) || !r.bytes(n, &stored_key) || stored_key != key) return std::nullopt;
-  if (!r.i32(&k.registers) || !r.i32(&k.shared_bytes) || !r.i32(&k.local_bytes) || !r.i32(&k.spill_bytes))
+  NvrtcBinary& b = k.binary;
+  if (!r.i32(&b.registers) || !r.i32(&b.shared_bytes) || !r.i32(&b.local_bytes) || !r.i32(&b.spill_bytes))
     return std::nullopt;
   if (!r.u64(&n) || !r.bytes(n, &cubin) || cubin.empty()) return std::nullopt;
   if (!r.u64(&n) || !r.bytes(n, &k.ptx) || r.pos() != body.size()) return std::nullopt;
-  k.cubin.assign(cubin.begin(), cubin.end());
+  b.cubin.assign(cubin.begin(), cubin.end());
   return k;
 }
 
@@ -108,15 +99,16 @@ Status KernelCache::store(const std::string& key, const CachedKernel& kernel) co
   std::string out(kMagic, sizeof kMagic);
   put_u64(out, key.size());
   out += key;
-  put_i32(out, kernel.registers);
-  put_i32(out, kernel.shared_bytes);
-  put_i32(out, kernel.local_bytes);
-  put_i32(out, kernel.spill_bytes);
-  put_u64(out, kernel.cubin.size());
-  out.append(reinterpret_cast<const char*>(kernel.cubin.data()), kernel.cubin.size());
+  const NvrtcBinary& b = kernel.binary;
+  put_i32(out, b.registers);
+  put_i32(out, b.shared_bytes);
+  put_i32(out, b.local_bytes);
+  put_i32(out, b.spill_bytes);
+  put_u64(out, b.cubin.size());
+  out.append(reinterpret_cast<const char*>(b.cubin.data()), b.cubin.size());
   put_u64(out, kernel.ptx.size());
   out += kernel.ptx;
-  put_u64(out, fnv1a(out.data(), out.size()));
+  put_u64(out, fnv1a64(out));
 
   // A name no other writer uses (process id + a counter), renamed over the entry when complete.
   static std::atomic<uint64_t> counter{0};

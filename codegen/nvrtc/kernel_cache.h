@@ -21,14 +21,21 @@
 
 namespace mm::codegen {
 
-// What NVRTC produced for one source and one arch.
-struct CachedKernel {
+// One arch's binary of a kernel and what ptxas reported of it.
+struct NvrtcBinary {
+  std::string arch;              // "sm_90"
   std::vector<uint8_t> cubin;
-  std::string ptx;       // the arch's PTX
-  int registers = -1;    // ptxas -v figures, -1 if unknown
-  int shared_bytes = -1;
-  int local_bytes = -1;
-  int spill_bytes = -1;
+  int registers = -1;            // per thread (ptxas -v), -1 if unknown
+  int shared_bytes = -1;         // static shared memory per block
+  int local_bytes = -1;          // stack frame per thread
+  int spill_bytes = -1;          // register spill stores per thread
+};
+
+// What NVRTC produced for one source and one arch: the binary and that arch's PTX. The arch is
+// part of the entry's key and is not stored (`binary.arch` is empty when loaded).
+struct CachedKernel {
+  NvrtcBinary binary;
+  std::string ptx;
 };
 
 class KernelCache {

@@ -7,16 +7,10 @@
 #include <set>
 #include <sstream>
 
+#include "support/hash.h"
+
 namespace mm::codegen {
 namespace {
-
-uint64_t fnv1a(const std::string& s, uint64_t h = 0xcbf29ce484222325ull) {
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
 
 // "name(123): error: ..." -> the generated source lines the log points at, numbered.
 std::string offending_lines(const std::string& name, const std::string& log, const std::string& source) {
@@ -127,22 +121,24 @@ Expected<CachedKernel> NvrtcCompiler::run_nvrtc(const std::string& name, const s
     return Error::internal(msg);
   }
   CachedKernel k;
+  NvrtcBinary& b = k.binary;
+  b.arch = arch;
   size_t n = 0;
   nvrtcGetCUBINSize(prog, &n);
-  k.cubin.resize(n);
-  if (n) nvrtcGetCUBIN(prog, reinterpret_cast<char*>(k.cubin.data()));
-  k.registers = grab(log, re_regs);
-  k.shared_bytes = grab(log, re_smem);
-  if (k.shared_bytes < 0 && k.registers >= 0) k.shared_bytes = 0;   // ptxas omits "0 bytes smem"
-  k.local_bytes = grab(log, re_stack);
-  k.spill_bytes = grab(log, re_spill);
+  b.cubin.resize(n);
+  if (n) nvrtcGetCUBIN(prog, reinterpret_cast<char*>(b.cubin.data()));
+  b.registers = grab(log, re_regs);
+  b.shared_bytes = grab(log, re_smem);
+  if (b.shared_bytes < 0 && b.registers >= 0) b.shared_bytes = 0;   // ptxas omits "0 bytes smem"
+  b.local_bytes = grab(log, re_stack);
+  b.spill_bytes = grab(log, re_spill);
   size_t pn = 0;
   nvrtcGetPTXSize(prog, &pn);
   k.ptx.assign(pn, '\0');
   if (pn) nvrtcGetPTX(prog, k.ptx.data());
   while (!k.ptx.empty() && k.ptx.back() == '\0') k.ptx.pop_back();
   nvrtcDestroyProgram(&prog);
-  if (k.cubin.empty()) return Error::internal("nvrtc: no cubin for kernel '" + name + "' on " + arch);
+  if (b.cubin.empty()) return Error::internal("nvrtc: no cubin for kernel '" + name + "' on " + arch);
   return k;
 }
 
@@ -155,6 +151,7 @@ Expected<CachedKernel> NvrtcCompiler::compile_arch(const std::string& name, cons
   const std::string key = cache_key(name, source, arch);
   if (auto hit = disk_->load(key)) {
     ++disk_hits_;
+    hit->binary.arch = arch;
     return std::move(*hit);
   }
   ++nvrtc_runs_;
@@ -175,8 +172,8 @@ Expected<std::shared_ptr<const NvrtcResult>> NvrtcCompiler::compile(const std::s
   std::string key_opts;
   for (const auto& a : options_.archs) key_opts += a + ",";
   key_opts += options_.line_info ? "L" : "-";
-  const uint64_t h = fnv1a(source);
-  const uint64_t key = fnv1a(key_opts, h);
+  const uint64_t h = fnv1a64(source);
+  const uint64_t key = fnv1a64(key_opts, h);
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = cache_.find(key);
@@ -190,20 +187,13 @@ Expected<std::shared_ptr<const NvrtcResult>> NvrtcCompiler::compile(const std::s
   for (const auto& arch : options_.archs) {
     auto k = compile_arch(name, source, arch);
     if (!k.ok()) return k.error();
-    NvrtcBinary bin;
-    bin.arch = arch;
-    bin.cubin = std::move(k->cubin);
-    bin.registers = k->registers;
-    bin.shared_bytes = k->shared_bytes;
-    bin.local_bytes = k->local_bytes;
-    bin.spill_bytes = k->spill_bytes;
     const int sm = parse_sm(arch);
     if (options_.ptx && sm < lowest) {
       lowest = sm;
       result->ptx = std::move(k->ptx);
       result->ptx_arch = "compute_" + std::to_string(sm);
     }
-    result->binaries.push_back(std::move(bin));
+    result->binaries.push_back(std::move(k->binary));
   }
   std::lock_guard<std::mutex> lock(mu_);
   auto& bucket = cache_[key];

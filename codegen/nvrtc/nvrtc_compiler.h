@@ -25,15 +25,6 @@ struct NvrtcOptions {
   std::string cache_dir;                              // KernelCache directory; "" = none
 };
 
-struct NvrtcBinary {
-  std::string arch;              // "sm_90"
-  std::vector<uint8_t> cubin;
-  int registers = -1;            // per thread (ptxas -v), -1 if unknown
-  int shared_bytes = -1;         // static shared memory per block
-  int local_bytes = -1;          // stack frame per thread
-  int spill_bytes = -1;          // register spill stores per thread
-};
-
 struct NvrtcResult {
   uint64_t source_hash = 0;
   std::vector<NvrtcBinary> binaries;  // in the order of NvrtcOptions::archs

@@ -16,21 +16,14 @@
 #include <cstdint>
 #include <string_view>
 
+#include "support/hash.h"
+
 namespace mm::synth {
 
 inline uint64_t mix64(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);
-}
-
-inline uint64_t fnv1a64(std::string_view s) {
-  uint64_t h = 0xCBF29CE484222325ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001B3ULL;
-  }
-  return h;
 }
 
 inline uint64_t tensor_key(uint64_t seed, std::string_view name) {

@@ -31,12 +31,12 @@ class KernelCacheTest : public ::testing::Test {
 
   static CachedKernel sample() {
     CachedKernel k;
-    k.cubin = {0x7f, 'E', 'L', 'F', 1, 2, 3, 4, 5};
+    k.binary.cubin = {0x7f, 'E', 'L', 'F', 1, 2, 3, 4, 5};
     k.ptx = ".version 8.0\n.target sm_90\n";
-    k.registers = 40;
-    k.shared_bytes = 1024;
-    k.local_bytes = 0;
-    k.spill_bytes = 0;
+    k.binary.registers = 40;
+    k.binary.shared_bytes = 1024;
+    k.binary.local_bytes = 0;
+    k.binary.spill_bytes = 0;
     return k;
   }
   static std::string slurp(const std::string& path) {
@@ -56,17 +56,17 @@ TEST_F(KernelCacheTest, EntriesRoundTrip) {
   ASSERT_TRUE(cache.store("key a", sample()).ok());
   auto k = cache.load("key a");
   ASSERT_TRUE(k.has_value());
-  EXPECT_EQ(k->cubin, sample().cubin);
+  EXPECT_EQ(k->binary.cubin, sample().binary.cubin);
   EXPECT_EQ(k->ptx, sample().ptx);
-  EXPECT_EQ(k->registers, 40);
-  EXPECT_EQ(k->shared_bytes, 1024);
-  EXPECT_EQ(k->spill_bytes, 0);
+  EXPECT_EQ(k->binary.registers, 40);
+  EXPECT_EQ(k->binary.shared_bytes, 1024);
+  EXPECT_EQ(k->binary.spill_bytes, 0);
   EXPECT_FALSE(cache.load("key b").has_value());
   // Storing again replaces the entry; no temporary file is left behind.
   CachedKernel other = sample();
-  other.registers = 64;
+  other.binary.registers = 64;
   ASSERT_TRUE(cache.store("key a", other).ok());
-  EXPECT_EQ(cache.load("key a")->registers, 64);
+  EXPECT_EQ(cache.load("key a")->binary.registers, 64);
   size_t files = 0;
   for (const auto& e : fs::directory_iterator(dir_)) files += e.is_regular_file();
   EXPECT_EQ(files, 1u);
