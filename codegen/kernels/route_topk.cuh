@@ -103,33 +103,40 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS) MM_EN
   }
   __syncthreads();
   if (warp != 0) return;
-  // A rolled loop: warp 0 runs this alone, and after a decode step's weight streaming the code is
-  // fetched from DRAM, so compact code is faster than an unrolled one.
+  // Warp 0 selects. Each lane keeps its experts' keys (e = lane + 32 i) in registers, a round
+  // takes the lane's best not yet chosen, then the warp's by two reductions (max key, then the
+  // lowest id holding it): a few instructions per round where a shuffle tree over shared memory
+  // took ~15 dependent steps. Keys are order-preserving bits of s + bias; 0 (-inf, NaN) is never
+  // chosen, as `v > best` never held for them. A rolled round loop: warp 0 runs it alone, after a
+  // decode step's weight streaming has evicted the code from the caches.
+  constexpr int NPL = (mmp::E + 31) / 32;
+  mm_u32 key[NPL];
+#pragma unroll
+  for (int i = 0; i < NPL; ++i) {
+    const int e = lane + 32 * i;
+    const float v = e < mmp::E ? sel[e] : -INFINITY;
+    const mm_u32 b = __float_as_uint(v);
+    key[i] = v > -INFINITY ? ((b & 0x80000000u) ? ~b : (b | 0x80000000u)) : 0u;
+  }
   __shared__ int chosen[mmp::TOPK];
   float total = 0.f;
 #pragma unroll 1
   for (int j = 0; j < mmp::TOPK; ++j) {
-    float bv = -INFINITY;
+    mm_u32 bk = 0u;
     int bi = 0x7fffffff;
-    for (int e = lane; e < mmp::E; e += 32) {
-      const float v = sel[e];
-      if (v > bv) { bv = v; bi = e; }   // ascending e per lane: the first max has the lower id
-    }
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-      const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-      if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
-    }
-    if (bi == 0x7fffffff) bi = 0;   // fewer candidates than TOPK (all -inf/NaN): a valid id
-    total += sg[bi];
-    __syncwarp();
-    if (lane == 0) {
-      chosen[j] = bi;
-      sel[bi] = -INFINITY;
-    }
-    __syncwarp();
+    for (int i = 0; i < NPL; ++i)
+      if (key[i] > bk) { bk = key[i]; bi = lane + 32 * i; }   // ascending e: the first max has the lower id
+    const mm_u32 mk = __reduce_max_sync(0xffffffffu, bk);
+    int win = (int)__reduce_min_sync(0xffffffffu, (mm_u32)(mk != 0u && bk == mk ? bi : 0x7fffffff));
+    if (win == 0x7fffffff) win = 0;   // fewer candidates than TOPK (all -inf/NaN): a valid id
+    total += sg[win];
+#pragma unroll
+    for (int i = 0; i < NPL; ++i)
+      if (lane + 32 * i == win) key[i] = 0u;
+    if (lane == 0) chosen[j] = win;
   }
+  __syncwarp();
   if (lane < mmp::TOPK) {   // TOPK <= 32 (specialize)
     const int c = chosen[lane];
     ids[t * mmp::TOPK + lane] = c;
