@@ -3,7 +3,8 @@
  * Layouts: x bf16[M, K]; qweight i32[K/8, N]; scales f16[K/G, N]; y OUT[M, N];
  *   M = dim[MDIM == 0 ? T : R].
  * Constants: mmp::K, N, G, OUT, MDIM, VARIANT, THREADS; variant 0: WK (warps per block, split
- *   K), CS (blocks per thread block cluster, split K further; MM_CLUSTER_DIMS).
+ *   K), CS (blocks per thread block cluster, split K further; MM_CLUSTER_DIMS), U (units of 64 k
+ *   per register set of mm_w4_gv for one n-tile; two n-tiles take half).
  * Variants (building blocks in w4.cuh):
  *   0 decode bandwidth kernel (mm_w4_gv): a cluster of CS blocks of WK warps owns a strip of 32
  *     columns; its CS*WK warps split the quantization groups evenly and are reduced in shared and
@@ -37,7 +38,7 @@ __device__ __forceinline__ void mm_gemm_w4_pass(const mm_bf16* x, const mm_u32* 
     for (int t = 0; t < 2; ++t)
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[nt][t][e] = 0.f;
-  mm_w4_gv<mmp::N, mmp::G, NT, NT == 1 ? 2 : 1>(xr, qw, sc, col4, col4 < mmp::N, g0 * UPG, g1 * UPG, 1.f, acc);
+  mm_w4_gv<mmp::N, mmp::G, NT, NT == 1 ? mmp::U : (mmp::U + 1) / 2>(xr, qw, sc, col4, col4 < mmp::N, g0 * UPG, g1 * UPG, 1.f, acc);
   const int mrows = (int)(M - m0 < 8 * NT ? M - m0 : 8 * NT);
   typedef typename mm_dt<mmp::OUT>::T ot;
   mm_w4_gv_finish<NT, WK, 1, CS>(acc, mrows, red, part, [&](int m, int c, const float (&v)[1]) {

@@ -108,11 +108,21 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
   // A default that depends on another parameter: the dense GEMV for lm_head-style R rows.
   if (kind == Kind::GEMM_DENSE && !p.ints.count("VARIANT"))
     p.ints["VARIANT"] = p.ints.count("MDIM") && p.ints["MDIM"] == 1 ? 0 : 1;
-  // Derived constants are the specializer's to choose.
-  for (const ParamInfo& d : info.params)
-    if (d.type == ParamType::DERIVED && !(kind == Kind::ROUTE_TOPK && std::string_view(d.name) == "CS") &&
-        std::string_view(d.name) != "BM")
-      p.ints.erase(d.name);
+  // Derived constants are the specializer's to choose, except the tiles a bench or the lowering
+  // may ask for: ROUTE_TOPK's CS, the W4 kinds' BM and their decode split WK, CS, U (checked below).
+  const bool w4_gemv = kind == Kind::GEMM_W4 || kind == Kind::MOE_W13 || kind == Kind::MOE_W2;
+  Params asked;
+  for (const ParamInfo& d : info.params) {
+    if (d.type != ParamType::DERIVED) continue;
+    const std::string_view n(d.name);
+    const bool may_give = (kind == Kind::ROUTE_TOPK && n == "CS") || n == "BM" ||
+                          (w4_gemv && (n == "WK" || n == "CS" || n == "U"));
+    if (!may_give) p.ints.erase(d.name);
+    else if (auto it = p.ints.find(d.name); it != p.ints.end() && n != "BM") {
+      asked.ints[d.name] = it->second;
+      if (kind != Kind::ROUTE_TOPK) p.ints.erase(it);
+    }
+  }
   KernelParams kp;
   if (std::string e = parse_params(kind, p, &kp); !e.empty()) return Error::bad_input(where + e);
   for (const ParamInfo& d : info.params) {
@@ -129,6 +139,29 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
     if (!cond && error.empty()) error = what;
   };
   auto I = [&](const char* key) { return p.ints.at(key); };
+  // The decode GEMV split: the one asked for (checked), else `picked`. U: units of 64 k per
+  // register set of mm_w4_gv (w4.cuh), `u` unless asked.
+  auto decode_split = [&](Split picked, int64_t ng, int64_t max_wk, int64_t u) {
+    Split sp = picked;
+    if (ng <= 0) {   // a prefill variant: its warps are fixed by the tile
+      require(asked.ints.empty(), "parameters WK, CS and U apply to the decode variant only");
+      asked.ints.clear();
+    }
+    if (asked.ints.count("WK")) sp.wk = asked.ints["WK"];
+    if (asked.ints.count("CS")) sp.cs = asked.ints["CS"];
+    if (asked.ints.count("U")) u = asked.ints["U"];
+    require(sp.wk == 1 || sp.wk == 2 || sp.wk == 4 || sp.wk == 8,
+            "parameter WK = " + std::to_string(sp.wk) + " must be 1, 2, 4 or 8");
+    require(sp.wk <= max_wk, "parameter WK = " + std::to_string(sp.wk) + " exceeds " + std::to_string(max_wk));
+    require(sp.cs >= 1 && sp.cs <= 8, "parameter CS = " + std::to_string(sp.cs) + " is out of range [1, 8]");
+    require(ng <= 0 || sp.wk * sp.cs <= ng, "the decode split WK x CS = " + std::to_string(sp.wk * sp.cs) +
+                                                " exceeds the " + std::to_string(ng) + " quantization groups of K");
+    require(u >= 1 && u <= 8, "parameter U = " + std::to_string(u) + " is out of range [1, 8]");
+    p.ints["WK"] = sp.wk;
+    p.ints["CS"] = sp.cs;
+    p.ints["U"] = u;
+    return sp;
+  };
   // Rows per tile of the v2 W4 MMA core: 64 (two blocks per SM) unless given; a bench or the
   // lowering may ask for 128 (one block per SM, half the B traffic and dequantization per row).
   auto pick_bm = [&]() -> int64_t {
@@ -157,9 +190,9 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
       require(n % 8 == 0, "parameter N = " + std::to_string(n) + " must be a multiple of 8");
       // WK/CS: the decode split (set for both variants so that the source always names them;
       // variant 1 runs 8 warps, no cluster).
-      const Split sp = variant == 0 && k % g == 0 ? pick_split((n + 31) / 32, k / g, 1) : Split{8, 1};
-      p.ints["WK"] = sp.wk;
-      p.ints["CS"] = sp.cs;
+      const Split sp = variant == 0 ? decode_split(k % g == 0 ? pick_split((n + 31) / 32, k / g, 1) : Split{8, 1},
+                                                   k / g, 8, 2)
+                                    : decode_split(Split{8, 1}, 0, 8, 2);
       threads = static_cast<int>(32 * sp.wk);
       // BM: rows per tile of the mma cores (v1: 64; v2: 64 or 128).
       const int64_t bm = variant == 2 ? pick_bm() : 64;
@@ -282,9 +315,10 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
       require(g % 64 == 0 && g <= 4096, "parameter G = " + std::to_string(g) + " must be a multiple of 64, at most 4096");
       require(in % 8 == 0, "parameter I must be a multiple of 8");
       // Decode: WK warps on w1 and WK on w3 per block (THREADS = 64 WK), CS blocks per cluster.
-      const Split sp = grouped == 0 && h % g == 0 ? pick_split(topk * ((in + 31) / 32) * 2, h / g, 2) : Split{4, 1};
-      p.ints["WK"] = sp.wk;
-      p.ints["CS"] = sp.cs;
+      const Split sp = grouped == 0 ? decode_split(h % g == 0 ? pick_split(topk * ((in + 31) / 32) * 2, h / g, 2)
+                                                              : Split{4, 1},
+                                                   h / g, 4, 4)
+                                    : decode_split(Split{4, 1}, 0, 4, 4);
       threads = static_cast<int>(grouped == 0 ? 64 * sp.wk : 256);
       if (grouped == 0) {
         grid[0] = cst((in + 31) / 32 * sp.cs);
@@ -305,12 +339,12 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
       require(g % 64 == 0 && g <= 4096, "parameter G = " + std::to_string(g) + " must be a multiple of 64, at most 4096");
       require(h % 8 == 0, "parameter H must be a multiple of 8");
       // Decode: with COMBINE the K axis is the TOPK experts' groups back to back.
-      const Split sp = grouped == 0 && in % g == 0
-                           ? (combine ? pick_split((h + 31) / 32, topk * (in / g), 1)
-                                      : pick_split(topk * ((h + 31) / 32), in / g, 1))
-                           : Split{8, 1};
-      p.ints["WK"] = sp.wk;
-      p.ints["CS"] = sp.cs;
+      const int64_t ng = (combine ? topk : 1) * (in / g);
+      const Split sp = grouped == 0 ? decode_split(in % g == 0 ? (combine ? pick_split((h + 31) / 32, ng, 1)
+                                                                          : pick_split(topk * ((h + 31) / 32), ng, 1))
+                                                               : Split{8, 1},
+                                                   ng, 8, 4)
+                                    : decode_split(Split{8, 1}, 0, 8, 4);
       threads = static_cast<int>(grouped == 0 ? 32 * sp.wk : 256);
       if (grouped == 0) {
         grid[0] = cst((h + 31) / 32 * sp.cs);

@@ -118,7 +118,9 @@ inline std::shared_ptr<Compiled> build(kernels::Kind kind, const kernels::Params
   return c;
 }
 
-inline void launch(const Compiled& c, const std::vector<Buf*>& ptrs, const std::vector<int64_t>& dims, bool sync = true) {
+// pdl: with the programmatic-launch attribute, as the runtime launches decode kernels.
+inline void launch(const Compiled& c, const std::vector<Buf*>& ptrs, const std::vector<int64_t>& dims, bool sync = true,
+                   bool pdl = false) {
   mm_kernel_args a{};
   for (size_t i = 0; i < ptrs.size(); ++i) a.ptr[i] = ptrs[i] ? ptrs[i]->dev : nullptr;
   int64_t d[MM_MAX_DIMS] = {0};
@@ -127,7 +129,7 @@ inline void launch(const Compiled& c, const std::vector<Buf*>& ptrs, const std::
              static_cast<unsigned>(c.spec.grid[2].eval(d))};
   rt::Dim3 b{static_cast<unsigned>(c.spec.block[0]), static_cast<unsigned>(c.spec.block[1]),
              static_cast<unsigned>(c.spec.block[2])};
-  auto st = ctx().dev->launch(c.kernel, g, b, c.spec.dynamic_shared_bytes, a);
+  auto st = ctx().dev->launch(c.kernel, g, b, c.spec.dynamic_shared_bytes, a, pdl);
   ASSERT_TRUE(st.ok()) << st.error().message;
   if (sync) {
     st = ctx().dev->synchronize();

@@ -152,10 +152,10 @@ double time_us(const Compiled& k, const std::vector<Buf*>& ops, const std::vecto
 // graph (so host launch latency is out of the picture, as in the runtime's decode graph), per
 // launch, median of 5. MM_BENCH_PROFILE=1 (single launches for ncu) skips it: returns 0.
 double time_stream_us(const Compiled& k, const std::vector<std::vector<Buf*>>& opsets, const std::vector<int64_t>& dims,
-                      Flush& fl) {
+                      Flush& fl, bool pdl = false) {
   if (profile_mode()) return 0.0;
   EXPECT_TRUE(ctx().dev->begin_capture().ok());
-  for (const auto& ops : opsets) launch(k, ops, dims, /*sync=*/false);
+  for (const auto& ops : opsets) launch(k, ops, dims, /*sync=*/false, pdl);
   auto g = ctx().dev->end_capture();
   EXPECT_TRUE(g.ok()) << (g.ok() ? "" : g.error().message);
   if (!g.ok()) return -1;
@@ -312,6 +312,191 @@ TEST(GpuBench, DecodeRouterAndAttention) {
       report(("ATTENTION_DECODE combine" + tag).c_str(), NQ * std::min<int64_t>(SPLITS, (ctxlen + 15) / 16) * (D + 2) * 4.0,
              time_us(*c, ops, dims, fl, true));
     }
+}
+
+
+// Reads a packed int4 matrix u32[KR, N] (KR = K/8 rows) the way the decode GEMV core does, with no
+// math: warp item (strip of 32 columns, part p of P parts of the rows); per 8 rows a lane loads
+// the 16-byte word quad of row 4h + (lane & 3), columns strip + 4 (lane / 4) (mm_w4_gv's pattern:
+// a warp load is 4 rows x 128 contiguous bytes). TILED = 1: the same bytes laid out strip-major,
+// u32[N/32][KR][32], so a warp's rows are one contiguous run. UNROLL loads in flight per lane.
+// dim[0] = KR, dim[1] = N, dim[2] = P, dim[3] = TILED.
+constexpr const char* kReadPatternSrc = R"(
+extern "C" __global__ void mm_bench_read_pattern(const mm_kernel_args args) {
+  const unsigned* m = (const unsigned*)args.ptr[0];
+  const long long KR = args.dim[0], N = args.dim[1], P = args.dim[2], tiled = args.dim[3];
+  const long long item = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  const long long strip = item / P, p = item % P;
+  if (strip * 32 >= N) return;
+  const long long r0 = p * KR / P, r1 = (p + 1) * KR / P;   // multiples of 8 when 8P | KR
+  unsigned a = 0;
+  if (!tiled) {
+    const unsigned* base = m + strip * 32 + 4 * (lane >> 2);
+#pragma unroll 1
+    for (long long r = r0; r < r1; r += 32) {   // 4 units of 8 rows in flight
+      uint4 v[8];
+#pragma unroll
+      for (int u = 0; u < 8; ++u) {
+        const long long row = r + 8 * (u >> 1) + 4 * (u & 1) + (lane & 3);
+        v[u] = r + 8 * (u >> 1) < r1 ? *(const uint4*)(base + row * N) : make_uint4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int u = 0; u < 8; ++u) a ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+    }
+  } else {
+    const uint4* base = (const uint4*)(m + strip * KR * 32 + r0 * 32);
+    const long long n16 = (r1 - r0) * 8;   // 16-byte words of this warp's run
+#pragma unroll 1
+    for (long long i = lane; i < n16; i += 32 * 8) {
+      uint4 v[8];
+#pragma unroll
+      for (int u = 0; u < 8; ++u) v[u] = i + 32 * u < n16 ? base[i + 32 * u] : make_uint4(0, 0, 0, 0);
+#pragma unroll
+      for (int u = 0; u < 8; ++u) a ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+    }
+  }
+  if (a == 0x9E3779B9u) ((unsigned*)args.ptr[1])[0] = a;
+}
+)";
+
+// What any kernel can do with the decode GEMVs' bytes: the read-only pattern kernel above over the
+// qkv, o_proj, w13 and w2 matrix sizes, as a graph of launches over distinct copies (the `stream`
+// timing of DecodeBandwidth), in the GEMV core's layout and strip-major. Explorations, run only
+// with MM_BENCH_SWEEP=1 (scripts/bench.sh sweep).
+bool sweep_mode() { return std::getenv("MM_BENCH_SWEEP") != nullptr; }
+
+TEST(GpuBench, DecodeReadCeiling) {
+  MM_REQUIRE_GPU();
+  if (profile_mode() || !sweep_mode()) GTEST_SKIP() << "set MM_BENCH_SWEEP=1 to run (graphs only)";
+  Flush fl;
+  ASSERT_TRUE(fl.ok);
+  Clock clk;
+  ASSERT_TRUE(clk.ok);
+  clk.warm_up();
+  bool ok = false;
+  const rt::Kernel k = load_raw("mm_bench_read_pattern", kReadPatternSrc, ok);
+  ASSERT_TRUE(ok);
+  Buf sink(64);
+  sink.upload();
+  struct S { const char* name; int64_t K, N; };
+  for (S sh : {S{"qkv 3072x8192", 3072, 8192}, S{"o_proj 6144x3072", 6144, 3072}, S{"w13 x8 3072x24576", 3072, 24576},
+               S{"w2 x8 12288x3072", 12288, 3072}}) {
+    const int64_t KR = sh.K / 8;
+    const size_t bytes = static_cast<size_t>(KR * sh.N * 4);
+    const int R = static_cast<int>(std::min<size_t>(16, (size_t{160} << 20) / bytes + 1));
+    std::vector<std::unique_ptr<Buf>> ms;
+    for (int r = 0; r < R; ++r) {
+      ms.push_back(std::make_unique<Buf>(bytes));
+      ms.back()->upload();
+    }
+    for (int64_t tiled : {0, 1})
+      for (int64_t P : {4, 8, 16}) {
+        if (KR % (8 * P) != 0) continue;
+        const unsigned warps = static_cast<unsigned>(sh.N / 32 * P);
+        EXPECT_TRUE(ctx().dev->begin_capture().ok());
+        for (int r = 0; r < R; ++r) {
+          mm_kernel_args a{};
+          a.ptr[0] = ms[r]->dev;
+          a.ptr[1] = sink.dev;
+          a.dim[0] = KR; a.dim[1] = sh.N; a.dim[2] = P; a.dim[3] = tiled;
+          EXPECT_TRUE(ctx().dev->launch(k, rt::Dim3{(warps + 7) / 8, 1, 1}, rt::Dim3{256, 1, 1}, 0, a).ok());
+        }
+        auto g = ctx().dev->end_capture();
+        ASSERT_TRUE(g.ok()) << g.error().message;
+        EXPECT_TRUE(ctx().dev->launch_graph(*g).ok());
+        const double us = median_event_us(5, [&](int) { fl.clean(); }, [&] { EXPECT_TRUE(ctx().dev->launch_graph(*g).ok()); }) / R;
+        EXPECT_TRUE(ctx().dev->synchronize().ok());
+        EXPECT_TRUE(ctx().dev->destroy_graph(*g).ok());
+        std::printf("[bench] read %-20s %-12s P=%-2lld warps %5u: %6.1f us %6.0f GB/s\n", sh.name,
+                    tiled ? "strip-major" : "gemv layout", static_cast<long long>(P), warps, us, bytes / (us * 1e3));
+      }
+  }
+}
+
+// The decode GEMVs over their split (WK warps per block, CS blocks per cluster, U units per
+// register set): `stream` timing with programmatic launches, as in a decode step; the picked
+// split (specialize.cpp) is marked. Run only with MM_BENCH_SWEEP=1.
+TEST(GpuBench, DecodeSplitSweep) {
+  MM_REQUIRE_GPU();
+  if (profile_mode() || !sweep_mode()) GTEST_SKIP() << "set MM_BENCH_SWEEP=1 to run (graphs only)";
+  Flush fl;
+  ASSERT_TRUE(fl.ok);
+  Clock clk;
+  ASSERT_TRUE(clk.ok);
+  clk.warm_up();
+  const int64_t H = 3072, I = 1536, E = 192, TOPK = 8;
+  struct Cfg { int64_t wk, cs, u; };
+  auto sweep = [&](const char* what, Kind kind, kernels::Params base, const std::vector<std::vector<Buf*>>& opsets,
+                   const std::vector<int64_t>& dims, double bytes, const std::vector<int64_t>& wks) {
+    auto picked = build(kind, base);
+    ASSERT_TRUE(picked);
+    const int64_t pw = picked->spec.params.ints.at("WK"), pc = picked->spec.params.ints.at("CS"),
+                  pu = picked->spec.params.ints.at("U");
+    for (int64_t wk : wks)
+      for (int64_t cs : {1, 2})
+        for (int64_t u : {2, 3, 4}) {
+          kernels::Params p = base;
+          p.ints["WK"] = wk; p.ints["CS"] = cs; p.ints["U"] = u;
+          if (!kernels::specialize(kind, p).ok()) continue;
+          auto k = build(kind, p);
+          ASSERT_TRUE(k);
+          const double plain = time_stream_us(*k, opsets, dims, fl), pdl = time_stream_us(*k, opsets, dims, fl, true);
+          std::printf("[bench] sweep %-8s WK=%lld CS=%lld U=%lld: stream %6.1f us %5.0f GB/s | pdl %6.1f us %5.0f GB/s%s\n",
+                      what, static_cast<long long>(wk), static_cast<long long>(cs), static_cast<long long>(u), plain,
+                      bytes / (plain * 1e3), pdl, bytes / (pdl * 1e3), wk == pw && cs == pc && u == pu ? "  <- picked" : "");
+        }
+  };
+  for (int64_t mrows : {1}) {
+    struct G { const char* name; int64_t K, N; };
+    for (G g : {G{"qkv", 3072, 8192}, G{"o_proj", 6144, 3072}}) {
+      const size_t wbytes = g.K / 8 * g.N * 4 + g.K / 128 * g.N * 2;
+      const int R = static_cast<int>(std::min<size_t>(16, (size_t{160} << 20) / wbytes + 1));
+      Buf x(mrows * g.K * 2), y(mrows * g.N * 2);
+      fill_bf16(x);
+      x.upload(); y.upload();
+      std::vector<std::unique_ptr<Buf>> bufs;
+      std::vector<std::vector<Buf*>> opsets;
+      for (int r = 0; r < R; ++r) {
+        bufs.push_back(std::make_unique<Buf>(g.K / 8 * g.N * 4));
+        Buf* q = bufs.back().get();
+        bufs.push_back(std::make_unique<Buf>(g.K / 128 * g.N * 2));
+        Buf* s = bufs.back().get();
+        fill_u32(*q); fill_f16(*s, 0.002f, 0.02f, true);
+        q->upload(); s->upload();
+        opsets.push_back({&x, q, s, &y});
+      }
+      const std::string what = std::string(g.name) + " M=" + std::to_string(mrows);
+      sweep(what.c_str(), Kind::GEMM_W4, {{{"K", g.K}, {"N", g.N}, {"G", 128}, {"OUT", 0}, {"VARIANT", 0}}, {}}, opsets,
+            {mrows, mrows}, static_cast<double>(wbytes), {4, 8});
+    }
+  }
+  const int64_t T = 1, R = E / TOPK;
+  Buf x(T * H * 2), w13q(E * (H / 8) * 2 * I * 4), w13s(E * (H / 128) * 2 * I * 2), w2q(E * (I / 8) * H * 4),
+      w2s(E * (I / 128) * H * 2), wts(T * TOPK * 4), act(T * TOPK * I * 2), y(T * H * 2);
+  fill_bf16(x); fill_u32(w13q); fill_f16(w13s, 0.002f, 0.02f, true); fill_u32(w2q); fill_f16(w2s, 0.002f, 0.02f, true);
+  for (int64_t j = 0; j < TOPK; ++j) wts.h<float>()[j] = 0.125f;
+  fill_bf16(act);
+  for (Buf* b : {&x, &w13q, &w13s, &w2q, &w2s, &wts, &act, &y}) b->upload();
+  std::vector<std::unique_ptr<Buf>> idsets;
+  std::vector<int32_t> perm(E);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), rng());
+  std::vector<std::vector<Buf*>> s13, s2;
+  for (int64_t r = 0; r < R; ++r) {
+    idsets.push_back(std::make_unique<Buf>(T * TOPK * 4));
+    for (int64_t j = 0; j < TOPK; ++j) idsets.back()->h<int32_t>()[j] = perm[r * TOPK + j];
+    idsets.back()->upload();
+    s13.push_back({&x, &w13q, &w13s, idsets.back().get(), nullptr, nullptr, &act});
+    s2.push_back({&act, &w2q, &w2s, idsets.back().get(), &wts, nullptr, nullptr, &y});
+  }
+  const double b13 = TOPK * ((H / 8) * 2 * I * 4.0 + (H / 128) * 2 * I * 2.0);
+  const double b2 = TOPK * ((I / 8) * H * 4.0 + (I / 128) * H * 2.0);
+  sweep("w13", Kind::MOE_W13, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", 0}}, {}}, s13, {T},
+        b13, {1, 2, 4});
+  sweep("w2", Kind::MOE_W2, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", 0}, {"COMBINE", 1}}, {}},
+        s2, {T}, b2, {4, 8});
+  std::printf("[bench] SM clock %.0f MHz at the end\n", clk.mhz());
 }
 
 }  // namespace

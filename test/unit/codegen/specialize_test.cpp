@@ -33,7 +33,7 @@ TEST(Specialize, BakesConstantsAndNamesTheEntry) {
   ASSERT_TRUE(s.ok()) << s.error().message;
   auto src = kernel_source(*s);
   ASSERT_TRUE(src.ok()) << src.error().message;
-  EXPECT_EQ(src->entry, "gemm_w4_bm64_cs1_g128_k3072_mdim0_n8192_out0_variant0_wk8");
+  EXPECT_EQ(src->entry, "gemm_w4_bm64_cs1_g128_k3072_mdim0_n8192_out0_u2_variant0_wk8");
   EXPECT_NE(src->source.find("constexpr int K = 3072;"), std::string::npos);
   EXPECT_NE(src->source.find("#define MM_ENTRY " + src->entry), std::string::npos);
   EXPECT_NE(src->source.find("struct mm_kernel_args"), std::string::npos);  // abi.h is embedded
@@ -202,6 +202,43 @@ TEST(Specialize, DecodeGemvSplit) {
     const bool cluster = src->source.find("__cluster_dims__(") != std::string::npos;
     EXPECT_EQ(cluster, c.cs > 1) << src->entry;
   }
+}
+
+// A bench or the lowering may ask for the decode split; it is checked like any parameter.
+TEST(Specialize, DecodeGemvSplitMayBeGiven) {
+  Params p = w4(3072, 8192, 128, 0);
+  p.ints["WK"] = 4;
+  p.ints["CS"] = 2;
+  p.ints["U"] = 3;
+  auto s = specialize(Kind::GEMM_W4, p);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s->params.ints.at("WK"), 4);
+  EXPECT_EQ(s->params.ints.at("CS"), 2);
+  EXPECT_EQ(s->params.ints.at("U"), 3);
+  EXPECT_EQ(s->block[0], 128);
+  const int64_t dims[8] = {1, 1, 1, 1, 0, 0, 0, 0};
+  EXPECT_EQ(s->grid[0].eval(dims), 256 * 2);
+  struct Bad { const char* key; int64_t v; const char* says; };
+  for (Bad b : {Bad{"WK", 3, "WK = 3 must be 1, 2, 4 or 8"}, Bad{"CS", 9, "CS = 9 is out of range"},
+                Bad{"U", 0, "U = 0 is out of range"}, Bad{"CS", 8, "WK x CS = 64 exceeds the 24 quantization groups"}}) {
+    Params q = w4(3072, 8192, 128, 0);
+    q.ints["WK"] = 8;
+    q.ints[b.key] = b.v;
+    auto r = specialize(Kind::GEMM_W4, q);
+    ASSERT_FALSE(r.ok()) << b.key;
+    EXPECT_NE(r.error().message.find(b.says), std::string::npos) << r.error().message;
+  }
+  // MOE_W13 runs 2 WK warps per block: at most 4.
+  Params m{{{"H", 3072}, {"I", 1536}, {"E", 192}, {"TOPK", 8}, {"G", 128}, {"GROUPED", 0}, {"WK", 8}}, {}};
+  auto r = specialize(Kind::MOE_W13, m);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("WK = 8 exceeds 4"), std::string::npos) << r.error().message;
+  // The prefill variants' warps are fixed by their tiles.
+  Params v2 = w4(3072, 8192, 128, 2);
+  v2.ints["WK"] = 4;
+  r = specialize(Kind::GEMM_W4, v2);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("decode variant only"), std::string::npos) << r.error().message;
 }
 
 TEST(Specialize, GroupedMoeGridBoundsTheTiles) {
