@@ -35,6 +35,9 @@
 #             checkpoint, when this step wrote it, is deleted afterwards (KEEP_CKPT=1 keeps
 #             it; a LOAD_DIR holding a checkpoint already is used as it is)               ~5 min
 #   peer      bash CARRY/peer/run_peer.sh 24 (llama-bench, the same shape, Q4_K)          ~2 min
+#   sweep     GpuBench.DecodeReadCeiling and DecodeSplitSweep (MM_BENCH_SWEEP=1): read-only kernels
+#             over the decode GEMVs' bytes, and those GEMVs over their WK/CS/U splits; not part of
+#             `all`                                                                       ~3 min
 #   profile   Nsight Compute over `mmrun bench full24.mmp --pp 1 --tg 8` (PROFILE_TG, PROFILE_DEPTH):
 #             time and DRAM bytes of every launch grouped by kernel (scripts/ncu_summary.py);
 #             not part of `all`                                                             ~2 min
@@ -201,6 +204,10 @@ for s in "${steps[@]}"; do
       step kernels "$bin/kernels_gpu_test" --gtest_filter='GpuBench.*'
       grep -E "^\[bench\]" "$out/kernels.log" | head -40
       ;;
+    sweep)
+      MM_BENCH_SWEEP=1 step sweep "$bin/kernels_gpu_test" --gtest_filter='GpuBench.DecodeReadCeiling:GpuBench.DecodeSplitSweep'
+      grep -E "^\[bench\]" "$out/sweep.log" | head -200
+      ;;
     bf16 | fp8)
       plan=$plans/full62.mmp
       [ "$s" = fp8 ] && plan=$plans/full62-fp8.mmp
@@ -267,7 +274,7 @@ for s in "${steps[@]}"; do
       python3 "$root/scripts/bench_report.py" "$out" > "$out/benchmarks-fragment.md" && echo "report: $out/benchmarks-fragment.md"
       ;;
     *)
-      echo "unknown step '$s' (device kernels bf16 fp8 sampled mmc24 load peer profile report all)" >&2
+      echo "unknown step '$s' (device kernels sweep bf16 fp8 sampled mmc24 load peer profile report all)" >&2
       echo "$s unknown" >> "$summary"
       ;;
   esac

@@ -1,8 +1,9 @@
 /* GEMM_W4: int4 group-quantized GEMM, dequant in registers (docs/kernels.md section 5).
  *   y[m, n] = sum_k x[m, k] * (q(k, n) - 8) * scale(k / G, n)      fp32, rounded once to OUT
- * Layouts: x bf16[M, K]; qweight i32[K/8, N]; scales f16[K/G, N]; y OUT[M, N];
+ * Layouts: x bf16[M, K]; qweight i32[K/8, N] (QL 0) or [N/32, K/8, 32] (QL 1, w4.cuh mm_qw_at);
+ *   scales f16[K/G, N]; y OUT[M, N];
  *   M = dim[MDIM == 0 ? T : R].
- * Constants: mmp::K, N, G, OUT, MDIM, VARIANT, THREADS; variant 0: WK (warps per block, split
+ * Constants: mmp::K, N, G, OUT, MDIM, QL, VARIANT, THREADS; variant 0: WK (warps per block, split
  *   K), CS (blocks per thread block cluster, split K further; MM_CLUSTER_DIMS), U (units of 64 k
  *   per register set of mm_w4_gv for one n-tile; two n-tiles take half).
  * Variants (building blocks in w4.cuh):
@@ -38,7 +39,7 @@ __device__ __forceinline__ void mm_gemm_w4_pass(const mm_bf16* x, const mm_u32* 
     for (int t = 0; t < 2; ++t)
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[nt][t][e] = 0.f;
-  mm_w4_gv<mmp::N, mmp::G, NT, NT == 1 ? mmp::U : (mmp::U + 1) / 2>(xr, qw, sc, col4, col4 < mmp::N, g0 * UPG, g1 * UPG, 1.f, acc);
+  mm_w4_gv<mmp::N, mmp::G, NT, NT == 1 ? mmp::U : (mmp::U + 1) / 2, mmp::K / 8>(xr, qw, sc, col4, col4 < mmp::N, g0 * UPG, g1 * UPG, 1.f, acc);
   const int mrows = (int)(M - m0 < 8 * NT ? M - m0 : 8 * NT);
   typedef typename mm_dt<mmp::OUT>::T ot;
   mm_w4_gv_finish<NT, WK, 1, CS>(acc, mrows, red, part, [&](int m, int c, const float (&v)[1]) {
@@ -55,7 +56,7 @@ __device__ __noinline__ void mm_gemm_w4_prefetch(const mm_u32* qw, const __half*
   const int strip = (int)(blockIdx.x / CS) * 32, rank = CS > 1 ? (int)mm_cluster_rank() : 0;
   const int p = rank * WK + warp, g0 = p * NG / P, g1 = (p + 1) * NG / P;
   if (strip >= mmp::N) return;
-  for (int r = g0 * RPG + lane; r < g1 * RPG; r += 32) mm_prefetch_l2(qw + (mm_i64)r * mmp::N + strip);
+  for (int r = g0 * RPG + lane; r < g1 * RPG; r += 32) mm_prefetch_l2(mm_qw_at<mmp::K / 8, mmp::N>(qw, r, strip));
   for (int g = g0 + lane; g < g1; g += 32) mm_prefetch_l2(sc + (mm_i64)g * mmp::N + strip);
 }
 

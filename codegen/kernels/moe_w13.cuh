@@ -1,10 +1,11 @@
 /* MOE_W13: expert gate/up GEMM with fused silu*mul (docs/kernels.md section 5).
  *   slot s = t*TOPK + j, e = ids[t, j]: g = x[t] . W1_e, u = x[t] . W3_e (fp32),
  *   act[s] = bf16(silu(g) * u), silu(z) = z / (1 + e^-z)
- * Layouts: x bf16[T, H]; w13 qweight i32[E, H/8, 2I] (columns 0..I-1 = w1, I..2I-1 = w3);
+ * Layouts: x bf16[T, H]; w13 qweight i32[E, H/8, 2I] (columns 0..I-1 = w1, I..2I-1 = w3; QL 1:
+ *   each expert's matrix in strips of 32 columns, w4.cuh mm_qw_at);
  *   scales f16[E, H/G, 2I]; ids i32[T, TOPK]; offsets i32[E+1], sorted i32[T*TOPK] (MOE_ALIGN,
  *   GROUPED only); act bf16[T*TOPK, I].
- * Constants: mmp::H, I, E, TOPK, G, GROUPED, THREADS; decode: WK, CS (MM_CLUSTER_DIMS),
+ * Constants: mmp::H, I, E, TOPK, G, GROUPED, QL, THREADS; decode: WK, CS (MM_CLUSTER_DIMS),
  *   U (units of 64 k per register set of mm_w4_gv).
  * Variants (building blocks in w4.cuh):
  *   GROUPED = 0 (decode): the GEMV core (mm_w4_gv, M = 1) per slot. A cluster of CS blocks owns
@@ -55,7 +56,7 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, MM_MI
     for (int t = 0; t < 2; ++t)
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[0][t][i] = 0.f;
-    mm_w4_gv<N2, mmp::G, 1, mmp::U>(xr, qw + e * QW_E, sc + e * SC_E, (wn ? mmp::I : 0) + n0 + 4 * gq,
+    mm_w4_gv<N2, mmp::G, 1, mmp::U, mmp::H / 8>(xr, qw + e * QW_E, sc + e * SC_E, (wn ? mmp::I : 0) + n0 + 4 * gq,
                                n0 + 4 * gq < mmp::I, g0 * UPG, g1 * UPG, 1.f, acc);
     mm_w4_gv_finish<1, WK, 2, CS>(acc, 1, red, part, [&](int, int c, const float (&v)[2]) {
       if (n0 + c < mmp::I) act[slot * mmp::I + n0 + c] = __float2bfloat16_rn(mm_silu_mul(v[0], v[1]));

@@ -1,9 +1,10 @@
 /* MOE_W2: expert down GEMM with the routing weight (docs/kernels.md section 5).
  *   slot s = t*TOPK + j, e = ids[t, j], c_s = weights[t, j] * (act[s] . W2_e)      fp32
  *   COMBINE = 1: y bf16[T, H], y[t] = bf16(sum_j c_{t*TOPK+j});  COMBINE = 0: y f32[T*TOPK, H] = c_s
- * Layouts: act bf16[T*TOPK, I]; w2 qweight i32[E, I/8, H]; scales f16[E, I/G, H]; ids i32[T, TOPK];
+ * Layouts: act bf16[T*TOPK, I]; w2 qweight i32[E, I/8, H] (QL 1: each expert's matrix in strips of
+ *   32 columns, w4.cuh mm_qw_at); scales f16[E, I/G, H]; ids i32[T, TOPK];
  *   weights f32[T, TOPK]; offsets i32[E+1], sorted i32[T*TOPK] (GROUPED only).
- * Constants: mmp::H, I, E, TOPK, G, GROUPED, COMBINE, THREADS; decode: WK, CS
+ * Constants: mmp::H, I, E, TOPK, G, GROUPED, COMBINE, QL, THREADS; decode: WK, CS
  *   (MM_CLUSTER_DIMS), U (units of 64 k per register set of mm_w4_gv).
  * Variants (building blocks in w4.cuh):
  *   GROUPED = 0 (decode): the GEMV core (mm_w4_gv, M = 1). A cluster of CS blocks of WK warps owns
@@ -46,7 +47,7 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, MM_MI
         const int lo = (g0 > j * NGI ? g0 : j * NGI) - j * NGI;
         const int hi = (g1 < (j + 1) * NGI ? g1 : (j + 1) * NGI) - j * NGI;
         for (int r = lo * (mmp::G / 8) + lane; r < hi * (mmp::G / 8); r += 32)
-          mm_prefetch_l2(qw + e * QW_E + (mm_i64)r * mmp::H + n0);
+          mm_prefetch_l2(mm_qw_at<mmp::I / 8, mmp::H>(qw + e * QW_E, r, n0));
         for (int g = lo + lane; g < hi; g += 32) mm_prefetch_l2(sc + e * SC_E + (mm_i64)g * mmp::H + n0);
       }
     mm_pdl_enter();
@@ -63,7 +64,7 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, MM_MI
       const int lo = (g0 > j * NGI ? g0 : j * NGI) - j * NGI;
       const int hi = (g1 < (j + 1) * NGI ? g1 : (j + 1) * NGI) - j * NGI;
       const mm_bf16* xr[1] = {gq == 0 ? act + (slot0 + j) * mmp::I : nullptr};
-      mm_w4_gv<mmp::H, mmp::G, 1, mmp::U>(xr, qw + e * QW_E, sc + e * SC_E, col4, col4 < mmp::H, lo * UPG, hi * UPG,
+      mm_w4_gv<mmp::H, mmp::G, 1, mmp::U, mmp::I / 8>(xr, qw + e * QW_E, sc + e * SC_E, col4, col4 < mmp::H, lo * UPG, hi * UPG,
                                      weights[slot0 + j], acc);
     }
     mm_w4_gv_finish<1, WK, 1, CS>(acc, 1, red, part, [&](int, int c, const float (&v)[1]) {

@@ -26,6 +26,22 @@
  * sum over one quantization group; at the group end it is scaled per column into fp32 accumulators
  * (so the scale is applied in fp32, as in the reference). */
 
+/* ---- packed-word layout ----
+ * Word (row, col) of a packed matrix of KR = K/8 rows and NLD columns, by the kind's constant QL
+ * (kinds.def): 0 GPTQ rows [KR, NLD]; 1 strips of 32 columns [NLD/32][KR][32], each strip's rows
+ * one contiguous run (the decode GEMV's warps stream contiguous memory instead of 128 bytes at a
+ * stride of a row; the loader lays weights out so, runtime/src/weight_stream.cpp). The 16-byte
+ * loads start at col % 4 == 0 and so never cross a strip. */
+template <int KR, int NLD>
+__device__ __forceinline__ const mm_u32* mm_qw_at(const mm_u32* qw, mm_i64 row, int col) {
+  if constexpr (mmp::QL == 1) {
+    static_assert(NLD % 32 == 0, "strips of 32 columns need NLD % 32 == 0");
+    return qw + (mm_i64)(col >> 5) * (KR * 32) + row * 32 + (col & 31);
+  } else {
+    return qw + row * NLD + col;
+  }
+}
+
 /* ---- decode GEMV core ---- */
 __device__ __forceinline__ uint4 mm_ld_weights(const mm_u32* p) {
   uint4 r;
@@ -45,18 +61,18 @@ __device__ __forceinline__ mm_u32 mm_dq_pair(mm_u32 w, int j) {
  * outputs: column col4 + 2t + (e >> 1), row nt*8 + 2*(lane & 3) + (e & 1).
  * xr[nt]: this lane's x row nt*8 + lane/4 (K offsets only), or nullptr for a row past M.
  * col4 = strip + 4*(lane/4); cok: those 4 columns exist. qw/sc: the matrix (leading dimension
- * NLD, 16-byte aligned rows).
+ * NLD, KR packed rows, layout mmp::QL; 16-byte aligned rows).
  * Pipeline: two register sets of U units (weights + the group-end scales); the loads of one set
  * are issued before the other is consumed, so 1-2 sets are always in flight. x (a few KB, shared
  * by every warp, L2-resident) is loaded one unit ahead of its use, keeping registers for weights. */
-template <int NLD, int G, int NT, int U>
+template <int NLD, int G, int NT, int U, int KR>
 struct mm_w4_gv_set {
   uint4 w[U][2];
   uint2 s[U];
 };
 
-template <int NLD, int G, int NT, int U>
-__device__ __forceinline__ void mm_w4_gv_load(mm_w4_gv_set<NLD, G, NT, U>& st, const mm_u32* qw, const __half* sc,
+template <int NLD, int G, int NT, int U, int KR>
+__device__ __forceinline__ void mm_w4_gv_load(mm_w4_gv_set<NLD, G, NT, U, KR>& st, const mm_u32* qw, const __half* sc,
                                               int col4, bool cok, int ub, int u1) {
   const int cq = threadIdx.x & 3;
 #pragma unroll
@@ -66,7 +82,7 @@ __device__ __forceinline__ void mm_w4_gv_load(mm_w4_gv_set<NLD, G, NT, U>& st, c
     st.w[u][0] = st.w[u][1] = make_uint4(0u, 0u, 0u, 0u);
     if (cok && un < u1) {
 #pragma unroll
-      for (int h = 0; h < 2; ++h) st.w[u][h] = mm_ld_weights(qw + (mm_i64)(un * 8 + 4 * h + cq) * NLD + col4);
+      for (int h = 0; h < 2; ++h) st.w[u][h] = mm_ld_weights(mm_qw_at<KR, NLD>(qw, un * 8 + 4 * h + cq, col4));
       if (((un + 1) * 64) % G == 0) st.s[u] = __ldg((const uint2*)(sc + (mm_i64)(un * 64 / G) * NLD + col4));
     }
   }
@@ -87,8 +103,8 @@ __device__ __forceinline__ void mm_w4_gv_x(uint4 (&xv)[2][NT], const mm_bf16* co
 /* Consumes the units of one register set; xc holds the x of the set's first unit on entry and
  * that of the next unit on return (each unit's x is loaded one unit ahead, hiding its L2 latency
  * behind a unit of math). */
-template <int NLD, int G, int NT, int U>
-__device__ __forceinline__ void mm_w4_gv_use(const mm_w4_gv_set<NLD, G, NT, U>& st, const mm_bf16* const (&xr)[NT],
+template <int NLD, int G, int NT, int U, int KR>
+__device__ __forceinline__ void mm_w4_gv_use(const mm_w4_gv_set<NLD, G, NT, U, KR>& st, const mm_bf16* const (&xr)[NT],
                                              int ub, int u1, float mul, uint4 (&xc)[2][NT],
                                              float (&tmp)[NT][2][4], float (&acc)[NT][2][4]) {
 #pragma unroll
@@ -140,7 +156,7 @@ __device__ __forceinline__ void mm_w4_gv_use(const mm_w4_gv_set<NLD, G, NT, U>& 
   }
 }
 
-template <int NLD, int G, int NT, int U>
+template <int NLD, int G, int NT, int U, int KR>
 __device__ __forceinline__ void mm_w4_gv(const mm_bf16* const (&xr)[NT], const mm_u32* qw, const __half* sc,
                                          int col4, bool cok, int u0, int u1, float mul,
                                          float (&acc)[NT][2][4]) {
@@ -152,7 +168,7 @@ __device__ __forceinline__ void mm_w4_gv(const mm_bf16* const (&xr)[NT], const m
     for (int t = 0; t < 2; ++t)
 #pragma unroll
       for (int e = 0; e < 4; ++e) tmp[nt][t][e] = 0.f;
-  mm_w4_gv_set<NLD, G, NT, U> A, B;
+  mm_w4_gv_set<NLD, G, NT, U, KR> A, B;
   uint4 xc[2][NT];
   mm_w4_gv_load(A, qw, sc, col4, cok, u0, u1);
   mm_w4_gv_x(xc, xr, u0, u1);
@@ -255,7 +271,7 @@ __device__ __forceinline__ void mm_w4_mma(const mm_bf16* x, const mm_i64* arow, 
     }
     {
       const int r = tid >> 5, cc = tid & 31, gc = bcol[cc * 4];
-      mm_cp_async16(&Bs[stage][r][cc * 4], gc >= 0 ? qw + (mm_i64)(k0 / 8 + r) * NLD + gc : qw,
+      mm_cp_async16(&Bs[stage][r][cc * 4], gc >= 0 ? mm_qw_at<K / 8, NLD>(qw, k0 / 8 + r, gc) : qw,
                     gc >= 0 ? 16 : 0);
     }
   };
@@ -377,7 +393,7 @@ __device__ __forceinline__ void mm_w4_mma2(const mm_bf16* x, const mm_i64* arow,
     }
     {
       const int r = tid >> 5, cc = tid & 31, gc = bcol[cc * 4];
-      mm_cp_async16(&Bq[stage][r][cc * 4], gc >= 0 ? qw + (mm_i64)(k0 / 8 + r) * NLD + gc : qw, gc >= 0 ? 16 : 0);
+      mm_cp_async16(&Bq[stage][r][cc * 4], gc >= 0 ? mm_qw_at<K / 8, NLD>(qw, k0 / 8 + r, gc) : qw, gc >= 0 ? 16 : 0);
     }
   };
   // This warp's m16 tiles that hold real rows (rows are packed: real ones first).

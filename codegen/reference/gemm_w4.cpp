@@ -22,7 +22,7 @@ void gemm_w4_ref(const mm_kernel_args& args, const GemmW4Params& p) {
     std::vector<float> acc(static_cast<size_t>(M * kCols));
     for (int64_t c = b; c < e; ++c) {
       const int64_t n0 = c * kCols, n1 = std::min(N, n0 + kCols), w = n1 - n0;
-      detail::w4_gemm_block(xf.data(), M, K, qw, sc, N, p.G, n0, n1, acc.data());
+      detail::w4_gemm_block(xf.data(), M, K, qw, sc, N, p.G, n0, n1, static_cast<int>(p.QL), acc.data());
       for (int64_t m = 0; m < M; ++m)
         for (int64_t n = 0; n < w; ++n) {
           const float v = acc[m * w + n];

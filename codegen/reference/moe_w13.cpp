@@ -44,9 +44,9 @@ void moe_w13_ref(const mm_kernel_args& args, const MoeW13Params& p) {
       u.resize(static_cast<size_t>(M * w));
       const float* xm = xs.data() + m0 * H;
       detail::w4_gemm_block(xm, M, H, qw + ex * qw_stride, sc + ex * sc_stride, N, p.G, n0, n1,
-                            g.data());
+                            static_cast<int>(p.QL), g.data());
       detail::w4_gemm_block(xm, M, H, qw + ex * qw_stride, sc + ex * sc_stride, N, p.G, I + n0,
-                            I + n1, u.data());
+                            I + n1, static_cast<int>(p.QL), u.data());
       for (int64_t m = 0; m < M; ++m) {
         const int64_t slot = sorted[m0 + m];
         for (int64_t n = 0; n < w; ++n) {

@@ -49,7 +49,7 @@ void moe_w2_ref(const mm_kernel_args& args, const MoeW2Params& p) {
       const int64_t n0 = c * kCols, n1 = std::min(H, n0 + kCols), w = n1 - n0;
       acc.resize(static_cast<size_t>(M * w));
       detail::w4_gemm_block(as.data() + m0 * I, M, I, qw + ex * qw_stride, sc + ex * sc_stride, H,
-                            p.G, n0, n1, acc.data());
+                            p.G, n0, n1, static_cast<int>(p.QL), acc.data());
       for (int64_t m = 0; m < M; ++m) {
         const int64_t slot = sorted[m0 + m];
         const float wt = weights[slot];

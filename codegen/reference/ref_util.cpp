@@ -32,10 +32,13 @@ MM_REF_VECTOR_CLONES float dot_f32(const float* a, const float* b, int64_t k) {
 
 MM_REF_VECTOR_CLONES void w4_gemm_block(const float* x, int64_t M, int64_t K, const int32_t* qweight,
                                         const uint16_t* scales, int64_t N, int64_t G, int64_t n0, int64_t n1,
-                                        float* acc) {
+                                        int ql, float* acc) {
   const int64_t w = n1 - n0;
   std::fill(acc, acc + M * w, 0.0f);
   std::vector<float> sc(static_cast<size_t>(w));
+  // Strips of 32 columns (ql 1): row r's words of [n0, n1) are gathered from their strips first
+  // (n0 % 32 == 0), so the arithmetic below is the same for both layouts.
+  std::vector<int32_t> qgather(ql == 1 ? static_cast<size_t>(w) : 0);
   // Few rows (decode) dequantize each packed word in registers and apply it to the rows'
   // accumulators at once; many rows (prefill) dequantize eight weight rows into `wrow` and reuse
   // them from cache for up to kMBlock activation rows. Both compute acc += x[k] * (float(q - 8) *
@@ -50,6 +53,11 @@ MM_REF_VECTOR_CLONES void w4_gemm_block(const float* x, int64_t M, int64_t K, co
       for (int64_t n = 0; n < w; ++n) sc[n] = f16_to_f32(srow[n]);
     }
     const int32_t* qrow = qweight + r * N + n0;
+    if (ql == 1) {
+      for (int64_t c = 0; c < w; c += 32)
+        std::copy_n(qweight + ((n0 + c) / 32) * (K / 8) * 32 + r * 32, std::min<int64_t>(32, w - c), qgather.data() + c);
+      qrow = qgather.data();
+    }
     if (fused) {
       for (int64_t m = 0; m < M; ++m) {
         const float* xm = x + m * K + k0;
@@ -100,3 +108,14 @@ void group_by_expert(const int32_t* ids, int64_t slots, int64_t E0, int64_t E, s
 }
 
 }  // namespace mm::ref::detail
+
+namespace mm::ref {
+
+void w4_rows_to_strips(const int32_t* rows, int64_t matrices, int64_t kr, int64_t n, int32_t* strips) {
+  for (int64_t m = 0; m < matrices; ++m)
+    for (int64_t r = 0; r < kr; ++r)
+      for (int64_t c = 0; c < n; c += 32)
+        std::copy_n(rows + (m * kr + r) * n + c, 32, strips + m * kr * n + (c / 32) * kr * 32 + r * 32);
+}
+
+}  // namespace mm::ref

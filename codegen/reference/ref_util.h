@@ -38,11 +38,13 @@ float dot_f32(const float* a, const float* b, int64_t k);
 // acc[m*(n1-n0) + (n-n0)] = sum_k x[m*K + k] * W[k, n] for n in [n0, n1), m < M, where W is a
 // GPTQ-packed int4 matrix (qweight i32 [K/8, N], scales f16 [K/G, N], W = (q - 8) * scale), summed
 // over k in ascending order in fp32. The result for one (m, n) does not depend on n0, n1.
+// ql: the words' layout (kinds.def QL): 0 rows [K/8, N]; 1 strips of 32 columns [N/32, K/8, 32]
+// (then n0 % 32 == 0 and N % 32 == 0).
 // Up to this many rows dequantize in registers per row (decode); more reuse dequantized rows.
 constexpr int64_t kW4FusedRows = 4;
 void w4_gemm_block(const float* x, int64_t M, int64_t K, const int32_t* qweight,
                    const uint16_t* scales, int64_t N, int64_t G, int64_t n0, int64_t n1,
-                   float* acc);
+                   int ql, float* acc);
 
 // Slots t*TOPK + j grouped by expert ids[t*TOPK + j] - E0: offsets[E+1], slots ascending per
 // expert (the MOE_ALIGN order). Slots whose expert is outside [E0, E0 + E) (another expert-parallel

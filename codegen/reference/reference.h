@@ -40,6 +40,10 @@ uint64_t splitmix64(uint64_t x);
 // The uniform [0, 1) draw of SAMPLE for (seed, step, row).
 float sample_uniform(uint64_t seed, int64_t step, int64_t row);
 
+// The packed int4 words of `matrices` matrices [kr, n] (kinds.def QL 0) in strips of 32 columns
+// [n/32, kr, 32] (QL 1), as the loader lays them out on the device (n % 32 == 0).
+void w4_rows_to_strips(const int32_t* rows, int64_t matrices, int64_t kr, int64_t n, int32_t* strips);
+
 // ---- Threading -------------------------------------------------------------------------------
 // A process-wide pool used by the GEMMs, attention and the expert FFN. Default: the hardware
 // concurrency (at least 1). Set before the first kernel call or between calls, never during one.

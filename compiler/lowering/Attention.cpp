@@ -44,7 +44,8 @@ LogicalResult lowerDequantGemm(Lowering &l, moe::DequantGemmOp op) {
   // core (B dequantized once per block into shared memory).
   int64_t variant = l.isDecode() && l.maxTokens() <= 16 ? 0 : 2;
   SmallVector<NamedAttribute> params{l.p("K", w->k), l.p("N", w->n), l.p("G", w->group),
-                                     l.p("OUT", MM_DT_BF16), l.p("VARIANT", variant), l.p("MDIM", 0)};
+                                     l.p("OUT", MM_DT_BF16), l.p("VARIANT", variant), l.p("MDIM", 0),
+                                     l.p("QL", w->ql)};
   if (variant == 2 && l.options().prefillTileRows > 0)
     params.push_back(l.p("BM", l.options().prefillTileRows));
   auto k = l.kernel("GEMM_W4", params, op);

@@ -35,7 +35,7 @@ FailureOr<std::string> Lowering::declareWeight(const std::string &name, StringRe
                                                ArrayRef<std::string> sources,
                                                StringRef category, exec::WeightRole role,
                                                int64_t fanIn, int64_t concatAxis,
-                                               ArrayRef<int64_t> slices) {
+                                               ArrayRef<int64_t> slices, int64_t ql) {
   if (declaredWeights.count(name))
     return name;
   OpBuilder::InsertionGuard guard(b);
@@ -53,7 +53,9 @@ FailureOr<std::string> Lowering::declareWeight(const std::string &name, StringRe
                          b.getStrArrayAttr(srcRefs), b.getStringAttr(category),
                          exec::WeightRoleAttr::get(ctx, role), b.getI64IntegerAttr(fanIn),
                          concatAxis >= 0 ? b.getI64IntegerAttr(concatAxis) : IntegerAttr(),
-                         slices.empty() ? DenseI64ArrayAttr() : b.getDenseI64ArrayAttr(slices));
+                         slices.empty() ? DenseI64ArrayAttr() : b.getDenseI64ArrayAttr(slices),
+                         ql == 1 ? exec::QuantLayoutAttr::get(ctx, exec::QuantLayout::strips32)
+                                 : exec::QuantLayoutAttr());
   declaredWeights[name] = true;
   return name;
 }
@@ -187,8 +189,13 @@ FailureOr<QuantWeights> Lowering::linearWeights(ArrayRef<FlatSymbolRefAttr> syms
   const int64_t fullN = split == TpSplit::Columns ? q.n * opts.tp : q.n;
   const std::string ranked =
       split == TpSplit::None ? base : "r" + std::to_string(rankIndex) + "." + base;
+  // Strips of 32 columns (kinds.def QL) when every source's columns stay whole and align: not for
+  // column-parallel slices (the loader lays out whole source rows).
+  q.ql = opts.qweightStrips && split != TpSplit::Columns && llvm::all_of(syms, [&](FlatSymbolRefAttr sym) {
+           return cast<moe::QWeightType>(lookupWeight(sym).getWeightType()).getN() % 32 == 0;
+         }) ? 1 : 0;
   auto qn = declareWeight(ranked + ".qweight", "i32", {q.k / 8, q.n}, transform, qw, cat,
-                          R::qweight, q.k, axis, qwSlices);
+                          R::qweight, q.k, axis, qwSlices, q.ql);
   auto sn = declareWeight(ranked + ".scales", "f16", {q.k / q.group, q.n}, transform, sc, cat,
                           R::scales, q.k, axis, scSlices);
   auto zn = declareWeight(base + ".qzeros", "i32", {fullK / q.group, fullN / 8}, "check_zeros", qz,
@@ -243,13 +250,15 @@ FailureOr<QuantWeights> Lowering::expertWeights(FlatSymbolRefAttr w1, FlatSymbol
                      w1.getValue().str() + (w3 ? "3" : "");
   StringRef transform = w3 ? "stack_experts_w13" : "stack_experts";
   using R = exec::WeightRole;
-  auto qn = declareWeight(base + ".qweight", "i32", {e, k / 8, n}, transform, qw, "experts", R::qweight, k);
+  const int64_t ql = opts.qweightStrips && type.getN() % 32 == 0 ? 1 : 0;   // w1 and w3 each whole strips
+  auto qn = declareWeight(base + ".qweight", "i32", {e, k / 8, n}, transform, qw, "experts", R::qweight, k,
+                          -1, {}, ql);
   auto sn = declareWeight(base + ".scales", "f16", {e, k / g, n}, transform, sc, "experts", R::scales, k);
   auto zn = declareWeight(base + ".qzeros", "i32", {e, k / g, n / 8}, "check_zeros", qz,
                           "experts", R::zeros, k);
   if (failed(qn) || failed(sn) || failed(zn))
     return failure();
-  return QuantWeights{*qn, *sn, k, n, g};
+  return QuantWeights{*qn, *sn, k, n, g, ql};
 }
 
 FailureOr<FlatSymbolRefAttr> Lowering::kernel(StringRef kind, ArrayRef<NamedAttribute> params,

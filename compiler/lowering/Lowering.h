@@ -31,6 +31,7 @@ namespace mm::compiler::lowering {
 struct QuantWeights {
   std::string qweight, scales;
   int64_t k = 0, n = 0, group = 0;
+  int64_t ql = 0;   // qweight layout, the kernels' QL (kinds.def): 0 rows, 1 strips of 32 columns
 };
 
 // What the specializer decided for one kernel: the complete parameters (defaults and derived
@@ -148,7 +149,7 @@ private:
                                              llvm::ArrayRef<std::string> sources,
                                              llvm::StringRef category, mm::exec::WeightRole role,
                                              int64_t fanIn, int64_t concatAxis = -1,
-                                             llvm::ArrayRef<int64_t> slices = {});
+                                             llvm::ArrayRef<int64_t> slices = {}, int64_t ql = 0);
   std::string tensorName(mm::moe::WeightOp w, int64_t expert) const;
 
   mlir::ModuleOp src, dst;

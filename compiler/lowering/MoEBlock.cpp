@@ -101,9 +101,12 @@ LogicalResult lowerExpertFfn(Lowering &l, moe::ExpertFfnOp op) {
     offsets = l.buf(off);
     sorted = l.buf(srt);
   }
-  auto k13 = l.kernel("MOE_W13", common(grouped ? 2 : 0), op);
+  SmallVector<NamedAttribute> p13 = common(grouped ? 2 : 0);
+  p13.push_back(l.p("QL", w13->ql));
+  auto k13 = l.kernel("MOE_W13", p13, op);
   SmallVector<NamedAttribute> p2 = common(grouped ? 2 : 0);
   p2.push_back(l.p("COMBINE", grouped ? 0 : 1));
+  p2.push_back(l.p("QL", w2->ql));
   auto k2 = l.kernel("MOE_W2", p2, op);
   if (failed(k13) || failed(k2))
     return failure();

@@ -24,6 +24,8 @@ struct LoweringOptions {
   int64_t kvBlockSize = 16;       // tokens per KV page
   int64_t prefillTileRows = 0;    // rows per tile of the prefill W4 GEMMs (64, 128; 0: the
                                   // specializer's choice)
+  bool qweightStrips = true;      // qweights in strips of 32 columns where shapes allow (kinds.def
+                                  // QL: the decode GEMVs stream contiguous runs); false: GPTQ rows
   int64_t tp = 1;                 // tensor-parallel ranks (docs/parallel.md); 1: unsharded
   int64_t ep = 1;                 // expert-parallel ranks: the experts split by id over the same
                                   // ranks (1 or tp when tp > 1; docs/parallel.md)

@@ -41,6 +41,7 @@ FailureOr<OwningOpRef<ModuleOp>> lowerToExec(ModuleOp fused, const CompileOption
   lo.maxSeqLen = limits.maxSeqLen;
   lo.kvBlockSize = limits.kvBlockSize;
   lo.prefillTileRows = opts.prefillTileRows;
+  lo.qweightStrips = opts.qweightLayout != "rows";
   lo.tp = opts.tp;
   lo.ep = opts.ep;
   auto exec = lowerMoEToExec(fused, lo);

@@ -26,6 +26,7 @@ struct CompileOptions {
   int64_t maxPrefillTokens = 4096;
   std::string kvCacheDtype = "bf16";     // bf16 | fp8
   int64_t prefillTileRows = 0;           // prefill W4 GEMM tile rows (64 | 128), 0: automatic
+  std::string qweightLayout = "strips";  // strips | rows: device layout of the int4 words (kinds.def QL)
   int64_t tp = 1;                        // tensor-parallel ranks (docs/parallel.md)
   int64_t ep = 1;                        // expert-parallel ranks: 1, or tp when tp > 1
   // Directory of kernels compiled before (codegen/nvrtc/kernel_cache.h); "" = compile every one.

@@ -156,7 +156,10 @@ writePlan(ModuleOp module, const mm::ModelDesc &model, const PlanLimits &limits,
     weights.push_back(pl::CreateWeightDefDirect(b, w.getSymName().str().c_str(), *dt, &shape,
                                                 nbytes, *transform, &sources,
                                                 w.getCategory().str().c_str(), role,
-                                                static_cast<int64_t>(w.getFanInAttr().getInt()), axis));
+                                                static_cast<int64_t>(w.getFanInAttr().getInt()), axis,
+                                                w.getQlayout() && *w.getQlayout() == exec::QuantLayout::strips32
+                                                    ? pl::QuantLayout::STRIPS32
+                                                    : pl::QuantLayout::ROWS));
   }
 
   // Kernels.

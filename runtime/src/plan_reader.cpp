@@ -193,6 +193,38 @@ class Checker {
         }
       }
       if (Status st = check_transform(w, where); !st) return st;
+      if (Status st = check_qlayout(w, where); !st) return st;
+    }
+    return Status::success();
+  }
+
+  // STRIPS32 (plan.fbs QuantLayout): the loader lays each source's rows out strip by strip, so
+  // every source must bring whole strips of 32 columns.
+  Status check_qlayout(const plan::WeightDef& w, const std::string& where) {
+    if (static_cast<int>(w.qlayout()) > static_cast<int>(plan::QuantLayout::MAX))
+      return fail(where + ": unknown qlayout " + std::to_string(static_cast<int>(w.qlayout())));
+    if (w.qlayout() == plan::QuantLayout::ROWS) return Status::success();
+    const size_t r = rank(w.shape());
+    if (w.role() != plan::WeightRole::QWEIGHT || w.dtype() != DType::I32 || r < 2)
+      return fail(where + ": qlayout STRIPS32 is for I32 QWEIGHT matrices (this one is " +
+                  plan::EnumNameWeightRole(w.role()) + ", " + plan_dtype_name(w.dtype()) + ", rank " +
+                  std::to_string(r) + ")");
+    const auto t = w.transform();
+    const bool stacked = t == WeightTransform::STACK_EXPERTS || t == WeightTransform::STACK_EXPERTS_W13;
+    if (t != WeightTransform::COPY && t != WeightTransform::CONCAT_N && !stacked)
+      return fail(where + ": qlayout STRIPS32 does not apply to transform " + plan::EnumNameWeightTransform(t));
+    const bool fits = stacked ? r == 3 : t == WeightTransform::COPY ? (r == 2 || r == 3) : r == 2;
+    if (!fits)
+      return fail(where + ": qlayout STRIPS32 needs a " +
+                  (stacked ? "[E, K/8, N]" : t == WeightTransform::COPY ? "[K/8, N] or [E, K/8, N]" : "[K/8, N]") +
+                  " weight, got " + shape_str(w.shape()));
+    for (const plan::TensorRefDef* s : *w.sources()) {
+      const int64_t cols = dim(s->shape(), rank(s->shape()) - 1);
+      if (s->slice_dim() > 0)
+        return fail(where + " source '" + s->name()->str() + "': qlayout STRIPS32 takes sources whole or sliced along dim 0");
+      if (cols % 32 != 0)
+        return fail(where + " source '" + s->name()->str() + "': qlayout STRIPS32 needs whole strips of 32 columns, the source has " +
+                    std::to_string(cols));
     }
     return Status::success();
   }

@@ -222,6 +222,16 @@ Status verify_plan_semantics(const plan::PlanDef& def, const std::vector<RefPara
             if (!weight_dtype_fits(w.dtype(), e.elem))
               return fail(ow + ": " + kname + " reads " + e.elem + " elements here, weight '" +
                           w.name()->str() + "' is " + plan_dtype_name(w.dtype()));
+            // The packed words' layout is the one the kernel was compiled for (kinds.def QL).
+            if (w.role() == plan::WeightRole::QWEIGHT && slot_name(kind, static_cast<int>(oi)) == "qw") {
+              bool found = false;
+              const int64_t ql = int_param(k, "QL", &found);
+              const int64_t have_ql = w.qlayout() == plan::QuantLayout::STRIPS32 ? 1 : 0;
+              if (ql != have_ql)
+                return fail(ow + ": kernel '" + k.name()->str() + "' reads QL = " + std::to_string(ql) +
+                            " words, weight '" + w.name()->str() + "' is laid out " +
+                            plan::EnumNameQuantLayout(w.qlayout()));
+            }
             have = w.nbytes();
             what = "weight '" + w.name()->str() + "'";
             break;

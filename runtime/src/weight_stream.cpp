@@ -37,7 +37,9 @@ constexpr uint64_t kReadThroughGap = uint64_t{1} << 20;
 // Reader threads with O_DIRECT when LoadOptions::readers is 0.
 constexpr int kDirectReaders = 4;
 // Transform scratch of the device sink: two halves, each reused once the copies from it are done.
-constexpr uint64_t kScratchHalf = uint64_t{2} << 20;
+// 8 MiB: a whole expert matrix (w1, w3 or w2 of the full model: 2.4 MB) laid out in strips of 32
+// columns goes to the device in one copy (PieceKind::STRIPS).
+constexpr uint64_t kScratchHalf = uint64_t{8} << 20;
 
 uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 uint64_t align_down(uint64_t v, uint64_t a) { return v / a * a; }
@@ -243,6 +245,8 @@ enum class PieceKind : uint8_t {
   ROWS,    // row r of the tensor to dst + r * pitch (its columns of the destination rows)
   UPCAST,  // 16-bit or f32 elements to f32 at dst
   ZEROS,   // every 32-bit word must be 0x77777777; nothing is stored
+  STRIPS,  // a packed int4 matrix in strips of 32 columns (plan.fbs QuantLayout STRIPS32): the
+           // 128 bytes of strip s of row r to dst + s * pitch + r * 128
 };
 
 struct Piece {
@@ -250,7 +254,8 @@ struct Piece {
   uint64_t offset = 0, nbytes = 0;  // in the shard file
   PieceKind kind = PieceKind::CONTIG;
   uint8_t* dst = nullptr;
-  uint64_t row_bytes = 0, pitch = 0;  // ROWS
+  uint64_t row_bytes = 0, pitch = 0;  // ROWS, STRIPS (pitch: the bytes of one output strip)
+  uint64_t mrows = 0, mstride = 0;    // STRIPS: source rows per output matrix, bytes between them
   const plan::TensorRefDef* src = nullptr;
   // UPCAST, ZEROS: an element split across two chunks waits here for its other bytes.
   uint8_t carry[4] = {0, 0, 0, 0};
@@ -359,6 +364,57 @@ Status plan_pieces(const Plan& plan, const ShardSet& shards, const std::vector<v
     const uint64_t esize = plan_dtype_size(w.dtype());
     const auto* shape = w.shape();
     const size_t rank = shape ? shape->size() : 0;
+    if (w.qlayout() == plan::QuantLayout::STRIPS32) {
+      // The output matrices (one, or one per expert) are [KR, N] words laid out as [N/32][KR][32]:
+      // strip s of output row r at s * KR * 128 + r * 128. A source adds its rows at row_off and its
+      // columns at col_off (multiples of 32, checked by the plan reader), so its strips are
+      // adjacent blocks of the output from strip col_off / 32 on.
+      const uint64_t kr = static_cast<uint64_t>(shape->Get(rank - 2)), ncols = static_cast<uint64_t>(shape->Get(rank - 1));
+      const uint64_t strip_pitch = kr * 128, matrix_bytes = kr * ncols * 4;
+      // mrows: the source's rows per output matrix (a COPY of [E, K/8, N] holds E of them).
+      auto add_strips = [&](const plan::TensorRefDef* s, uint64_t matrix, uint64_t row_off, uint64_t col_off,
+                            uint64_t mrows) {
+        const uint64_t cols = static_cast<uint64_t>(s->shape()->Get(s->shape()->size() - 1));
+        Piece p;
+        p.shard = shard_of.at(s->file()->string_view());
+        p.offset = s->offset();
+        p.nbytes = s->nbytes();
+        if (s->slice_dim() == 0) {   // a range along dim 0 (contiguous); the reader allowed no other
+          const uint64_t inner = s->nbytes() / static_cast<uint64_t>(s->shape()->Get(0));
+          p.offset += static_cast<uint64_t>(s->slice_start()) * inner;
+          p.nbytes = static_cast<uint64_t>(s->slice_len()) * inner;
+        }
+        if (p.nbytes == 0) return;
+        p.kind = PieceKind::STRIPS;
+        p.dst = d ? d + matrix * matrix_bytes + (col_off / 32) * strip_pitch + row_off * 128 : nullptr;
+        p.row_bytes = cols * 4;
+        p.pitch = strip_pitch;
+        p.mrows = mrows;
+        p.mstride = matrix_bytes;
+        p.src = s;
+        out->push_back(p);
+      };
+      auto rows_of = [](const plan::TensorRefDef* s) {
+        return s->slice_dim() == 0 ? static_cast<uint64_t>(s->slice_len()) : static_cast<uint64_t>(s->shape()->Get(0));
+      };
+      uint64_t row_off = 0, col_off = 0;
+      for (size_t j = 0; j < srcs.size(); ++j) {
+        const plan::TensorRefDef* s = srcs[j];
+        switch (w.transform()) {
+          case WeightTransform::STACK_EXPERTS: add_strips(s, j, 0, 0, kr); break;
+          case WeightTransform::STACK_EXPERTS_W13: add_strips(s, j / 2, 0, (j % 2) * (ncols / 2), kr); break;
+          case WeightTransform::CONCAT_N:
+            add_strips(s, 0, row_off, col_off, rows_of(s));
+            if (w.concat_axis() == 0)
+              row_off += rows_of(s);
+            else
+              col_off += static_cast<uint64_t>(s->shape()->Get(s->shape()->size() - 1));
+            break;
+          default: add_strips(s, 0, 0, 0, kr); break;   // COPY (the reader allowed nothing else)
+        }
+      }
+      continue;
+    }
     switch (w.transform()) {
       case WeightTransform::CHECK_ZEROS:
         for (const plan::TensorRefDef* s : srcs) add(s, PieceKind::ZEROS, 0, 0, 0);
@@ -623,6 +679,50 @@ Status Pipeline::piece_bytes(Piece& p, const uint8_t* src, uint64_t off, uint64_
         }
       }
       return Status::success();
+    }
+    case PieceKind::STRIPS: {
+      // Bytes [off, off + n) of the source matrix (rows of rb bytes): partial rows at a chunk
+      // boundary go 128-byte segment by segment; whole rows are transposed into scratch, strip-major,
+      // blocks of rows at a time, one copy per strip (one for the block when it covers every row of
+      // the output strip: the strips are then adjacent).
+      const uint64_t rb = p.row_bytes, strips = rb / 128;
+      // Source row R is row R % mrows of output matrix R / mrows.
+      auto row_dst = [&](uint64_t row) { return p.dst + (row / p.mrows) * p.mstride + (row % p.mrows) * 128; };
+      auto segments = [&](uint64_t o, uint64_t m) -> Status {   // within one row
+        while (m > 0) {
+          const uint64_t row = o / rb, c = o % rb, take = std::min(m, 128 - c % 128);
+          if (Status st = sink_.copy(row_dst(row) + (c / 128) * p.pitch + c % 128, src, take); !st) return st;
+          src += take;
+          o += take;
+          m -= take;
+        }
+        return Status::success();
+      };
+      if (off % rb != 0) {
+        const uint64_t m = std::min(n, rb - off % rb);
+        if (Status st = segments(off, m); !st) return st;
+        off += m;
+        n -= m;
+      }
+      const uint64_t block = std::max<uint64_t>(1, sink_.scratch_limit() / rb);
+      while (n >= rb) {
+        // Rows of one output matrix at a time.
+        const uint64_t row = off / rb, rows = std::min({n / rb, block, p.mrows - row % p.mrows});
+        auto out = sink_.scratch(rows * rb);
+        if (!out) return out.error();
+        for (uint64_t s = 0; s < strips; ++s)
+          for (uint64_t r = 0; r < rows; ++r) std::memcpy(*out + (s * rows + r) * 128, src + r * rb + s * 128, 128);
+        if (row % p.mrows == 0 && rows * 128 == p.pitch) {
+          if (Status st = sink_.copy(row_dst(row), *out, rows * rb); !st) return st;
+        } else {
+          for (uint64_t s = 0; s < strips; ++s)
+            if (Status st = sink_.copy(row_dst(row) + s * p.pitch, *out + s * rows * 128, rows * 128); !st) return st;
+        }
+        src += rows * rb;
+        off += rows * rb;
+        n -= rows * rb;
+      }
+      return n > 0 ? segments(off, n) : Status::success();
     }
     case PieceKind::UPCAST: {
       const DType dt = p.src->dtype();

@@ -7,8 +7,9 @@
 //   rflush  - the same, but L2 is flushed by reading 256 MiB (clean lines, as in a decode step,
 //             whose other kernels write only a few KB of activations);
 //   stream  - R launches back to back over R distinct copies of the weights (> 150 MB, so
-//             nothing stays in L2) replayed as one CUDA graph, events around it, divided by R:
-//             what consecutive layers of a decode step see.
+//             nothing stays in L2) with the programmatic-launch attribute, replayed as one CUDA
+//             graph, events around it, divided by R: what consecutive layers of a decode step see.
+// Each GEMV twice: QL 0 (GPTQ rows) and QL 1 (strips of 32 columns, the plans' layout).
 // Run: kernels_gpu_test --gtest_filter='GpuBench.*'. For Nsight Compute, MM_BENCH_PROFILE=1 makes
 // every timing a single launch and skips the graphs.
 #include <cstdlib>
@@ -189,7 +190,8 @@ TEST(GpuBench, DecodeBandwidth) {
   for (G g : {G{"GEMM_W4 v0 qkv 3072x8192 M=1", 3072, 8192, 1}, G{"GEMM_W4 v0 o_proj 6144x3072 M=1", 6144, 3072, 1},
               G{"GEMM_W4 v0 qkv 3072x8192 M=8", 3072, 8192, 8}, G{"GEMM_W4 v0 o_proj 6144x3072 M=16", 6144, 3072, 16},
               G{"GEMM_W4 v0 qkv 3072x8192 M=16", 3072, 8192, 16}, G{"GEMM_W4 v0 o_proj 6144x3072 M=8", 6144, 3072, 8}}) {
-    auto k = build(Kind::GEMM_W4, {{{"K", g.K}, {"N", g.N}, {"G", 128}, {"OUT", 0}, {"VARIANT", 0}}, {}});
+    for (int64_t ql : {0, 1}) {
+    auto k = build(Kind::GEMM_W4, {{{"K", g.K}, {"N", g.N}, {"G", 128}, {"OUT", 0}, {"VARIANT", 0}, {"QL", ql}}, {}});
     ASSERT_TRUE(k);
     const size_t wbytes = g.K / 8 * g.N * 4 + g.K / 128 * g.N * 2;
     const int R = static_cast<int>(std::min<size_t>(16, (size_t{160} << 20) / wbytes + 1));
@@ -206,7 +208,9 @@ TEST(GpuBench, DecodeBandwidth) {
       opsets.push_back({&x, qws.back().get(), scs.back().get(), &y});
     }
     const double d = time_us(*k, opsets[0], {g.M, g.M}, fl, false), c = time_us(*k, opsets[0], {g.M, g.M}, fl, true);
-    report3(g.name, static_cast<double>(wbytes), d, c, time_stream_us(*k, opsets, {g.M, g.M}, fl));
+    report3((std::string(g.name) + " QL" + std::to_string(ql)).c_str(), static_cast<double>(wbytes), d, c,
+            time_stream_us(*k, opsets, {g.M, g.M}, fl, true));
+    }
   }
   // MoE decode at batch 1: top-8 of 192 experts, H 3072, I 1536. Stream: 24 launches whose ids
   // cover all 192 experts once.
@@ -226,8 +230,10 @@ TEST(GpuBench, DecodeBandwidth) {
     for (int64_t j = 0; j < TOPK; ++j) idsets.back()->h<int32_t>()[j] = perm[r * TOPK + j];
     idsets.back()->upload();
   }
-  auto k13 = build(Kind::MOE_W13, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", 0}}, {}});
-  auto k2 = build(Kind::MOE_W2, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", 0}, {"COMBINE", 1}}, {}});
+  for (int64_t ql : {0, 1}) {
+  auto k13 = build(Kind::MOE_W13, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", 0}, {"QL", ql}}, {}});
+  auto k2 = build(Kind::MOE_W2,
+                  {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", 0}, {"COMBINE", 1}, {"QL", ql}}, {}});
   ASSERT_TRUE(k13 && k2);
   const double b13 = TOPK * ((H / 8) * 2 * I * 4.0 + (H / 128) * 2 * I * 2.0);
   const double b2 = TOPK * ((I / 8) * H * 4.0 + (I / 128) * H * 2.0);
@@ -236,10 +242,12 @@ TEST(GpuBench, DecodeBandwidth) {
     s13.push_back({&x, &w13q, &w13s, ids.get(), nullptr, nullptr, &act});
     s2.push_back({&act, &w2q, &w2s, ids.get(), &wts, nullptr, nullptr, &y});
   }
-  report3("MOE_W13 decode top-8 of 192, B=1", b13, time_us(*k13, s13[0], {T}, fl, false), time_us(*k13, s13[0], {T}, fl, true),
-          time_stream_us(*k13, s13, {T}, fl));
-  report3("MOE_W2 decode combine top-8 of 192, B=1", b2, time_us(*k2, s2[0], {T}, fl, false), time_us(*k2, s2[0], {T}, fl, true),
-          time_stream_us(*k2, s2, {T}, fl));
+  const std::string qs = " QL" + std::to_string(ql);
+  report3(("MOE_W13 decode top-8 of 192, B=1" + qs).c_str(), b13, time_us(*k13, s13[0], {T}, fl, false),
+          time_us(*k13, s13[0], {T}, fl, true), time_stream_us(*k13, s13, {T}, fl, true));
+  report3(("MOE_W2 decode combine top-8 of 192, B=1" + qs).c_str(), b2, time_us(*k2, s2[0], {T}, fl, false),
+          time_us(*k2, s2[0], {T}, fl, true), time_stream_us(*k2, s2, {T}, fl, true));
+  }
   std::printf("[bench] SM clock %.0f MHz at the end\n", clk.mhz());
 }
 
@@ -414,8 +422,8 @@ TEST(GpuBench, DecodeReadCeiling) {
   }
 }
 
-// The decode GEMVs over their split (WK warps per block, CS blocks per cluster, U units per
-// register set): `stream` timing with programmatic launches, as in a decode step; the picked
+// The decode GEMVs (QL 1, the plans' layout) over their split (WK warps per block, CS blocks per
+// cluster, U units per register set): `stream` timing with programmatic launches, as in a decode step; the picked
 // split (specialize.cpp) is marked. Run only with MM_BENCH_SWEEP=1.
 TEST(GpuBench, DecodeSplitSweep) {
   MM_REQUIRE_GPU();
@@ -434,8 +442,8 @@ TEST(GpuBench, DecodeSplitSweep) {
     const int64_t pw = picked->spec.params.ints.at("WK"), pc = picked->spec.params.ints.at("CS"),
                   pu = picked->spec.params.ints.at("U");
     for (int64_t wk : wks)
-      for (int64_t cs : {1, 2})
-        for (int64_t u : {2, 3, 4}) {
+      for (int64_t cs : {1, 2, 4})
+        for (int64_t u : {2, 4}) {
           kernels::Params p = base;
           p.ints["WK"] = wk; p.ints["CS"] = cs; p.ints["U"] = u;
           if (!kernels::specialize(kind, p).ok()) continue;
@@ -467,8 +475,8 @@ TEST(GpuBench, DecodeSplitSweep) {
         opsets.push_back({&x, q, s, &y});
       }
       const std::string what = std::string(g.name) + " M=" + std::to_string(mrows);
-      sweep(what.c_str(), Kind::GEMM_W4, {{{"K", g.K}, {"N", g.N}, {"G", 128}, {"OUT", 0}, {"VARIANT", 0}}, {}}, opsets,
-            {mrows, mrows}, static_cast<double>(wbytes), {4, 8});
+      sweep(what.c_str(), Kind::GEMM_W4, {{{"K", g.K}, {"N", g.N}, {"G", 128}, {"OUT", 0}, {"VARIANT", 0}, {"QL", 1}}, {}}, opsets,
+            {mrows, mrows}, static_cast<double>(wbytes), {2, 4, 8});
     }
   }
   const int64_t T = 1, R = E / TOPK;
@@ -492,9 +500,9 @@ TEST(GpuBench, DecodeSplitSweep) {
   }
   const double b13 = TOPK * ((H / 8) * 2 * I * 4.0 + (H / 128) * 2 * I * 2.0);
   const double b2 = TOPK * ((I / 8) * H * 4.0 + (I / 128) * H * 2.0);
-  sweep("w13", Kind::MOE_W13, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", 0}}, {}}, s13, {T},
+  sweep("w13", Kind::MOE_W13, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", 0}, {"QL", 1}}, {}}, s13, {T},
         b13, {1, 2, 4});
-  sweep("w2", Kind::MOE_W2, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", 0}, {"COMBINE", 1}}, {}},
+  sweep("w2", Kind::MOE_W2, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", 0}, {"COMBINE", 1}, {"QL", 1}}, {}},
         s2, {T}, b2, {4, 8});
   std::printf("[bench] SM clock %.0f MHz at the end\n", clk.mhz());
 }

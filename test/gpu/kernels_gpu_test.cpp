@@ -65,11 +65,22 @@ TEST(Gpu, RmsNorm) {
 }
 
 // ---------------------------------------------------------------- GEMM_W4
-void run_gemm_w4(int64_t K, int64_t N, int64_t M, int variant, int out, bool one_hot, int64_t bm = 64) {
+// The device copy of packed words in the layout a kernel of QL `ql` reads (the reference keeps
+// GPTQ rows): strips of 32 columns per matrix for QL 1.
+void upload_qweight(Buf& qw, int64_t matrices, int64_t kr, int64_t n, int ql) {
+  if (ql == 0) return qw.upload();
+  const std::vector<uint8_t> rows = qw.host;
+  ref::w4_rows_to_strips(reinterpret_cast<const int32_t*>(rows.data()), matrices, kr, n, qw.h<int32_t>());
+  qw.upload();
+  qw.host = rows;
+}
+
+void run_gemm_w4(int64_t K, int64_t N, int64_t M, int variant, int out, bool one_hot, int64_t bm = 64, int ql = 0) {
   SCOPED_TRACE("GEMM_W4 K " + std::to_string(K) + " N " + std::to_string(N) + " M " + std::to_string(M) +
                " v" + std::to_string(variant) + " BM " + std::to_string(bm) + " out " + std::to_string(out) +
-               (one_hot ? " one-hot" : ""));
-  auto k = build(Kind::GEMM_W4, {{{"K", K}, {"N", N}, {"G", 128}, {"OUT", out}, {"VARIANT", variant}, {"BM", bm}}, {}});
+               " QL " + std::to_string(ql) + (one_hot ? " one-hot" : ""));
+  auto k = build(Kind::GEMM_W4,
+                 {{{"K", K}, {"N", N}, {"G", 128}, {"OUT", out}, {"VARIANT", variant}, {"BM", bm}, {"QL", ql}}, {}});
   ASSERT_TRUE(k);
   const int64_t osz = out == MM_DT_F32 ? 4 : 2;
   Buf x(M * K * 2), qw(K / 8 * N * 4), sc(K / 128 * N * 2), y(M * N * osz), yr(M * N * osz);
@@ -82,7 +93,8 @@ void run_gemm_w4(int64_t K, int64_t N, int64_t M, int variant, int out, bool one
   }
   fill_u32(qw);
   fill_f16(sc, 0.002f, 0.02f, /*random_sign=*/true);
-  x.upload(); qw.upload(); sc.upload(); y.upload();
+  x.upload(); sc.upload(); y.upload();
+  upload_qweight(qw, 1, K / 8, N, ql);
   launch(*k, {&x, &qw, &sc, &y}, {M, M});
   ref::gemm_w4_ref(host_args({&x, &qw, &sc, &yr}, {M, M}), {K, N, 128, out, variant, 0});
   const auto want = hv(yr, out);
@@ -107,6 +119,12 @@ TEST(Gpu, GemmW4Decode) {
   run_gemm_w4(3072, 8192, 9, 0, 0, false);   // two n-tiles, rows 9..15 empty
   run_gemm_w4(6144, 3072, 16, 0, 2, true);   // clusters of 2 blocks, 16 rows: exact
   run_gemm_w4(6144, 3072, 8, 0, 0, false);
+  // Strips of 32 columns (QL 1, the plans' layout): contiguous runs per warp.
+  for (int64_t M : {1, 3, 9, 21}) {
+    run_gemm_w4(3072, 8192, M, 0, 0, false, 64, 1);
+    run_gemm_w4(6144, 3072, M, 0, 2, M == 3, 64, 1);
+  }
+  run_gemm_w4(256, 96, 2, 0, 0, true, 64, 1);
 }
 
 TEST(Gpu, GemmW4Prefill) {
@@ -118,6 +136,8 @@ TEST(Gpu, GemmW4Prefill) {
     run_gemm_w4(256, 520, 7, v, 0, false, bm);    // N not a multiple of the 128-column tile
     run_gemm_w4(3072, 1024, 130, v, 2, true, bm);
     run_gemm_w4(3072, 1024, 83, v, 2, true, bm);   // a last tile of 19 rows (one m16 tile of one warp)
+    run_gemm_w4(3072, 8192, 100, v, 0, false, bm, 1);   // QL 1: B tiles from four strips
+    run_gemm_w4(256, 544, 37, v, 2, true, bm, 1);       // 17 strips, a last 32-column tile
   }
 }
 
@@ -462,13 +482,17 @@ struct Moe {
   }
 };
 
-void run_moe(int64_t H, int64_t I, int64_t E, int64_t TOPK, int64_t T, int grouped, int64_t bm = 64) {
+void run_moe(int64_t H, int64_t I, int64_t E, int64_t TOPK, int64_t T, int grouped, int64_t bm = 64, int ql = 0) {
   SCOPED_TRACE("MoE H " + std::to_string(H) + " I " + std::to_string(I) + " E " + std::to_string(E) + " T " +
-               std::to_string(T) + " grouped " + std::to_string(grouped) + " BM " + std::to_string(bm));
+               std::to_string(T) + " grouped " + std::to_string(grouped) + " BM " + std::to_string(bm) + " QL " +
+               std::to_string(ql));
   Moe m(H, I, E, TOPK, T);
+  upload_qweight(m.w13q, E, H / 8, 2 * I, ql);
+  upload_qweight(m.w2q, E, I / 8, H, ql);
   const int64_t S = T * TOPK;
   // W13
-  auto k13 = build(Kind::MOE_W13, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", grouped}, {"BM", bm}}, {}});
+  auto k13 = build(Kind::MOE_W13,
+                   {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", grouped}, {"BM", bm}, {"QL", ql}}, {}});
   ASSERT_TRUE(k13);
   Buf act(S * I * 2), actr(act.host.size());
   act.upload();
@@ -483,7 +507,7 @@ void run_moe(int64_t H, int64_t I, int64_t E, int64_t TOPK, int64_t T, int group
   for (int combine : {0, 1}) {
     if (grouped && combine) continue;
     auto k2 = build(Kind::MOE_W2, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", grouped},
-                                    {"COMBINE", combine}, {"BM", bm}}, {}});
+                                    {"COMBINE", combine}, {"BM", bm}, {"QL", ql}}, {}});
     ASSERT_TRUE(k2);
     const int64_t ysz = combine ? T * H * 2 : S * H * 4;
     Buf y(ysz), yr(ysz);
@@ -515,6 +539,9 @@ TEST(Gpu, MoeDecode) {
   run_moe(3072, 1536, 8, 4, 3, 0);
   run_moe(3072, 1536, 192, 8, 1, 0);
   run_moe(3072, 1536, 8, 2, 2, 0);   // W13 clusters of 2, W2 clusters of 3
+  run_moe(3072, 1536, 192, 8, 1, 0, 64, 1);   // QL 1: the plans' layout
+  run_moe(3072, 1536, 8, 4, 3, 0, 64, 1);
+  run_moe(256, 256, 8, 2, 1, 0, 64, 1);
 }
 
 TEST(Gpu, MoePrefillGrouped) {
@@ -527,6 +554,8 @@ TEST(Gpu, MoePrefillGrouped) {
   }
   run_moe(3072, 1536, 16, 4, 300, 2, 64);   // ~75 rows per expert: two tiles of ~37 rows each
   run_moe(3072, 1536, 16, 4, 600, 2, 128);  // ~150 rows per expert: two tiles of ~75 rows each
+  for (auto [g, bm] : {std::pair{1, 64}, std::pair{2, 64}, std::pair{2, 128}})
+    run_moe(3072, 1536, 192, 8, 90, g, bm, 1);   // QL 1
 }
 
 // ---------------------------------------------------------------- SAMPLE

@@ -13,6 +13,8 @@
 #include <numeric>
 #include <utility>
 
+#include <tuple>
+
 #include "test/gpu/gpu_harness.h"
 
 namespace mm::gputest {
@@ -41,10 +43,14 @@ TEST(GpuBench, PrefillGemm) {
     x.upload(); qw.upload(); sc.upload(); y.upload();
     const double flops = 2.0 * g.M * g.K * g.N;
     const double bytes = x.host.size() + qw.host.size() + sc.host.size() + y.host.size();
-    for (auto [v, bm] : {std::pair{1, 64}, std::pair{2, 64}, std::pair{2, 128}}) {
-      auto k = build(Kind::GEMM_W4, {{{"K", g.K}, {"N", g.N}, {"G", 128}, {"OUT", 0}, {"VARIANT", v}, {"BM", bm}}, {}});
+    // QL 1: the words in strips of 32 columns (the plans' layout; random words either way).
+    for (auto [v, bm, ql] : {std::tuple{1, 64, 0}, std::tuple{2, 64, 0}, std::tuple{2, 128, 0}, std::tuple{2, 64, 1},
+                             std::tuple{2, 128, 1}}) {
+      auto k = build(Kind::GEMM_W4,
+                     {{{"K", g.K}, {"N", g.N}, {"G", 128}, {"OUT", 0}, {"VARIANT", v}, {"BM", bm}, {"QL", ql}}, {}});
       ASSERT_TRUE(k);
-      report("GEMM_W4 v" + std::to_string(v) + " BM " + std::to_string(bm) + " " + g.name + " M=" + std::to_string(g.M),
+      report("GEMM_W4 v" + std::to_string(v) + " BM " + std::to_string(bm) + " QL " + std::to_string(ql) + " " + g.name +
+                 " M=" + std::to_string(g.M),
              flops, bytes, time_launch_us(*k, {&x, &qw, &sc, &y}, {g.M, g.M}, 10));
     }
   }
@@ -84,12 +90,14 @@ TEST(GpuBench, PrefillMoe) {
     const double f13 = 2.0 * S * H * 2 * I, f2 = 2.0 * S * I * H;
     const double b13 = w13q.host.size() + w13s.host.size() + x.host.size() + act.host.size();
     const double b2 = w2q.host.size() + w2s.host.size() + act.host.size() + y.host.size();
-    for (auto [g, bm] : {std::pair{1, 64}, std::pair{2, 64}, std::pair{2, 128}}) {
-      auto k13 = build(Kind::MOE_W13, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", g}, {"BM", bm}}, {}});
-      auto k2 = build(Kind::MOE_W2,
-                      {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", g}, {"COMBINE", 0}, {"BM", bm}}, {}});
+    for (auto [g, bm, ql] : {std::tuple{1, 64, 0}, std::tuple{2, 64, 0}, std::tuple{2, 128, 0}, std::tuple{2, 64, 1},
+                             std::tuple{2, 128, 1}}) {
+      auto k13 = build(Kind::MOE_W13, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", g},
+                                        {"BM", bm}, {"QL", ql}}, {}});
+      auto k2 = build(Kind::MOE_W2, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", g},
+                                      {"COMBINE", 0}, {"BM", bm}, {"QL", ql}}, {}});
       ASSERT_TRUE(k13 && k2);
-      const std::string cfg = " grouped " + std::to_string(g) + " BM " + std::to_string(bm);
+      const std::string cfg = " grouped " + std::to_string(g) + " BM " + std::to_string(bm) + " QL " + std::to_string(ql);
       report("MOE_W13" + cfg + tt, f13, b13, time_launch_us(*k13, {&x, &w13q, &w13s, &ids, &off, &sorted, &act}, {T}, 10));
       report("MOE_W2" + cfg + tt, f2, b2, time_launch_us(*k2, {&act, &w2q, &w2s, &ids, &wts, &off, &sorted, &y}, {T}, 10));
     }

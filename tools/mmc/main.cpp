@@ -39,6 +39,10 @@ static int tool_main(int argc, char** argv) {
   compile->add_option("--prefill-tile-rows", opts.prefillTileRows,
                       "rows per tile of the prefill W4 GEMMs: 64, 128, or 0 (automatic)")
       ->check(CLI::IsMember({int64_t{0}, int64_t{64}, int64_t{128}}));
+  compile->add_option("--qweight-layout", opts.qweightLayout,
+                      "device layout of the int4 words: strips (32-column strips, each one contiguous "
+                      "run: the decode GEMVs' loads; default) or rows (as in the checkpoint)")
+      ->check(CLI::IsMember({std::string("strips"), std::string("rows")}));
   compile->add_option("--tp", opts.tp,
                       "tensor-parallel ranks: attention split by heads, one program set and weight "
                       "slices per rank (docs/parallel.md); must divide the kv heads")

@@ -38,4 +38,10 @@ def Exec_WeightRoleAttr : I32EnumAttr<"WeightRole",
   let cppNamespace = "::mm::exec";
 }
 
+def Exec_QuantLayoutAttr : I32EnumAttr<"QuantLayout",
+    "the device layout of a qweight's packed words (plan.fbs QuantLayout, kinds.def QL)", [
+    I32EnumAttrCase<"rows", 0>, I32EnumAttrCase<"strips32", 1>]> {
+  let cppNamespace = "::mm::exec";
+}
+
 #endif // MM_EXEC_ENUMS_TD

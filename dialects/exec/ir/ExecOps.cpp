@@ -93,6 +93,22 @@ LogicalResult WeightOp::verify() {
                              << ", len " << len << ") must have dim -1, or start >= 0 and len > 0";
     }
   }
+  // Strips of 32 columns: a qweight whose columns come whole from its sources (the loader lays
+  // each source's rows out strip by strip; the plan reader checks the sources' widths).
+  if (getQlayout() && *getQlayout() == QuantLayout::strips32) {
+    if (getRole() != WeightRole::qweight || getDtype() != WeightDType::i32)
+      return emitOpError() << "qlayout 'strips32' is for i32 qweights only";
+    if (getShape().back() % 32 != 0)
+      return emitOpError() << "qlayout 'strips32' needs a last dim divisible by 32, got " << getShape().back();
+    if (t != Transform::copy && t != Transform::concat_n && t != Transform::stack_experts &&
+        t != Transform::stack_experts_w13)
+      return emitOpError() << "qlayout 'strips32' does not apply to transform '" << stringifyTransform(t) << "'";
+    if (auto slices = getSlicesAttr())
+      for (size_t i = 0; i < n; ++i)
+        if (slices[3 * i] >= 0 && slices[3 * i] != 0)
+          return emitOpError() << "qlayout 'strips32' takes sources whole or sliced along dim 0 (slice " << i
+                               << " is along dim " << slices[3 * i] << ")";
+  }
   return success();
 }
 

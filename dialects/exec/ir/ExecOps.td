@@ -78,7 +78,9 @@ def Exec_WeightOp : Exec_Op<"weight", [Symbol, HasParent<"mlir::ModuleOp">]> {
     `concat_n`, `stack_experts`, `stack_experts_w13`, `upcast_f32`, `check_zeros`; `shape` and
     `dtype` (`bf16`, `f16`, `f32`, `i32`) describe the device tensor after it. The compiler also
     records what the runtime would otherwise have to guess: `role` (what the weight is to its
-    kernels), `fan_in` (the K of its product) and, for `concat_n`, `concat_axis`.
+    kernels), `fan_in` (the K of its product), for `concat_n`, `concat_axis`, and for a qweight
+    `qlayout` (`rows` when absent; `strips32`: the words in strips of 32 columns on the device,
+    read by kernels with QL = 1).
 
     A weight of a tensor-parallel rank (docs/parallel.md) reads slices of its sources: `slices`
     holds three integers per source, `dim, start, len` (dim -1: the whole tensor); the transform
@@ -95,7 +97,8 @@ def Exec_WeightOp : Exec_Op<"weight", [Symbol, HasParent<"mlir::ModuleOp">]> {
                        StrArrayAttr:$sources, StrAttr:$category, Exec_WeightRoleAttr:$role,
                        DefaultValuedAttr<I64Attr, "1">:$fan_in,
                        OptionalAttr<I64Attr>:$concat_axis,
-                       OptionalAttr<DenseI64ArrayAttr>:$slices);
+                       OptionalAttr<DenseI64ArrayAttr>:$slices,
+                       OptionalAttr<Exec_QuantLayoutAttr>:$qlayout);
   let assemblyFormat = "$sym_name $dtype $transform $role attr-dict";
   let hasVerifier = 1;
 }

@@ -139,6 +139,35 @@ TEST(PlanReader, RejectsWeightSizeMismatch) {
   EXPECT_NE(load_error(test::build_weights_plan({bad})).find("CONCAT_N"), std::string::npos);
 }
 
+// Strips of 32 columns (QuantLayout STRIPS32) are for int4 qweights whose sources bring whole
+// strips; anything else would make the loader's copies run past the weight.
+TEST(PlanReader, RejectsAStrips32LayoutItCannotLoad) {
+  test::WeightSpec w{"qw", plan::DType::I32, {4, 64}, plan::WeightTransform::COPY,
+                     {{"t", "model.safetensors", 8, 1024, plan::DType::I32, {4, 64}}}};
+  w.role = plan::WeightRole::QWEIGHT;
+  w.qlayout = plan::QuantLayout::STRIPS32;
+  EXPECT_TRUE(load(test::build_weights_plan({w})).ok());
+  auto bad = w;
+  bad.role = plan::WeightRole::SCALES;
+  EXPECT_NE(load_error(test::build_weights_plan({bad})).find("STRIPS32 is for I32 QWEIGHT matrices"), std::string::npos);
+  bad = w;
+  bad.shape = {2, 2, 2, 32};
+  bad.sources[0].shape = {2, 2, 2, 32};
+  EXPECT_NE(load_error(test::build_weights_plan({bad})).find("needs a [K/8, N] or [E, K/8, N] weight, got [2, 2, 2, 32]"), std::string::npos);
+  bad = w;
+  bad.shape = {8, 32};
+  bad.sources[0].shape = {8, 32};
+  bad.transform = plan::WeightTransform::CONCAT_N;
+  bad.concat_axis = 1;
+  bad.sources = {{"t1", "model.safetensors", 8, 512, plan::DType::I32, {8, 16}},
+                 {"t2", "model.safetensors", 520, 512, plan::DType::I32, {8, 16}}};
+  EXPECT_NE(load_error(test::build_weights_plan({bad})).find("needs whole strips of 32 columns, the source has 16"),
+            std::string::npos);
+  bad = w;
+  bad.qlayout = static_cast<plan::QuantLayout>(7);
+  EXPECT_NE(load_error(test::build_weights_plan({bad})).find("unknown qlayout 7"), std::string::npos);
+}
+
 TEST(PlanReader, RejectsAMisalignedVectorOfLongs) {
   // flatbuffers 2.0 verifies only the 4-byte alignment of a vector's length: a shape vector moved
   // by 4 bytes passes it, and reading its int64 elements was a misaligned load (fuzz_plan, UBSan).

@@ -130,6 +130,30 @@ TEST(PlanVerify, RefusesAKernelParameterLargerThanItsWeight) {
   EXPECT_NE(msg.find("but weight '"), std::string::npos) << msg;
 }
 
+// A kernel compiled for GPTQ rows (QL = 0) over a weight laid out in strips of 32 columns would
+// read every word from the wrong place: refused, naming both.
+TEST(PlanVerify, RefusesAKernelWhoseQuantLayoutIsNotItsWeights) {
+  TinyModel m;
+  m.ql = 1;
+  Tiny t;
+  t.buf = test::build_tiny_plan(m);
+  {
+    auto ok = load_plan_from_memory(t.buf.data(), t.buf.size(), "t.mmp");
+    ASSERT_TRUE(ok.ok()) << ok.error().message;
+  }
+  const plan::ParamDef* ql = nullptr;
+  for (const plan::KernelDef* k : *t.def().kernels())
+    if (k->kind() == plan::KernelKind::MOE_W2)
+      for (const plan::ParamDef* p : *k->params())
+        if (p->name()->str() == "QL") ql = p;
+  ASSERT_NE(ql, nullptr);
+  patch<int64_t>(t.buf, ql, plan::ParamDef::VT_I, 0);
+  const std::string msg = load_error(t.buf);
+  EXPECT_NE(msg.find("operand 1 'qw': kernel 'moe_w2"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("reads QL = 0 words, weight '"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("is laid out STRIPS32"), std::string::npos) << msg;
+}
+
 TEST(PlanVerify, RefusesSwappedKvPools) {
   Tiny t;
   const plan::OperandDef* o = t.find_operand("decode", [](const plan::OperandDef& o) {

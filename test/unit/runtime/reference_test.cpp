@@ -298,6 +298,52 @@ TEST(MoeAlign, GroupsSlotsByExpert) {
   EXPECT_EQ(sorted, (std::vector<int32_t>{1, 2, 5, 0, 4, 3}));
 }
 
+// QL = 1 (kinds.def): the same words in strips of 32 columns give bit-identical results, for the
+// decode (few rows, dequantized in registers) and prefill paths, GEMM_W4 and both expert kinds.
+TEST(GemmW4, StripLayoutGivesTheSameBits) {
+  const int64_t K = 256, N = 288, G = 64;
+  std::vector<int32_t> qw(K / 8 * N), qs(qw.size());
+  for (size_t i = 0; i < qw.size(); ++i) qw[i] = static_cast<int32_t>(splitmix64(i + 7));
+  w4_rows_to_strips(qw.data(), 1, K / 8, N, qs.data());
+  std::vector<uint16_t> sc(K / G * N);
+  for (size_t i = 0; i < sc.size(); ++i) sc[i] = f32_to_f16(0.01f * static_cast<float>(i % 7) - 0.03f);
+  for (int64_t M : {1, 4, 9}) {
+    std::vector<uint16_t> x(M * K);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = f32_to_bf16(std::sin(0.7f * static_cast<float>(i)));
+    GemmW4Params p;
+    p.K = K; p.N = N; p.G = G; p.OUT = MM_DT_F32;
+    std::vector<float> rows(M * N), strips(M * N);
+    gemm_w4_ref(make_args({x.data(), qw.data(), sc.data(), rows.data()}, M), p);
+    p.QL = 1;
+    gemm_w4_ref(make_args({x.data(), qs.data(), sc.data(), strips.data()}, M), p);
+    EXPECT_EQ(0, std::memcmp(rows.data(), strips.data(), rows.size() * 4)) << "M " << M;
+  }
+  const int64_t T = 3, H = 64, I = 32, E = 3, TK = 2, GE = 32;
+  std::vector<int32_t> w13(E * H / 8 * 2 * I), w2(E * I / 8 * H), w13s(w13.size()), w2s(w2.size());
+  for (size_t i = 0; i < w13.size(); ++i) w13[i] = static_cast<int32_t>(splitmix64(i + 100));
+  for (size_t i = 0; i < w2.size(); ++i) w2[i] = static_cast<int32_t>(splitmix64(i + 900));
+  w4_rows_to_strips(w13.data(), E, H / 8, 2 * I, w13s.data());
+  w4_rows_to_strips(w2.data(), E, I / 8, H, w2s.data());
+  std::vector<uint16_t> s13(E * H / GE * 2 * I), s2(E * I / GE * H);
+  for (size_t i = 0; i < s13.size(); ++i) s13[i] = f32_to_f16(0.05f * ((i % 5) - 2.0f) + 0.01f);
+  for (size_t i = 0; i < s2.size(); ++i) s2[i] = f32_to_f16(0.04f * ((i % 3) - 1.0f) + 0.02f);
+  std::vector<uint16_t> x(T * H);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = f32_to_bf16(std::sin(1.3f * i));
+  std::vector<int32_t> ids = {2, 0, 0, 1, 2, 1};
+  std::vector<float> wts = {0.7f, 0.3f, 0.5f, 0.5f, 0.9f, 0.1f};
+  std::vector<uint16_t> act(T * TK * I), act_s(act.size()), y(T * H), y_s(T * H);
+  MoeW13Params p13{H, I, E, TK, GE, 0};
+  moe_w13_ref(make_args({x.data(), w13.data(), s13.data(), ids.data(), nullptr, nullptr, act.data()}, T), p13);
+  p13.QL = 1;
+  moe_w13_ref(make_args({x.data(), w13s.data(), s13.data(), ids.data(), nullptr, nullptr, act_s.data()}, T), p13);
+  EXPECT_EQ(act, act_s);
+  MoeW2Params p2{H, I, E, TK, GE, 0, 1};
+  moe_w2_ref(make_args({act.data(), w2.data(), s2.data(), ids.data(), wts.data(), nullptr, nullptr, y.data()}, T), p2);
+  p2.QL = 1;
+  moe_w2_ref(make_args({act.data(), w2s.data(), s2.data(), ids.data(), wts.data(), nullptr, nullptr, y_s.data()}, T), p2);
+  EXPECT_EQ(y, y_s);
+}
+
 TEST(Moe, ExpertsMatchPerExpertGemmsAndCombinePathsAgree) {
   const int64_t T = 3, H = 16, I = 8, E = 3, K = 2, G = 8;
   std::vector<int32_t> w13(E * H / 8 * 2 * I), w2(E * I / 8 * H);

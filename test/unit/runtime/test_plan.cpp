@@ -57,6 +57,7 @@ class Builder {
     w.transform = WeightTransform::COPY;
     w.role = role;
     w.fan_in = fan_in;
+    if (role == WeightRole::QWEIGHT && m_.ql == 1) w.qlayout = QuantLayout::STRIPS32;
     const uint64_t nb = bytes_of(dt, shape);
     const auto at = m_.source_offsets.find(name);
     w.sources.push_back({name, "model.safetensors", at != m_.source_offsets.end() ? at->second : next_offset_, nb, dt, shape});
@@ -101,7 +102,7 @@ class Builder {
         srcs.push_back(CreateTensorRefDefDirect(b, s.name.c_str(), s.file.c_str(), s.offset, s.nbytes, s.dtype, &s.shape));
       ws.push_back(CreateWeightDefDirect(b, w.name.c_str(), w.dtype, &w.shape, bytes_of(w.dtype, w.shape),
                                          w.transform, &srcs, i < cats_.size() ? cats_[i].c_str() : "other", w.role,
-                                         w.fan_in, w.concat_axis));
+                                         w.fan_in, w.concat_axis, w.qlayout));
     }
     std::vector<fb::Offset<KernelDef>> ks;
     for (const auto& k : kernels_) {
@@ -216,8 +217,8 @@ std::vector<uint8_t> build_tiny_plan(const TinyModel& m) {
   const uint32_t k_norm0 = b.kernel(KernelKind::RMS_NORM, "rms_norm_r0", P{{"N", m.H}, {"EPS", m.eps}, {"WDT", WDT}, {"RESIDUAL", 0}, {"GATHER", 0}});
   const uint32_t k_norm1 = b.kernel(KernelKind::RMS_NORM, "rms_norm_r1", P{{"N", m.H}, {"EPS", m.eps}, {"WDT", WDT}, {"RESIDUAL", 1}, {"GATHER", 0}});
   const uint32_t k_normf = b.kernel(KernelKind::RMS_NORM, "rms_norm_final", P{{"N", m.H}, {"EPS", m.eps}, {"WDT", WDT}, {"RESIDUAL", 1}, {"GATHER", 1}});
-  const uint32_t k_qkv = b.kernel(KernelKind::GEMM_W4, "gemm_w4_qkv", P{{"K", m.H}, {"N", NQKV}, {"G", m.G}, {"OUT", MM_DT_BF16}, {"VARIANT", 0}, {"MDIM", 0}});
-  const uint32_t k_o = b.kernel(KernelKind::GEMM_W4, "gemm_w4_o", P{{"K", QN}, {"N", m.H}, {"G", m.G}, {"OUT", MM_DT_BF16}, {"VARIANT", 1}, {"MDIM", 0}});
+  const uint32_t k_qkv = b.kernel(KernelKind::GEMM_W4, "gemm_w4_qkv", P{{"K", m.H}, {"N", NQKV}, {"G", m.G}, {"OUT", MM_DT_BF16}, {"VARIANT", 0}, {"MDIM", 0}, {"QL", static_cast<double>(m.ql)}});
+  const uint32_t k_o = b.kernel(KernelKind::GEMM_W4, "gemm_w4_o", P{{"K", QN}, {"N", m.H}, {"G", m.G}, {"OUT", MM_DT_BF16}, {"VARIANT", 1}, {"MDIM", 0}, {"QL", static_cast<double>(m.ql)}});
   const uint32_t k_rope = b.kernel(KernelKind::QK_NORM_ROPE_KV, "qk_norm_rope_kv", P{{"NQ", m.NQ}, {"NKV", m.NKV}, {"D", m.D}, {"DR", m.DR}, {"THETA", m.theta}, {"EPS", m.eps}, {"WDT", WDT}, {"KVDT", KVDT}, {"BLOCK", m.block}, {"MAX_BLOCKS", MAXB}});
   const uint32_t k_att_p = b.kernel(KernelKind::ATTENTION, "attention_prefill", P{{"NQ", m.NQ}, {"NKV", m.NKV}, {"D", m.D}, {"KVDT", KVDT}, {"BLOCK", m.block}, {"MAX_BLOCKS", MAXB}, {"VARIANT", 0}});
   const P att_d{{"NQ", m.NQ}, {"NKV", m.NKV}, {"D", m.D}, {"KVDT", KVDT}, {"BLOCK", m.block}, {"MAX_BLOCKS", MAXB}, {"SPLITS", 2}};
@@ -228,10 +229,10 @@ std::vector<uint8_t> build_tiny_plan(const TinyModel& m) {
   const uint32_t k_topk_f = b.kernel(KernelKind::ROUTE_TOPK, "route_topk_fused", P{{"E", m.E}, {"TOPK", m.TOPK}, {"H", m.H}, {"WDT", WDT}, {"FUSED_GEMM", 1}});
   const uint32_t k_topk = b.kernel(KernelKind::ROUTE_TOPK, "route_topk", P{{"E", m.E}, {"TOPK", m.TOPK}, {"H", m.H}, {"WDT", WDT}, {"FUSED_GEMM", 0}});
   const uint32_t k_align = b.kernel(KernelKind::MOE_ALIGN, "moe_align", P{{"E", m.E}, {"TOPK", m.TOPK}});
-  const uint32_t k_w13_d = b.kernel(KernelKind::MOE_W13, "moe_w13", P{{"H", m.H}, {"I", m.I}, {"E", m.E}, {"TOPK", m.TOPK}, {"G", m.G}, {"GROUPED", 0}});
-  const uint32_t k_w13_p = b.kernel(KernelKind::MOE_W13, "moe_w13_grouped", P{{"H", m.H}, {"I", m.I}, {"E", m.E}, {"TOPK", m.TOPK}, {"G", m.G}, {"GROUPED", 1}});
-  const uint32_t k_w2_d = b.kernel(KernelKind::MOE_W2, "moe_w2_combine", P{{"H", m.H}, {"I", m.I}, {"E", m.E}, {"TOPK", m.TOPK}, {"G", m.G}, {"GROUPED", 0}, {"COMBINE", 1}});
-  const uint32_t k_w2_p = b.kernel(KernelKind::MOE_W2, "moe_w2_grouped", P{{"H", m.H}, {"I", m.I}, {"E", m.E}, {"TOPK", m.TOPK}, {"G", m.G}, {"GROUPED", 1}, {"COMBINE", 0}});
+  const uint32_t k_w13_d = b.kernel(KernelKind::MOE_W13, "moe_w13", P{{"H", m.H}, {"I", m.I}, {"E", m.E}, {"TOPK", m.TOPK}, {"G", m.G}, {"GROUPED", 0}, {"QL", static_cast<double>(m.ql)}});
+  const uint32_t k_w13_p = b.kernel(KernelKind::MOE_W13, "moe_w13_grouped", P{{"H", m.H}, {"I", m.I}, {"E", m.E}, {"TOPK", m.TOPK}, {"G", m.G}, {"GROUPED", 1}, {"QL", static_cast<double>(m.ql)}});
+  const uint32_t k_w2_d = b.kernel(KernelKind::MOE_W2, "moe_w2_combine", P{{"H", m.H}, {"I", m.I}, {"E", m.E}, {"TOPK", m.TOPK}, {"G", m.G}, {"GROUPED", 0}, {"COMBINE", 1}, {"QL", static_cast<double>(m.ql)}});
+  const uint32_t k_w2_p = b.kernel(KernelKind::MOE_W2, "moe_w2_grouped", P{{"H", m.H}, {"I", m.I}, {"E", m.E}, {"TOPK", m.TOPK}, {"G", m.G}, {"GROUPED", 1}, {"COMBINE", 0}, {"QL", static_cast<double>(m.ql)}});
   const uint32_t k_combine = b.kernel(KernelKind::MOE_COMBINE, "moe_combine", P{{"H", m.H}, {"TOPK", m.TOPK}});
   const uint32_t k_lm = b.kernel(KernelKind::GEMM_DENSE, "lm_head", P{{"K", m.H}, {"N", m.V}, {"WDT", WDT}, {"OUT", MM_DT_F32}, {"MDIM", 1}});
   const uint32_t k_sample = b.kernel(KernelKind::SAMPLE, "sample", P{{"V", m.V}});

@@ -20,6 +20,7 @@ struct TinyModel {
   double theta = 10000.0, eps = 1e-6;
   int64_t max_seq_len = 64, max_batch = 4, max_prefill_tokens = 8, block = 4;
   bool fp8_kv = false;
+  int64_t ql = 0;   // 1: every qweight in strips of 32 columns (QuantLayout STRIPS32), its kernels QL = 1
   uint32_t schema_version = plan::kPlanSchemaVersion;
   // PlanDef.tp / ep as stored (the programs stay the unsharded ones: for the reader's refusals).
   int tp = 1, ep = 1;
@@ -53,6 +54,7 @@ struct WeightSpec {
   int concat_axis = -1;  // CONCAT_N: 0 or the last dim
   plan::WeightRole role = plan::WeightRole::OTHER;
   int64_t fan_in = 1;
+  plan::QuantLayout qlayout = plan::QuantLayout::ROWS;
 };
 std::vector<uint8_t> build_weights_plan(const std::vector<WeightSpec>& weights);
 

@@ -196,6 +196,20 @@ class WeightStreamTest : public ::testing::Test {
     }
   }
 
+  // The same bytes in strips of 32 columns (plan.fbs QuantLayout STRIPS32): per matrix [KR, N],
+  // word (r, c) at (c / 32) * KR * 32 + r * 32 + c % 32.
+  std::vector<uint8_t> expected_strips(const test::WeightSpec& w) {
+    const std::vector<uint8_t> rows = expected(w);
+    const size_t n = static_cast<size_t>(w.shape.back()), kr = static_cast<size_t>(w.shape[w.shape.size() - 2]);
+    std::vector<uint8_t> out(rows.size());
+    for (size_t m = 0; m < rows.size() / (4 * kr * n); ++m)
+      for (size_t r = 0; r < kr; ++r)
+        for (size_t c = 0; c < n; ++c)
+          std::memcpy(out.data() + 4 * (m * kr * n + (c / 32) * kr * 32 + r * 32 + c % 32),
+                      rows.data() + 4 * (m * kr * n + r * n + c), 4);
+    return out;
+  }
+
   std::shared_ptr<const Plan> make_plan(const std::vector<test::WeightSpec>& specs) {
     auto bytes = test::build_weights_plan(specs);
     test::stamp_model_hash(&bytes, dir);
@@ -256,7 +270,8 @@ std::vector<test::WeightSpec> all_transforms(WeightStreamTest& t) {
 void expect_weights(WeightStreamTest& t, const std::vector<test::WeightSpec>& specs, const std::string& what) {
   for (size_t i = 0; i < specs.size(); ++i) {
     if (!t.dst[i]) continue;
-    const std::vector<uint8_t> want = t.expected(specs[i]);
+    const std::vector<uint8_t> want =
+        specs[i].qlayout == plan::QuantLayout::STRIPS32 ? t.expected_strips(specs[i]) : t.expected(specs[i]);
     ASSERT_EQ(want.size(), static_cast<size_t>(std::accumulate(specs[i].shape.begin(), specs[i].shape.end(), int64_t{1},
                                                                std::multiplies<int64_t>()) *
                                                plan_dtype_size(specs[i].dtype)));
@@ -295,6 +310,46 @@ TEST_F(WeightStreamTest, GivesTheTransformsBytesWhateverTheChunksReadersAndIo) {
     // Host memory is the staging buffers (+ a small scratch), not the checkpoint.
     const int buffers = c.buffers ? c.buffers : c.readers + 2;
     EXPECT_LE(stats.staging_bytes, static_cast<uint64_t>(buffers) * c.chunk + (uint64_t{4} << 20)) << what;
+  }
+}
+
+// Quantized weights laid out in strips of 32 columns: every transform the compiler lays out so
+// (one matrix, columns and rows concatenated, stacked experts, w1 | w3 pairs), with 4 KiB chunks
+// that split rows mid-strip and chunks that hold whole tensors (one copy per matrix).
+const std::map<std::string, Tensor> kStripTensors = {
+    {"c", {kShard1, mm::DType::I32, {40, 96}}},      // COPY: 3 strips of 40 rows
+    {"s1", {kShard1, mm::DType::I32, {24, 64}}},     // CONCAT_N along the last dim, across shards
+    {"s2", {kShard2, mm::DType::I32, {24, 32}}},
+    {"r1", {kShard2, mm::DType::I32, {20, 64}}},     // CONCAT_N along the first dim
+    {"r2", {kShard1, mm::DType::I32, {12, 64}}},
+    {"w1_0", {kShard1, mm::DType::I32, {48, 64}}}, {"w3_0", {kShard2, mm::DType::I32, {48, 64}}},
+    {"w1_1", {kShard1, mm::DType::I32, {48, 64}}}, {"w3_1", {kShard2, mm::DType::I32, {48, 64}}},
+    {"w2_0", {kShard2, mm::DType::I32, {36, 96}}}, {"w2_1", {kShard1, mm::DType::I32, {36, 96}}},
+};
+
+TEST_F(WeightStreamTest, LaysQuantizedWeightsOutInStripsOf32Columns) {
+  write(kStripTensors, 0x77777777u, "strips");
+  std::vector<test::WeightSpec> specs = {
+      spec("c", DType::I32, {40, 96}, WeightTransform::COPY, {"c"}),
+      spec("qkv", DType::I32, {24, 96}, WeightTransform::CONCAT_N, {"s1", "s2"}),
+      spec("rows", DType::I32, {32, 64}, WeightTransform::CONCAT_N, {"r1", "r2"}),
+      spec("w13", DType::I32, {2, 48, 128}, WeightTransform::STACK_EXPERTS_W13, {"w1_0", "w3_0", "w1_1", "w3_1"}),
+      spec("w2", DType::I32, {2, 36, 96}, WeightTransform::STACK_EXPERTS, {"w2_1", "w2_0"})};
+  specs[2].concat_axis = 0;
+  for (auto& w : specs) {
+    w.role = plan::WeightRole::QWEIGHT;
+    w.qlayout = plan::QuantLayout::STRIPS32;
+  }
+  auto plan = make_plan(specs);
+  ASSERT_TRUE(plan);
+  for (uint64_t chunk : {uint64_t{4096}, uint64_t{8192}, uint64_t{16} << 20}) {
+    LoadOptions o;
+    o.chunk_bytes = chunk;
+    o.readers = 2;
+    o.io = IoMode::BUFFERED;
+    Status st = stream(*plan, o);
+    ASSERT_TRUE(st.ok()) << "chunk " << chunk << ": " << st.error().message;
+    expect_weights(*this, specs, "strips, chunk " + std::to_string(chunk));
   }
 }
 
