@@ -5,7 +5,7 @@
  *   M = dim[MDIM == 0 ? T : R].
  * Constants: mmp::K, N, G, OUT, MDIM, QL, VARIANT, THREADS; variant 0: WK (warps per block, split
  *   K), CS (blocks per thread block cluster, split K further; MM_CLUSTER_DIMS), U (units of 64 k
- *   in flight per warp: its ring in dynamic shared memory, w4.cuh mm_gv_ring).
+ *   per register set of mm_w4_gv for one n-tile; two n-tiles take half).
  * Variants (building blocks in w4.cuh):
  *   0 decode bandwidth kernel (mm_w4_gv): a cluster of CS blocks of WK warps owns a strip of 32
  *     columns; its CS*WK warps split the quantization groups evenly and are reduced in shared and
@@ -20,8 +20,7 @@
  *     ceil(M / BM)); 57 or 84 KiB of dynamic shared memory. */
 template <int NT>
 __device__ __forceinline__ void mm_gemm_w4_pass(const mm_bf16* x, const mm_u32* qw, const __half* sc, void* y,
-                                                mm_i64 M, mm_i64 m0, float* red, float* part,
-                                                mm_gv_ring<mmp::U>& ring) {
+                                                mm_i64 M, mm_i64 m0, float* red, float* part) {
   constexpr int WK = mmp::WK, CS = mmp::CS, P = WK * CS, NG = mmp::K / mmp::G, UPG = mmp::G / 64;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gq = lane >> 2;
   const int strip = (int)(blockIdx.x / CS) * 32, rank = CS > 1 ? (int)mm_cluster_rank() : 0;
@@ -40,7 +39,7 @@ __device__ __forceinline__ void mm_gemm_w4_pass(const mm_bf16* x, const mm_u32* 
     for (int t = 0; t < 2; ++t)
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[nt][t][e] = 0.f;
-  mm_w4_gv<mmp::N, mmp::G, NT, mmp::U, mmp::K / 8>(xr, qw, sc, col4, col4 < mmp::N, g0 * UPG, g1 * UPG, 1.f, acc, ring);
+  mm_w4_gv<mmp::N, mmp::G, NT, NT == 1 ? mmp::U : (mmp::U + 1) / 2, mmp::K / 8>(xr, qw, sc, col4, col4 < mmp::N, g0 * UPG, g1 * UPG, 1.f, acc);
   const int mrows = (int)(M - m0 < 8 * NT ? M - m0 : 8 * NT);
   typedef typename mm_dt<mmp::OUT>::T ot;
   mm_w4_gv_finish<NT, WK, 1, CS>(acc, mrows, red, part, [&](int m, int c, const float (&v)[1]) {
@@ -85,13 +84,11 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, MM_MI
     mm_pdl_enter();
     __shared__ float red[mmp::WK * 16 * 32];
     __shared__ float part[16 * 32];
-    extern __shared__ __align__(16) unsigned char mm_gv_smem[];   // the warps' rings
-    mm_gv_ring<mmp::U>& ring = ((mm_gv_ring<mmp::U>*)mm_gv_smem)[threadIdx.x >> 5];
     // Passes of 16 rows; the last one takes one n-tile (8 rows) when that is enough. The loop
     // bound is uniform over the cluster, so its barriers match.
     for (mm_i64 m0 = 0; m0 < M; m0 += 16) {
-      if (M - m0 > 8) mm_gemm_w4_pass<2>(x, qw, sc, y, M, m0, red, part, ring);
-      else mm_gemm_w4_pass<1>(x, qw, sc, y, M, m0, red, part, ring);
+      if (M - m0 > 8) mm_gemm_w4_pass<2>(x, qw, sc, y, M, m0, red, part);
+      else mm_gemm_w4_pass<1>(x, qw, sc, y, M, m0, red, part);
     }
   } else {
     mm_pdl_enter();

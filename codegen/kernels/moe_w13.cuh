@@ -6,7 +6,7 @@
  *   scales f16[E, H/G, 2I]; ids i32[T, TOPK]; offsets i32[E+1], sorted i32[T*TOPK] (MOE_ALIGN,
  *   GROUPED only); act bf16[T*TOPK, I].
  * Constants: mmp::H, I, E, TOPK, G, GROUPED, QL, THREADS; decode: WK, CS (MM_CLUSTER_DIMS),
- *   U (units of 64 k in flight per warp: its ring in dynamic shared memory, w4.cuh mm_gv_ring).
+ *   U (units of 64 k per register set of mm_w4_gv).
  * Variants (building blocks in w4.cuh):
  *   GROUPED = 0 (decode): the GEMV core (mm_w4_gv, M = 1) per slot. A cluster of CS blocks owns
  *     32 output columns n0.. of one slot; each block has 2*WK warps: WK on w1's columns n0.. and
@@ -56,10 +56,8 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, MM_MI
     for (int t = 0; t < 2; ++t)
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[0][t][i] = 0.f;
-    extern __shared__ __align__(16) unsigned char mm_gv_smem[];   // the warps' rings
     mm_w4_gv<N2, mmp::G, 1, mmp::U, mmp::H / 8>(xr, qw + e * QW_E, sc + e * SC_E, (wn ? mmp::I : 0) + n0 + 4 * gq,
-                                               n0 + 4 * gq < mmp::I, g0 * UPG, g1 * UPG, 1.f, acc,
-                                               ((mm_gv_ring<mmp::U>*)mm_gv_smem)[warp]);
+                               n0 + 4 * gq < mmp::I, g0 * UPG, g1 * UPG, 1.f, acc);
     mm_w4_gv_finish<1, WK, 2, CS>(acc, 1, red, part, [&](int, int c, const float (&v)[2]) {
       if (n0 + c < mmp::I) act[slot * mmp::I + n0 + c] = __float2bfloat16_rn(mm_silu_mul(v[0], v[1]));
     });

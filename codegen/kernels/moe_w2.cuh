@@ -5,8 +5,7 @@
  *   32 columns, w4.cuh mm_qw_at); scales f16[E, I/G, H]; ids i32[T, TOPK];
  *   weights f32[T, TOPK]; offsets i32[E+1], sorted i32[T*TOPK] (GROUPED only).
  * Constants: mmp::H, I, E, TOPK, G, GROUPED, COMBINE, QL, THREADS; decode: WK, CS
- *   (MM_CLUSTER_DIMS), U (units of 64 k in flight per warp: its ring in dynamic shared memory,
- *   w4.cuh mm_gv_ring).
+ *   (MM_CLUSTER_DIMS), U (units of 64 k per register set of mm_w4_gv).
  * Variants (building blocks in w4.cuh):
  *   GROUPED = 0 (decode): the GEMV core (mm_w4_gv, M = 1). A cluster of CS blocks of WK warps owns
  *     32 output columns of one token (COMBINE) or slot. With COMBINE the K axis is the TOPK
@@ -65,10 +64,8 @@ extern "C" __global__ void MM_CLUSTER_DIMS __launch_bounds__(mmp::THREADS, MM_MI
       const int lo = (g0 > j * NGI ? g0 : j * NGI) - j * NGI;
       const int hi = (g1 < (j + 1) * NGI ? g1 : (j + 1) * NGI) - j * NGI;
       const mm_bf16* xr[1] = {gq == 0 ? act + (slot0 + j) * mmp::I : nullptr};
-      extern __shared__ __align__(16) unsigned char mm_gv_smem[];   // the warps' rings
-      mm_w4_gv<mmp::H, mmp::G, 1, mmp::U, mmp::I / 8>(xr, qw + e * QW_E, sc + e * SC_E, col4, col4 < mmp::H, lo * UPG,
-                                                     hi * UPG, weights[slot0 + j], acc,
-                                                     ((mm_gv_ring<mmp::U>*)mm_gv_smem)[warp]);
+      mm_w4_gv<mmp::H, mmp::G, 1, mmp::U, mmp::I / 8>(xr, qw + e * QW_E, sc + e * SC_E, col4, col4 < mmp::H, lo * UPG, hi * UPG,
+                                     weights[slot0 + j], acc);
     }
     mm_w4_gv_finish<1, WK, 1, CS>(acc, 1, red, part, [&](int, int c, const float (&v)[1]) {
       const int n = n0 + c;

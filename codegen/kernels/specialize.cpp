@@ -139,8 +139,8 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
     if (!cond && error.empty()) error = what;
   };
   auto I = [&](const char* key) { return p.ints.at(key); };
-  // The decode GEMV split: the one asked for (checked), else `picked`. U: units of 64 k in flight
-  // per warp (its ring in dynamic shared memory, w4.cuh mm_gv_ring), `u` unless asked.
+  // The decode GEMV split: the one asked for (checked), else `picked`. U: units of 64 k per
+  // register set of mm_w4_gv (w4.cuh), `u` unless asked.
   auto decode_split = [&](Split picked, int64_t ng, int64_t max_wk, int64_t u) {
     Split sp = picked;
     if (ng <= 0) {   // a prefill variant: its warps are fixed by the tile
@@ -156,15 +156,12 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
     require(sp.cs >= 1 && sp.cs <= 8, "parameter CS = " + std::to_string(sp.cs) + " is out of range [1, 8]");
     require(ng <= 0 || sp.wk * sp.cs <= ng, "the decode split WK x CS = " + std::to_string(sp.wk * sp.cs) +
                                                 " exceeds the " + std::to_string(ng) + " quantization groups of K");
-    require(u >= 2 && u <= 8, "parameter U = " + std::to_string(u) + " is out of range [2, 8]");
+    require(u >= 1 && u <= 8, "parameter U = " + std::to_string(u) + " is out of range [1, 8]");
     p.ints["WK"] = sp.wk;
     p.ints["CS"] = sp.cs;
     p.ints["U"] = u;
     return sp;
   };
-  // The decode GEMV's rings (w4.cuh mm_gv_ring_bytes): U units of 32 x (2 x 16 + 8) bytes per warp;
-  // at most 8 warps x 8 units = 80 KiB, inside sm_121's 99 KiB per block with the reduction buffers.
-  auto gv_ring_bytes = [&](int64_t warps) { return warps * p.ints.at("U") * (2 * 32 * 16 + 32 * 8); };
   // Rows per tile of the v2 W4 MMA core: 64 (two blocks per SM) unless given; a bench or the
   // lowering may ask for 128 (one block per SM, half the B traffic and dequantization per row).
   auto pick_bm = [&]() -> int64_t {
@@ -194,7 +191,7 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
       // WK/CS: the decode split (set for both variants so that the source always names them;
       // variant 1 runs 8 warps, no cluster).
       const Split sp = variant == 0 ? decode_split(k % g == 0 ? pick_split((n + 31) / 32, k / g, 1) : Split{8, 1},
-                                                   k / g, 8, 6)
+                                                   k / g, 8, 2)
                                     : decode_split(Split{8, 1}, 0, 8, 2);
       threads = static_cast<int>(32 * sp.wk);
       // BM: rows per tile of the mma cores (v1: 64; v2: 64 or 128).
@@ -202,7 +199,6 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
       p.ints["BM"] = bm;
       if (variant == 0) {
         grid[0] = cst((n + 31) / 32 * sp.cs);
-        dynamic_smem = gv_ring_bytes(sp.wk);
       } else {
         grid[0] = cst((n + 127) / 128);
         grid[1] = dimx(I("MDIM") == 0 ? kDimT : kDimR, 1, 0, bm);
@@ -321,13 +317,12 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
       // Decode: WK warps on w1 and WK on w3 per block (THREADS = 64 WK), CS blocks per cluster.
       const Split sp = grouped == 0 ? decode_split(h % g == 0 ? pick_split(topk * ((in + 31) / 32) * 2, h / g, 2)
                                                               : Split{4, 1},
-                                                   h / g, 4, 8)
+                                                   h / g, 4, 4)
                                     : decode_split(Split{4, 1}, 0, 4, 4);
       threads = static_cast<int>(grouped == 0 ? 64 * sp.wk : 256);
       if (grouped == 0) {
         grid[0] = cst((in + 31) / 32 * sp.cs);
         grid[1] = dimx(kDimT, topk);
-        dynamic_smem = gv_ring_bytes(2 * sp.wk);
       } else {
         // Grouped: Σ_e ceil(n_e / BM) <= (T*TOPK + (BM-1) E) / BM row tiles; extra blocks exit.
         const int64_t bm = grouped == 2 ? pick_bm() : 64;
@@ -348,13 +343,12 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
       const Split sp = grouped == 0 ? decode_split(in % g == 0 ? (combine ? pick_split((h + 31) / 32, ng, 1)
                                                                           : pick_split(topk * ((h + 31) / 32), ng, 1))
                                                                : Split{8, 1},
-                                                   ng, 8, 8)
+                                                   ng, 8, 4)
                                     : decode_split(Split{8, 1}, 0, 8, 4);
       threads = static_cast<int>(grouped == 0 ? 32 * sp.wk : 256);
       if (grouped == 0) {
         grid[0] = cst((h + 31) / 32 * sp.cs);
         grid[1] = combine ? dimx(kDimT) : dimx(kDimT, topk);
-        dynamic_smem = gv_ring_bytes(sp.wk);
       } else {
         const int64_t bm = grouped == 2 ? pick_bm() : 64;
         grid[0] = cst((h + 127) / 128);

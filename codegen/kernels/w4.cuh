@@ -12,8 +12,8 @@
  * 8 values of a lane are paired the same way with byte permutes. A = 16 columns (two per lane word
  * pair), B = x (8 rows per n-tile, NT = 2 for M <= 16), m16n8k16 bf16 -> fp32. The mma sums one
  * quantization group unscaled; at the group end it is scaled per column in fp32 (as the
- * reference does). The weights arrive through a per-warp ring of U units of 64 k in shared memory
- * (cp.async, U units in flight from the start). Warps (and the blocks of a thread block cluster) that
+ * reference does). Two register sets of U units of 64 k (two 16-byte weight loads and the group's
+ * scales each) alternate: one is loaded while the other is consumed. Warps (and the blocks of a thread block cluster) that
  * share a strip split K; mm_w4_gv_finish reduces them in shared memory, then across the cluster
  * through distributed shared memory, in a fixed order (deterministic).
  *
@@ -43,6 +43,12 @@ __device__ __forceinline__ const mm_u32* mm_qw_at(const mm_u32* qw, mm_i64 row, 
 }
 
 /* ---- decode GEMV core ---- */
+__device__ __forceinline__ uint4 mm_ld_weights(const mm_u32* p) {
+  uint4 r;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+      : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+  return r;
+}
 /* bf16x2 (q_j - 8, q_{j+4} - 8) of nibbles j and j + 4 of a packed word. */
 __device__ __forceinline__ mm_u32 mm_dq_pair(mm_u32 w, int j) {
   const mm_u32 packed = ((w >> (4 * j)) & 0x000F000Fu) | 0x43004300u;
@@ -56,39 +62,30 @@ __device__ __forceinline__ mm_u32 mm_dq_pair(mm_u32 w, int j) {
  * xr[nt]: this lane's x row nt*8 + lane/4 (K offsets only), or nullptr for a row past M.
  * col4 = strip + 4*(lane/4); cok: those 4 columns exist. qw/sc: the matrix (leading dimension
  * NLD, KR packed rows, layout mmp::QL; 16-byte aligned rows).
- * Pipeline: the warp's ring of D units in shared memory (mm_gv_ring), filled by cp.async: D units
- * are in flight from the start and each unit consumed is replaced by the unit D ahead, so the
- * loads in flight cost shared memory, not registers (with registers, two sets of 2-4 units were
- * all 128 of them allowed). Each lane reads back only the bytes it copied (no warp barrier).
- * x (a few KB, shared by every warp, L2-resident) is loaded one unit ahead of its use. */
-template <int D>
-struct mm_gv_ring {
-  uint4 w[D][2][32];   // per unit: this lane's two 16-byte words (packed rows 4h + lane % 4)
-  uint2 s[D][32];      // per unit ending a quantization group: this lane's 4 columns' scales
+ * Pipeline: two register sets of U units (weights + the group-end scales); the loads of one set
+ * are issued before the other is consumed, so 1-2 sets are always in flight. x (a few KB, shared
+ * by every warp, L2-resident) is loaded one unit ahead of its use, keeping registers for weights. */
+template <int NLD, int G, int NT, int U, int KR>
+struct mm_w4_gv_set {
+  uint4 w[U][2];
+  uint2 s[U];
 };
-// Dynamic shared memory of a block of `warps` warps with rings of D units (specialize.cpp).
-__host__ __device__ constexpr int mm_gv_ring_bytes(int warps, int d) { return warps * d * (2 * 32 * 16 + 32 * 8); }
 
-__device__ __forceinline__ void mm_cp_async8(void* smem, const void* gmem, int src_bytes) {
-  mm_u32 s = (mm_u32)__cvta_generic_to_shared(smem);
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;" ::"r"(s), "l"(gmem), "r"(src_bytes) : "memory");
-}
-
-/* Unit un into ring slot `slot` (nothing past u1 or past the matrix: zeros), as one cp.async group. */
-template <int NLD, int G, int KR, int D>
-__device__ __forceinline__ void mm_w4_gv_issue(mm_gv_ring<D>& ring, int slot, const mm_u32* qw, const __half* sc,
-                                               int col4, bool cok, int un, int u1) {
-  const int lane = threadIdx.x & 31, cq = lane & 3;
-  if (un < u1) {
+template <int NLD, int G, int NT, int U, int KR>
+__device__ __forceinline__ void mm_w4_gv_load(mm_w4_gv_set<NLD, G, NT, U, KR>& st, const mm_u32* qw, const __half* sc,
+                                              int col4, bool cok, int ub, int u1) {
+  const int cq = threadIdx.x & 3;
 #pragma unroll
-    for (int h = 0; h < 2; ++h)
-      mm_cp_async16(&ring.w[slot][h][lane], cok ? (const void*)mm_qw_at<KR, NLD>(qw, un * 8 + 4 * h + cq, col4) : (const void*)qw,
-                    cok ? 16 : 0);
-    if (((un + 1) * 64) % G == 0)
-      mm_cp_async8(&ring.s[slot][lane], cok ? (const void*)(sc + (mm_i64)(un * 64 / G) * NLD + col4) : (const void*)sc,
-                   cok ? 8 : 0);
+  for (int u = 0; u < U; ++u) {
+    const int un = ub + u;
+    st.s[u] = make_uint2(0u, 0u);
+    st.w[u][0] = st.w[u][1] = make_uint4(0u, 0u, 0u, 0u);
+    if (cok && un < u1) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) st.w[u][h] = mm_ld_weights(mm_qw_at<KR, NLD>(qw, un * 8 + 4 * h + cq, col4));
+      if (((un + 1) * 64) % G == 0) st.s[u] = __ldg((const uint2*)(sc + (mm_i64)(un * 64 / G) * NLD + col4));
+    }
   }
-  mm_cp_async_commit();   // an empty group past u1 keeps the count of groups per unit uniform
 }
 
 /* x of unit un for this lane (zeros past M or past the range). */
@@ -103,31 +100,17 @@ __device__ __forceinline__ void mm_w4_gv_x(uint4 (&xv)[2][NT], const mm_bf16* co
                                                : make_uint4(0u, 0u, 0u, 0u);
 }
 
-template <int NLD, int G, int NT, int D, int KR>
-__device__ __forceinline__ void mm_w4_gv(const mm_bf16* const (&xr)[NT], const mm_u32* qw, const __half* sc,
-                                         int col4, bool cok, int u0, int u1, float mul,
-                                         float (&acc)[NT][2][4], mm_gv_ring<D>& ring) {
-  static_assert(G % 64 == 0, "G must be a multiple of 64");
-  const int lane = threadIdx.x & 31;
-  float tmp[NT][2][4];
+/* Consumes the units of one register set; xc holds the x of the set's first unit on entry and
+ * that of the next unit on return (each unit's x is loaded one unit ahead, hiding its L2 latency
+ * behind a unit of math). */
+template <int NLD, int G, int NT, int U, int KR>
+__device__ __forceinline__ void mm_w4_gv_use(const mm_w4_gv_set<NLD, G, NT, U, KR>& st, const mm_bf16* const (&xr)[NT],
+                                             int ub, int u1, float mul, uint4 (&xc)[2][NT],
+                                             float (&tmp)[NT][2][4], float (&acc)[NT][2][4]) {
 #pragma unroll
-  for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-    for (int t = 0; t < 2; ++t)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) tmp[nt][t][e] = 0.f;
-#pragma unroll
-  for (int i = 0; i < D; ++i) mm_w4_gv_issue<NLD, G, KR, D>(ring, i, qw, sc, col4, cok, u0 + i, u1);
-  uint4 xc[2][NT];
-  mm_w4_gv_x(xc, xr, u0, u1);
-#pragma unroll 1
-  for (int un = u0; un < u1; ++un) {
-    const int slot = (un - u0) % D;
-    mm_cp_async_wait<D - 1>();   // unit un's group (D - 1 later ones may still be in flight)
-    asm volatile("" ::: "memory");   // the ring reads below stay after the wait
-    const uint4 wq[2] = {ring.w[slot][0][lane], ring.w[slot][1][lane]};
-    const bool group_end = ((un + 1) * 64) % G == 0;
-    const uint2 sq = group_end ? ring.s[slot][lane] : make_uint2(0u, 0u);
+  for (int u = 0; u < U; ++u) {
+    const int un = ub + u;
+    if (un >= u1) break;   // uniform over the warp
     uint4 xv[2][NT];
 #pragma unroll
     for (int h = 0; h < 2; ++h)
@@ -145,7 +128,7 @@ __device__ __forceinline__ void mm_w4_gv(const mm_bf16* const (&xr)[NT], const m
         b[nt][1][0] = __byte_perm(X.y, X.w, 0x5410);
         b[nt][1][1] = __byte_perm(X.y, X.w, 0x7632);
       }
-      const mm_u32 w[4] = {wq[h].x, wq[h].y, wq[h].z, wq[h].w};
+      const mm_u32 w[4] = {st.w[u][h].x, st.w[u][h].y, st.w[u][h].z, st.w[u][h].w};
 #pragma unroll
       for (int t = 0; t < 2; ++t)
 #pragma unroll
@@ -156,8 +139,8 @@ __device__ __forceinline__ void mm_w4_gv(const mm_bf16* const (&xr)[NT], const m
           for (int nt = 0; nt < NT; ++nt) mm_mma_bf16_nv(tmp[nt][t], a0, a1, a2, a3, b[nt][k][0], b[nt][k][1]);
         }
     }
-    if (group_end) {   // end of a quantization group: scale in fp32
-      const __half2 s01 = *(const __half2*)&sq.x, s23 = *(const __half2*)&sq.y;
+    if (((un + 1) * 64) % G == 0) {   // end of a quantization group: scale in fp32
+      const __half2 s01 = *(const __half2*)&st.s[u].x, s23 = *(const __half2*)&st.s[u].y;
       const float s[4] = {__low2float(s01) * mul, __high2float(s01) * mul, __low2float(s23) * mul,
                           __high2float(s23) * mul};
 #pragma unroll
@@ -170,12 +153,35 @@ __device__ __forceinline__ void mm_w4_gv(const mm_bf16* const (&xr)[NT], const m
             tmp[nt][t][e] = 0.f;
           }
     }
-    // The slot's words are in registers (used by the mma above): refill it with unit un + D.
-    asm volatile("" ::: "memory");
-    mm_w4_gv_issue<NLD, G, KR, D>(ring, slot, qw, sc, col4, cok, un + D, u1);
   }
-  mm_cp_async_wait<0>();   // no copy into the ring outlives the call (the ring is reused)
 }
+
+template <int NLD, int G, int NT, int U, int KR>
+__device__ __forceinline__ void mm_w4_gv(const mm_bf16* const (&xr)[NT], const mm_u32* qw, const __half* sc,
+                                         int col4, bool cok, int u0, int u1, float mul,
+                                         float (&acc)[NT][2][4]) {
+  static_assert(G % 64 == 0, "G must be a multiple of 64");
+  float tmp[NT][2][4];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int t = 0; t < 2; ++t)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) tmp[nt][t][e] = 0.f;
+  mm_w4_gv_set<NLD, G, NT, U, KR> A, B;
+  uint4 xc[2][NT];
+  mm_w4_gv_load(A, qw, sc, col4, cok, u0, u1);
+  mm_w4_gv_x(xc, xr, u0, u1);
+#pragma unroll 1
+  for (int ub = u0; ub < u1; ub += 2 * U) {
+    if (ub + U < u1) mm_w4_gv_load(B, qw, sc, col4, cok, ub + U, u1);
+    mm_w4_gv_use(A, xr, ub, u1, mul, xc, tmp, acc);
+    if (ub + U >= u1) break;
+    if (ub + 2 * U < u1) mm_w4_gv_load(A, qw, sc, col4, cok, ub + 2 * U, u1);
+    mm_w4_gv_use(B, xr, ub + U, u1, mul, xc, tmp, acc);
+  }
+}
+
 /* Reduction of mm_w4_gv partial sums. Warp w = wn * WK + wk holds strip wn's partial sums over its
  * K range (rows < mrows); the CS blocks of the cluster hold the other K ranges. red: WK*WN*8*NT*32
  * floats, part: WN*8*NT*32 floats of shared memory. epi(m, c, v) is called once per (row m <

@@ -443,7 +443,7 @@ TEST(GpuBench, DecodeSplitSweep) {
                   pu = picked->spec.params.ints.at("U");
     for (int64_t wk : wks)
       for (int64_t cs : {1, 2, 4})
-        for (int64_t u : {4, 6, 8}) {
+        for (int64_t u : {2, 4}) {
           kernels::Params p = base;
           p.ints["WK"] = wk; p.ints["CS"] = cs; p.ints["U"] = u;
           if (!kernels::specialize(kind, p).ok()) continue;
@@ -476,7 +476,7 @@ TEST(GpuBench, DecodeSplitSweep) {
       }
       const std::string what = std::string(g.name) + " M=" + std::to_string(mrows);
       sweep(what.c_str(), Kind::GEMM_W4, {{{"K", g.K}, {"N", g.N}, {"G", 128}, {"OUT", 0}, {"VARIANT", 0}, {"QL", 1}}, {}}, opsets,
-            {mrows, mrows}, static_cast<double>(wbytes), {4, 8});
+            {mrows, mrows}, static_cast<double>(wbytes), {2, 4, 8});
     }
   }
   const int64_t T = 1, R = E / TOPK;

@@ -33,7 +33,7 @@ TEST(Specialize, BakesConstantsAndNamesTheEntry) {
   ASSERT_TRUE(s.ok()) << s.error().message;
   auto src = kernel_source(*s);
   ASSERT_TRUE(src.ok()) << src.error().message;
-  EXPECT_EQ(src->entry, "gemm_w4_bm64_cs1_g128_k3072_mdim0_n8192_out0_ql0_u6_variant0_wk8");
+  EXPECT_EQ(src->entry, "gemm_w4_bm64_cs1_g128_k3072_mdim0_n8192_out0_ql0_u2_variant0_wk8");
   EXPECT_NE(src->source.find("constexpr int K = 3072;"), std::string::npos);
   EXPECT_NE(src->source.find("#define MM_ENTRY " + src->entry), std::string::npos);
   EXPECT_NE(src->source.find("struct mm_kernel_args"), std::string::npos);  // abi.h is embedded
