@@ -12,7 +12,7 @@
  *     32 output columns n0.. of one slot; each block has 2*WK warps: WK on w1's columns n0.. and
  *     WK on w3's columns I + n0.., each taking 1/(CS*WK) of the quantization groups; the
  *     reduction (mm_w4_gv_finish) hands g and u of a column to one thread for silu*mul. specialize()
- *     picks WK and CS so that batch 1 (TOPK slots) keeps every SM busy with all warps resident.
+ *     picks WK and CS so that batch 1 (TOPK slots) keeps every SM busy (two waves of resident warps).
  *     Grid (ceil(I / 32) * CS, T*TOPK), block (64 WK).
  *   GROUPED = 1 (prefill, v1 core): grouped mma.sync GEMM over MOE_ALIGN's expert ranges. Block y walks the
  *     experts' 64-row tiles (grid y is the upper bound sum_e ceil(n_e / 64) <=

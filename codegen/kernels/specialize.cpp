@@ -70,15 +70,18 @@ int64_t w4Mma2Smem(int64_t bm) { return 3 * bm * 72 * 2 + 3 * 8 * 128 * 4 + 128 
 // Split of the decode GEMV core (w4.cuh mm_w4_gv): WK warps per block and CS blocks per thread
 // block cluster share one 32-column strip and split its NG quantization groups evenly (P = WK*CS
 // parts, P | NG). `items` = warps per part at batch 1 (strips x slots x warp columns). The largest
-// P whose warps are all resident at once on a 132-SM H100 (16 warps per SM at <= 128 registers)
-// wins: more warps keep more of the matrix in flight, residency keeps every load issued up front.
+// P whose warps fit `waves` times the warps resident at once on a 132-SM H100 (16 warps per SM at
+// <= 128 registers) wins: more warps keep more of the matrix in flight, residency keeps every load
+// issued up front. One wave, except MOE_W13's two: its 8 experts' 24 groups in 4 parts (WK 4) took
+// 19.9 us against 23.8 for 2 parts (WK 2) under programmatic launches on the H200
+// (GpuBench.DecodeSplitSweep), while qkv, o_proj and MOE_W2 were fastest at one wave.
 struct Split {
   int64_t wk = 1, cs = 1;
 };
-Split pick_split(int64_t items, int64_t ng, int64_t wn) {
+Split pick_split(int64_t items, int64_t ng, int64_t wn, int64_t waves = 1) {
   constexpr int64_t kResidentWarps = 132 * 16;
   for (int64_t p = std::min<int64_t>(ng, 64); p >= 1; --p) {
-    if (ng % p != 0 || items * p > kResidentWarps) continue;
+    if (ng % p != 0 || items * p > waves * kResidentWarps) continue;
     for (int64_t wk : {8, 4, 2, 1})
       if (wk * wn <= 8 && p % wk == 0 && p / wk <= 8) return {wk, p / wk};
   }
@@ -315,7 +318,7 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
       require(g % 64 == 0 && g <= 4096, "parameter G = " + std::to_string(g) + " must be a multiple of 64, at most 4096");
       require(in % 8 == 0, "parameter I must be a multiple of 8");
       // Decode: WK warps on w1 and WK on w3 per block (THREADS = 64 WK), CS blocks per cluster.
-      const Split sp = grouped == 0 ? decode_split(h % g == 0 ? pick_split(topk * ((in + 31) / 32) * 2, h / g, 2)
+      const Split sp = grouped == 0 ? decode_split(h % g == 0 ? pick_split(topk * ((in + 31) / 32) * 2, h / g, 2, 2)
                                                               : Split{4, 1},
                                                    h / g, 4, 4)
                                     : decode_split(Split{4, 1}, 0, 4, 4);

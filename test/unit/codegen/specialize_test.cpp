@@ -182,9 +182,9 @@ TEST(Specialize, DecodeGemvSplit) {
       {Kind::GEMM_W4, w4(3072, 8192, 128, 0), 8, 1, 256, 256},
       // o_proj 6144 x 3072: 96 strips x 16 parts (48 groups / 16), clusters of 2.
       {Kind::GEMM_W4, w4(6144, 3072, 128, 0), 8, 2, 256, 192},
-      // W13 top-8: 8 slots x 48 column pairs x 2 warps x 2 parts.
+      // W13 top-8: 8 slots x 48 column pairs x 2 warps x 4 parts (two waves of resident warps).
       {Kind::MOE_W13, Params{{{"H", 3072}, {"I", 1536}, {"E", 192}, {"TOPK", 8}, {"G", 128}, {"GROUPED", 0}}, {}},
-       2, 1, 128, 48},
+       4, 1, 256, 48},
       // W2 combine: the 8 experts' 96 groups in 16 parts over clusters of 2.
       {Kind::MOE_W2, Params{{{"H", 3072}, {"I", 1536}, {"E", 192}, {"TOPK", 8}, {"G", 128}, {"GROUPED", 0}, {"COMBINE", 1}}, {}},
        8, 2, 256, 192},
