@@ -147,9 +147,20 @@ void RandomWeightFiller::fill(size_t wi, uint64_t first, uint64_t count, void* o
   const float inv_sqrt_k = 1.0f / std::sqrt(static_cast<float>(std::max<int64_t>(1, w.fan_in())));
   uint8_t* dst = static_cast<uint8_t*>(out);
   const DType dt = w.dtype();
+  // A qweight in strips of 32 columns draws each word from its index in GPTQ rows, so that a plan
+  // gets the same random model whatever its --qweight-layout.
+  const auto* shape = w.shape();
+  const bool strips = w.qlayout() == plan::QuantLayout::STRIPS32 && shape && shape->size() >= 2;
+  const uint64_t kr = strips ? static_cast<uint64_t>(shape->Get(shape->size() - 2)) : 1;
+  const uint64_t n = strips ? static_cast<uint64_t>(shape->Get(shape->size() - 1)) : 1;
+  auto logical = [&](uint64_t i) {
+    if (!strips) return i;
+    const uint64_t m = i / (kr * n), l = i % (kr * n), strip = l / (kr * 32), r = (l / 32) % kr;
+    return m * kr * n + r * n + strip * 32 + l % 32;
+  };
   ref::parallel_for(static_cast<int64_t>(count), 1 << 16, [&](int64_t b, int64_t e) {
     for (int64_t j = b; j < e; ++j) {
-      const uint64_t h = ref::splitmix64(base + first + static_cast<uint64_t>(j));
+      const uint64_t h = ref::splitmix64(base + logical(first + static_cast<uint64_t>(j)));
       const float u = static_cast<float>(h >> 40) / 16777216.0f;  // [0, 1)
       const float sym = 2.0f * u - 1.0f;                          // [-1, 1)
       float v = 0.0f;

@@ -50,7 +50,7 @@ class RandomWeightFiller {
 
 // Valid random weights of the plan's shapes: int4 nibbles uniform, scales ~ 1/(4.6 sqrt(K)) with
 // random signs, norm weights near 1, dense matrices ~ U(+-sqrt(3/K)), router bias small.
-// Deterministic in `seed`.
+// Deterministic in `seed`; the same model whatever the plan's qweight layout (plan.fbs QuantLayout).
 Expected<HostWeights> random_host_weights(const Plan& plan, uint64_t seed);
 
 }  // namespace mm::rt

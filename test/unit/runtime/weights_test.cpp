@@ -201,5 +201,36 @@ TEST(RandomWeights, FillsEveryWeightDeterministically) {
   for (int i = 0; i < 16; ++i) EXPECT_LT(std::fabs(ref::f16_to_f32(sc[i])), 0.1f);
 }
 
+// A plan whose qweights are in strips of 32 columns gets the same random model as the one in GPTQ
+// rows: its words are the rows plan's, laid out in strips.
+TEST(RandomWeights, AreTheSameModelWhateverTheQweightLayout) {
+  test::TinyModel m;
+  auto rows_bytes = test::build_tiny_plan(m);
+  m.ql = 1;
+  auto strips_bytes = test::build_tiny_plan(m);
+  auto rows = load_plan_from_memory(rows_bytes.data(), rows_bytes.size(), "rows.mmp");
+  auto strips = load_plan_from_memory(strips_bytes.data(), strips_bytes.size(), "strips.mmp");
+  ASSERT_TRUE(rows.ok() && strips.ok());
+  auto a = random_host_weights(**rows, 7), b = random_host_weights(**strips, 7);
+  ASSERT_TRUE(a.ok() && b.ok());
+  int qweights = 0;
+  for (size_t i = 0; i < a->buffers.size(); ++i) {
+    const plan::WeightDef& w = *(*strips)->def().weights()->Get(i);
+    if (w.transform() == plan::WeightTransform::CHECK_ZEROS) continue;
+    std::vector<uint8_t> want(a->buffers[i].size());
+    if (w.qlayout() == plan::QuantLayout::STRIPS32) {
+      const auto& sh = *w.shape();
+      const int64_t kr = sh.Get(sh.size() - 2), n = sh.Get(sh.size() - 1);
+      ref::w4_rows_to_strips(static_cast<const int32_t*>(a->ptr(i)), static_cast<int64_t>(want.size() / 4) / (kr * n), kr, n,
+                             reinterpret_cast<int32_t*>(want.data()));
+      ++qweights;
+    } else {
+      std::memcpy(want.data(), a->ptr(i), want.size());
+    }
+    EXPECT_EQ(0, std::memcmp(want.data(), b->ptr(i), want.size())) << w.name()->str();
+  }
+  EXPECT_GT(qweights, 0);
+}
+
 }  // namespace
 }  // namespace mm::rt
