@@ -178,6 +178,65 @@ void report3(const char* what, double bytes, double flush, double rflush, double
   ::testing::Test::RecordProperty(what, std::to_string(bytes / (stream * 1e3)) + " GB/s (stream)");
 }
 
+// R distinct copies of a K x N packed weight and its scales (160 MB or more together, so nothing
+// stays in L2 between launches), with x [M, K] and y [M, N]: the GEMM_W4 operand sets of a stream.
+struct GemvOperands {
+  Buf x, y;
+  size_t wbytes;
+  std::vector<std::unique_ptr<Buf>> bufs;
+  std::vector<std::vector<Buf*>> opsets;
+  GemvOperands(int64_t K, int64_t N, int64_t M)
+      : x(M * K * 2), y(M * N * 2), wbytes(static_cast<size_t>(K / 8 * N * 4 + K / 128 * N * 2)) {
+    fill_bf16(x);
+    x.upload(); y.upload();
+    const int R = static_cast<int>(std::min<size_t>(16, (size_t{160} << 20) / wbytes + 1));
+    for (int r = 0; r < R; ++r) {
+      bufs.push_back(std::make_unique<Buf>(K / 8 * N * 4));
+      Buf* q = bufs.back().get();
+      bufs.push_back(std::make_unique<Buf>(K / 128 * N * 2));
+      Buf* sc = bufs.back().get();
+      fill_u32(*q); fill_f16(*sc, 0.002f, 0.02f, true);
+      q->upload(); sc->upload();
+      opsets.push_back({&x, q, sc, &y});
+    }
+  }
+};
+
+// The MoE decode at batch 1 (top-8 of 192 experts, H 3072, I 1536): R = 24 id sets that cover all
+// 192 experts once, the MOE_W13 and MOE_W2 (combine) operand sets over them, and the weight bytes
+// one launch of each reads.
+struct MoeDecodeOperands {
+  static constexpr int64_t H = 3072, I = 1536, E = 192, TOPK = 8, T = 1, R = E / TOPK;
+  Buf x{T * H * 2}, w13q{E * (H / 8) * 2 * I * 4}, w13s{E * (H / 128) * 2 * I * 2}, w2q{E * (I / 8) * H * 4},
+      w2s{E * (I / 128) * H * 2}, wts{T * TOPK * 4}, act{T * TOPK * I * 2}, y{T * H * 2};
+  std::vector<std::unique_ptr<Buf>> idsets;
+  std::vector<std::vector<Buf*>> s13, s2;
+  const double b13 = TOPK * ((H / 8) * 2 * I * 4.0 + (H / 128) * 2 * I * 2.0);
+  const double b2 = TOPK * ((I / 8) * H * 4.0 + (I / 128) * H * 2.0);
+  MoeDecodeOperands() {
+    fill_bf16(x); fill_u32(w13q); fill_f16(w13s, 0.002f, 0.02f, true); fill_u32(w2q); fill_f16(w2s, 0.002f, 0.02f, true);
+    for (int64_t j = 0; j < TOPK; ++j) wts.h<float>()[j] = 0.125f;
+    fill_bf16(act);
+    for (Buf* b : {&x, &w13q, &w13s, &w2q, &w2s, &wts, &act, &y}) b->upload();
+    std::vector<int32_t> perm(E);
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), rng());
+    for (int64_t r = 0; r < R; ++r) {
+      idsets.push_back(std::make_unique<Buf>(T * TOPK * 4));
+      for (int64_t j = 0; j < TOPK; ++j) idsets.back()->h<int32_t>()[j] = perm[r * TOPK + j];
+      idsets.back()->upload();
+      s13.push_back({&x, &w13q, &w13s, idsets.back().get(), nullptr, nullptr, &act});
+      s2.push_back({&act, &w2q, &w2s, idsets.back().get(), &wts, nullptr, nullptr, &y});
+    }
+  }
+  kernels::Params w13(int64_t ql) const {
+    return {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", 0}, {"QL", ql}}, {}};
+  }
+  kernels::Params w2(int64_t ql) const {
+    return {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", 0}, {"COMBINE", 1}, {"QL", ql}}, {}};
+  }
+};
+
 TEST(GpuBench, DecodeBandwidth) {
   MM_REQUIRE_GPU();
   Flush fl;
@@ -190,63 +249,27 @@ TEST(GpuBench, DecodeBandwidth) {
   for (G g : {G{"GEMM_W4 v0 qkv 3072x8192 M=1", 3072, 8192, 1}, G{"GEMM_W4 v0 o_proj 6144x3072 M=1", 6144, 3072, 1},
               G{"GEMM_W4 v0 qkv 3072x8192 M=8", 3072, 8192, 8}, G{"GEMM_W4 v0 o_proj 6144x3072 M=16", 6144, 3072, 16},
               G{"GEMM_W4 v0 qkv 3072x8192 M=16", 3072, 8192, 16}, G{"GEMM_W4 v0 o_proj 6144x3072 M=8", 6144, 3072, 8}}) {
+    const GemvOperands ops(g.K, g.N, g.M);
     for (int64_t ql : {0, 1}) {
-    auto k = build(Kind::GEMM_W4, {{{"K", g.K}, {"N", g.N}, {"G", 128}, {"OUT", 0}, {"VARIANT", 0}, {"QL", ql}}, {}});
-    ASSERT_TRUE(k);
-    const size_t wbytes = g.K / 8 * g.N * 4 + g.K / 128 * g.N * 2;
-    const int R = static_cast<int>(std::min<size_t>(16, (size_t{160} << 20) / wbytes + 1));
-    Buf x(g.M * g.K * 2), y(g.M * g.N * 2);
-    fill_bf16(x);
-    x.upload(); y.upload();
-    std::vector<std::unique_ptr<Buf>> qws, scs;
-    std::vector<std::vector<Buf*>> opsets;
-    for (int r = 0; r < R; ++r) {
-      qws.push_back(std::make_unique<Buf>(g.K / 8 * g.N * 4));
-      scs.push_back(std::make_unique<Buf>(g.K / 128 * g.N * 2));
-      fill_u32(*qws.back()); fill_f16(*scs.back(), 0.002f, 0.02f, true);
-      qws.back()->upload(); scs.back()->upload();
-      opsets.push_back({&x, qws.back().get(), scs.back().get(), &y});
-    }
-    const double d = time_us(*k, opsets[0], {g.M, g.M}, fl, false), c = time_us(*k, opsets[0], {g.M, g.M}, fl, true);
-    report3((std::string(g.name) + " QL" + std::to_string(ql)).c_str(), static_cast<double>(wbytes), d, c,
-            time_stream_us(*k, opsets, {g.M, g.M}, fl, true));
+      auto k = build(Kind::GEMM_W4, {{{"K", g.K}, {"N", g.N}, {"G", 128}, {"OUT", 0}, {"VARIANT", 0}, {"QL", ql}}, {}});
+      ASSERT_TRUE(k);
+      const double d = time_us(*k, ops.opsets[0], {g.M, g.M}, fl, false), c = time_us(*k, ops.opsets[0], {g.M, g.M}, fl, true);
+      report3((std::string(g.name) + " QL" + std::to_string(ql)).c_str(), static_cast<double>(ops.wbytes), d, c,
+              time_stream_us(*k, ops.opsets, {g.M, g.M}, fl, true));
     }
   }
-  // MoE decode at batch 1: top-8 of 192 experts, H 3072, I 1536. Stream: 24 launches whose ids
-  // cover all 192 experts once.
-  const int64_t H = 3072, I = 1536, E = 192, TOPK = 8, T = 1, R = E / TOPK;
-  Buf x(T * H * 2), w13q(E * (H / 8) * 2 * I * 4), w13s(E * (H / 128) * 2 * I * 2), w2q(E * (I / 8) * H * 4),
-      w2s(E * (I / 128) * H * 2), wts(T * TOPK * 4), act(T * TOPK * I * 2), y(T * H * 2);
-  fill_bf16(x); fill_u32(w13q); fill_f16(w13s, 0.002f, 0.02f, true); fill_u32(w2q); fill_f16(w2s, 0.002f, 0.02f, true);
-  for (int64_t j = 0; j < TOPK; ++j) wts.h<float>()[j] = 0.125f;
-  fill_bf16(act);
-  for (Buf* b : {&x, &w13q, &w13s, &w2q, &w2s, &wts, &act, &y}) b->upload();
-  std::vector<std::unique_ptr<Buf>> idsets;
-  std::vector<int32_t> perm(E);
-  std::iota(perm.begin(), perm.end(), 0);
-  std::shuffle(perm.begin(), perm.end(), rng());
-  for (int64_t r = 0; r < R; ++r) {
-    idsets.push_back(std::make_unique<Buf>(T * TOPK * 4));
-    for (int64_t j = 0; j < TOPK; ++j) idsets.back()->h<int32_t>()[j] = perm[r * TOPK + j];
-    idsets.back()->upload();
-  }
+  // MoE decode at batch 1. Stream: 24 launches whose ids cover all 192 experts once.
+  const MoeDecodeOperands m;
+  const int64_t T = MoeDecodeOperands::T;
   for (int64_t ql : {0, 1}) {
-  auto k13 = build(Kind::MOE_W13, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", 0}, {"QL", ql}}, {}});
-  auto k2 = build(Kind::MOE_W2,
-                  {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", 0}, {"COMBINE", 1}, {"QL", ql}}, {}});
-  ASSERT_TRUE(k13 && k2);
-  const double b13 = TOPK * ((H / 8) * 2 * I * 4.0 + (H / 128) * 2 * I * 2.0);
-  const double b2 = TOPK * ((I / 8) * H * 4.0 + (I / 128) * H * 2.0);
-  std::vector<std::vector<Buf*>> s13, s2;
-  for (auto& ids : idsets) {
-    s13.push_back({&x, &w13q, &w13s, ids.get(), nullptr, nullptr, &act});
-    s2.push_back({&act, &w2q, &w2s, ids.get(), &wts, nullptr, nullptr, &y});
-  }
-  const std::string qs = " QL" + std::to_string(ql);
-  report3(("MOE_W13 decode top-8 of 192, B=1" + qs).c_str(), b13, time_us(*k13, s13[0], {T}, fl, false),
-          time_us(*k13, s13[0], {T}, fl, true), time_stream_us(*k13, s13, {T}, fl, true));
-  report3(("MOE_W2 decode combine top-8 of 192, B=1" + qs).c_str(), b2, time_us(*k2, s2[0], {T}, fl, false),
-          time_us(*k2, s2[0], {T}, fl, true), time_stream_us(*k2, s2, {T}, fl, true));
+    auto k13 = build(Kind::MOE_W13, m.w13(ql));
+    auto k2 = build(Kind::MOE_W2, m.w2(ql));
+    ASSERT_TRUE(k13 && k2);
+    const std::string qs = " QL" + std::to_string(ql);
+    report3(("MOE_W13 decode top-8 of 192, B=1" + qs).c_str(), m.b13, time_us(*k13, m.s13[0], {T}, fl, false),
+            time_us(*k13, m.s13[0], {T}, fl, true), time_stream_us(*k13, m.s13, {T}, fl, true));
+    report3(("MOE_W2 decode combine top-8 of 192, B=1" + qs).c_str(), m.b2, time_us(*k2, m.s2[0], {T}, fl, false),
+            time_us(*k2, m.s2[0], {T}, fl, true), time_stream_us(*k2, m.s2, {T}, fl, true));
   }
   std::printf("[bench] SM clock %.0f MHz at the end\n", clk.mhz());
 }
@@ -423,8 +446,8 @@ TEST(GpuBench, DecodeReadCeiling) {
 }
 
 // The decode GEMVs (QL 1, the plans' layout) over their split (WK warps per block, CS blocks per
-// cluster, U units per register set): `stream` timing with programmatic launches, as in a decode step; the picked
-// split (specialize.cpp) is marked. Run only with MM_BENCH_SWEEP=1.
+// cluster, U units per register set): `stream` timing without and with programmatic launches (as
+// in a decode step); the split specialize.cpp picks is marked. Run only with MM_BENCH_SWEEP=1.
 TEST(GpuBench, DecodeSplitSweep) {
   MM_REQUIRE_GPU();
   if (profile_mode() || !sweep_mode()) GTEST_SKIP() << "set MM_BENCH_SWEEP=1 to run (graphs only)";
@@ -433,8 +456,6 @@ TEST(GpuBench, DecodeSplitSweep) {
   Clock clk;
   ASSERT_TRUE(clk.ok);
   clk.warm_up();
-  const int64_t H = 3072, I = 1536, E = 192, TOPK = 8;
-  struct Cfg { int64_t wk, cs, u; };
   auto sweep = [&](const char* what, Kind kind, kernels::Params base, const std::vector<std::vector<Buf*>>& opsets,
                    const std::vector<int64_t>& dims, double bytes, const std::vector<int64_t>& wks) {
     auto picked = build(kind, base);
@@ -455,55 +476,16 @@ TEST(GpuBench, DecodeSplitSweep) {
                       bytes / (plain * 1e3), pdl, bytes / (pdl * 1e3), wk == pw && cs == pc && u == pu ? "  <- picked" : "");
         }
   };
-  for (int64_t mrows : {1}) {
-    struct G { const char* name; int64_t K, N; };
-    for (G g : {G{"qkv", 3072, 8192}, G{"o_proj", 6144, 3072}}) {
-      const size_t wbytes = g.K / 8 * g.N * 4 + g.K / 128 * g.N * 2;
-      const int R = static_cast<int>(std::min<size_t>(16, (size_t{160} << 20) / wbytes + 1));
-      Buf x(mrows * g.K * 2), y(mrows * g.N * 2);
-      fill_bf16(x);
-      x.upload(); y.upload();
-      std::vector<std::unique_ptr<Buf>> bufs;
-      std::vector<std::vector<Buf*>> opsets;
-      for (int r = 0; r < R; ++r) {
-        bufs.push_back(std::make_unique<Buf>(g.K / 8 * g.N * 4));
-        Buf* q = bufs.back().get();
-        bufs.push_back(std::make_unique<Buf>(g.K / 128 * g.N * 2));
-        Buf* s = bufs.back().get();
-        fill_u32(*q); fill_f16(*s, 0.002f, 0.02f, true);
-        q->upload(); s->upload();
-        opsets.push_back({&x, q, s, &y});
-      }
-      const std::string what = std::string(g.name) + " M=" + std::to_string(mrows);
-      sweep(what.c_str(), Kind::GEMM_W4, {{{"K", g.K}, {"N", g.N}, {"G", 128}, {"OUT", 0}, {"VARIANT", 0}, {"QL", 1}}, {}}, opsets,
-            {mrows, mrows}, static_cast<double>(wbytes), {2, 4, 8});
-    }
+  struct G { const char* name; int64_t K, N; };
+  for (G g : {G{"qkv", 3072, 8192}, G{"o_proj", 6144, 3072}}) {
+    const GemvOperands ops(g.K, g.N, 1);
+    sweep((std::string(g.name) + " M=1").c_str(), Kind::GEMM_W4,
+          {{{"K", g.K}, {"N", g.N}, {"G", 128}, {"OUT", 0}, {"VARIANT", 0}, {"QL", 1}}, {}}, ops.opsets, {1, 1},
+          static_cast<double>(ops.wbytes), {2, 4, 8});
   }
-  const int64_t T = 1, R = E / TOPK;
-  Buf x(T * H * 2), w13q(E * (H / 8) * 2 * I * 4), w13s(E * (H / 128) * 2 * I * 2), w2q(E * (I / 8) * H * 4),
-      w2s(E * (I / 128) * H * 2), wts(T * TOPK * 4), act(T * TOPK * I * 2), y(T * H * 2);
-  fill_bf16(x); fill_u32(w13q); fill_f16(w13s, 0.002f, 0.02f, true); fill_u32(w2q); fill_f16(w2s, 0.002f, 0.02f, true);
-  for (int64_t j = 0; j < TOPK; ++j) wts.h<float>()[j] = 0.125f;
-  fill_bf16(act);
-  for (Buf* b : {&x, &w13q, &w13s, &w2q, &w2s, &wts, &act, &y}) b->upload();
-  std::vector<std::unique_ptr<Buf>> idsets;
-  std::vector<int32_t> perm(E);
-  std::iota(perm.begin(), perm.end(), 0);
-  std::shuffle(perm.begin(), perm.end(), rng());
-  std::vector<std::vector<Buf*>> s13, s2;
-  for (int64_t r = 0; r < R; ++r) {
-    idsets.push_back(std::make_unique<Buf>(T * TOPK * 4));
-    for (int64_t j = 0; j < TOPK; ++j) idsets.back()->h<int32_t>()[j] = perm[r * TOPK + j];
-    idsets.back()->upload();
-    s13.push_back({&x, &w13q, &w13s, idsets.back().get(), nullptr, nullptr, &act});
-    s2.push_back({&act, &w2q, &w2s, idsets.back().get(), &wts, nullptr, nullptr, &y});
-  }
-  const double b13 = TOPK * ((H / 8) * 2 * I * 4.0 + (H / 128) * 2 * I * 2.0);
-  const double b2 = TOPK * ((I / 8) * H * 4.0 + (I / 128) * H * 2.0);
-  sweep("w13", Kind::MOE_W13, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", 0}, {"QL", 1}}, {}}, s13, {T},
-        b13, {1, 2, 4});
-  sweep("w2", Kind::MOE_W2, {{{"H", H}, {"I", I}, {"E", E}, {"TOPK", TOPK}, {"G", 128}, {"GROUPED", 0}, {"COMBINE", 1}, {"QL", 1}}, {}},
-        s2, {T}, b2, {4, 8});
+  const MoeDecodeOperands m;
+  sweep("w13", Kind::MOE_W13, m.w13(1), m.s13, {MoeDecodeOperands::T}, m.b13, {1, 2, 4});
+  sweep("w2", Kind::MOE_W2, m.w2(1), m.s2, {MoeDecodeOperands::T}, m.b2, {4, 8});
   std::printf("[bench] SM clock %.0f MHz at the end\n", clk.mhz());
 }
 

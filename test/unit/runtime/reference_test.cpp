@@ -298,6 +298,25 @@ TEST(MoeAlign, GroupsSlotsByExpert) {
   EXPECT_EQ(sorted, (std::vector<int32_t>{1, 2, 5, 0, 4, 3}));
 }
 
+// A small MoE layer: T = 3 tokens, E = 3 experts, top 2, deterministic words, scales, x, ids and
+// routing weights (the slots of the reference tests below).
+struct SmallMoe {
+  int64_t H, I, G;
+  static constexpr int64_t T = 3, E = 3, K = 2;
+  std::vector<int32_t> w13, w2;
+  std::vector<uint16_t> s13, s2, x;
+  std::vector<int32_t> ids = {2, 0, 0, 1, 2, 1};
+  std::vector<float> wts = {0.7f, 0.3f, 0.5f, 0.5f, 0.9f, 0.1f};
+  SmallMoe(int64_t h, int64_t i, int64_t g)
+      : H(h), I(i), G(g), w13(E * h / 8 * 2 * i), w2(E * i / 8 * h), s13(E * h / g * 2 * i), s2(E * i / g * h), x(T * h) {
+    for (size_t j = 0; j < w13.size(); ++j) w13[j] = static_cast<int32_t>(splitmix64(j + 100));
+    for (size_t j = 0; j < w2.size(); ++j) w2[j] = static_cast<int32_t>(splitmix64(j + 900));
+    for (size_t j = 0; j < s13.size(); ++j) s13[j] = f32_to_f16(0.05f * ((j % 5) - 2.0f) + 0.01f);
+    for (size_t j = 0; j < s2.size(); ++j) s2[j] = f32_to_f16(0.04f * ((j % 3) - 1.0f) + 0.02f);
+    for (size_t j = 0; j < x.size(); ++j) x[j] = f32_to_bf16(std::sin(1.3f * j));
+  }
+};
+
 // QL = 1 (kinds.def): the same words in strips of 32 columns give bit-identical results, for the
 // decode (few rows, dequantized in registers) and prefill paths, GEMM_W4 and both expert kinds.
 TEST(GemmW4, StripLayoutGivesTheSameBits) {
@@ -318,19 +337,15 @@ TEST(GemmW4, StripLayoutGivesTheSameBits) {
     gemm_w4_ref(make_args({x.data(), qs.data(), sc.data(), strips.data()}, M), p);
     EXPECT_EQ(0, std::memcmp(rows.data(), strips.data(), rows.size() * 4)) << "M " << M;
   }
-  const int64_t T = 3, H = 64, I = 32, E = 3, TK = 2, GE = 32;
-  std::vector<int32_t> w13(E * H / 8 * 2 * I), w2(E * I / 8 * H), w13s(w13.size()), w2s(w2.size());
-  for (size_t i = 0; i < w13.size(); ++i) w13[i] = static_cast<int32_t>(splitmix64(i + 100));
-  for (size_t i = 0; i < w2.size(); ++i) w2[i] = static_cast<int32_t>(splitmix64(i + 900));
-  w4_rows_to_strips(w13.data(), E, H / 8, 2 * I, w13s.data());
-  w4_rows_to_strips(w2.data(), E, I / 8, H, w2s.data());
-  std::vector<uint16_t> s13(E * H / GE * 2 * I), s2(E * I / GE * H);
-  for (size_t i = 0; i < s13.size(); ++i) s13[i] = f32_to_f16(0.05f * ((i % 5) - 2.0f) + 0.01f);
-  for (size_t i = 0; i < s2.size(); ++i) s2[i] = f32_to_f16(0.04f * ((i % 3) - 1.0f) + 0.02f);
-  std::vector<uint16_t> x(T * H);
-  for (size_t i = 0; i < x.size(); ++i) x[i] = f32_to_bf16(std::sin(1.3f * i));
-  std::vector<int32_t> ids = {2, 0, 0, 1, 2, 1};
-  std::vector<float> wts = {0.7f, 0.3f, 0.5f, 0.5f, 0.9f, 0.1f};
+  SmallMoe m(64, 32, 32);
+  const int64_t T = m.T, H = m.H, I = m.I, E = m.E, TK = m.K, GE = m.G;
+  std::vector<int32_t> w13s(m.w13.size()), w2s(m.w2.size());
+  w4_rows_to_strips(m.w13.data(), E, H / 8, 2 * I, w13s.data());
+  w4_rows_to_strips(m.w2.data(), E, I / 8, H, w2s.data());
+  auto &w13 = m.w13, &w2 = m.w2;
+  auto &s13 = m.s13, &s2 = m.s2, &x = m.x;
+  auto& ids = m.ids;
+  auto& wts = m.wts;
   std::vector<uint16_t> act(T * TK * I), act_s(act.size()), y(T * H), y_s(T * H);
   MoeW13Params p13{H, I, E, TK, GE, 0};
   moe_w13_ref(make_args({x.data(), w13.data(), s13.data(), ids.data(), nullptr, nullptr, act.data()}, T), p13);
@@ -345,17 +360,12 @@ TEST(GemmW4, StripLayoutGivesTheSameBits) {
 }
 
 TEST(Moe, ExpertsMatchPerExpertGemmsAndCombinePathsAgree) {
-  const int64_t T = 3, H = 16, I = 8, E = 3, K = 2, G = 8;
-  std::vector<int32_t> w13(E * H / 8 * 2 * I), w2(E * I / 8 * H);
-  for (size_t i = 0; i < w13.size(); ++i) w13[i] = static_cast<int32_t>(splitmix64(i + 100));
-  for (size_t i = 0; i < w2.size(); ++i) w2[i] = static_cast<int32_t>(splitmix64(i + 900));
-  std::vector<uint16_t> s13(E * H / G * 2 * I), s2(E * I / G * H);
-  for (size_t i = 0; i < s13.size(); ++i) s13[i] = f32_to_f16(0.05f * ((i % 5) - 2.0f) + 0.01f);
-  for (size_t i = 0; i < s2.size(); ++i) s2[i] = f32_to_f16(0.04f * ((i % 3) - 1.0f) + 0.02f);
-  std::vector<uint16_t> x(T * H);
-  for (size_t i = 0; i < x.size(); ++i) x[i] = f32_to_bf16(std::sin(1.3f * i));
-  std::vector<int32_t> ids = {2, 0, 0, 1, 2, 1};
-  std::vector<float> wts = {0.7f, 0.3f, 0.5f, 0.5f, 0.9f, 0.1f};
+  SmallMoe m(16, 8, 8);
+  const int64_t T = m.T, H = m.H, I = m.I, E = m.E, K = m.K, G = m.G;
+  auto &w13 = m.w13, &w2 = m.w2;
+  auto &s13 = m.s13, &s2 = m.s2, &x = m.x;
+  auto& ids = m.ids;
+  auto& wts = m.wts;
   std::vector<int32_t> off(E + 1), sorted(T * K);
   moe_align_ref(make_args({ids.data(), off.data(), sorted.data()}, T), MoeAlignParams{E, K});
   std::vector<uint16_t> act(T * K * I), act_g(T * K * I);
