@@ -11,10 +11,13 @@
 //   5: expert-parallel plans: PlanDef.ep (the plan has max(tp, ep) ranks); MOE_ALIGN, MOE_W13 and
 //      MOE_W2 take E0 (their weights hold experts [E0, E0 + E)); MOE_COMBINE takes 3 operand slots
 //      (`ids`, when it sums only experts [E0, E0 + EL)).
+//   6: a QWEIGHT may be laid out in strips of 32 columns (WeightDef.qlayout STRIPS32); GEMM_W4,
+//      MOE_W13 and MOE_W2 take QL (their words' layout) and record U (units per register set of
+//      the decode GEMV). A version-5 runtime would load such words in rows: refused by version.
 #pragma once
 
 #include <cstdint>
 
 namespace mm::plan {
-inline constexpr uint32_t kPlanSchemaVersion = 5;
+inline constexpr uint32_t kPlanSchemaVersion = 6;
 }  // namespace mm::plan
