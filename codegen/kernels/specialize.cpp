@@ -120,10 +120,11 @@ Expected<Specialization> specialize(Kind kind, const Params& given) {
     const std::string_view n(d.name);
     const bool may_give = (kind == Kind::ROUTE_TOPK && n == "CS") || n == "BM" ||
                           (w4_gemv && (n == "WK" || n == "CS" || n == "U"));
-    if (!may_give) p.ints.erase(d.name);
-    else if (auto it = p.ints.find(d.name); it != p.ints.end() && n != "BM") {
-      asked.ints[d.name] = it->second;
-      if (kind != Kind::ROUTE_TOPK) p.ints.erase(it);
+    if (!may_give) {
+      p.ints.erase(d.name);
+    } else if (auto it = p.ints.find(d.name); w4_gemv && n != "BM" && it != p.ints.end()) {
+      asked.ints[d.name] = it->second;   // decode_split() checks and records it
+      p.ints.erase(it);
     }
   }
   KernelParams kp;

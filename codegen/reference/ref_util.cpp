@@ -55,7 +55,7 @@ MM_REF_VECTOR_CLONES void w4_gemm_block(const float* x, int64_t M, int64_t K, co
     const int32_t* qrow = qweight + r * N + n0;
     if (ql == 1) {
       for (int64_t c = 0; c < w; c += 32)
-        std::copy_n(qweight + ((n0 + c) / 32) * (K / 8) * 32 + r * 32, std::min<int64_t>(32, w - c), qgather.data() + c);
+        std::copy_n(qweight + w4_strip_index(r, n0 + c, K / 8), std::min<int64_t>(32, w - c), qgather.data() + c);
       qrow = qgather.data();
     }
     if (fused) {
@@ -115,7 +115,7 @@ void w4_rows_to_strips(const int32_t* rows, int64_t matrices, int64_t kr, int64_
   for (int64_t m = 0; m < matrices; ++m)
     for (int64_t r = 0; r < kr; ++r)
       for (int64_t c = 0; c < n; c += 32)
-        std::copy_n(rows + (m * kr + r) * n + c, 32, strips + m * kr * n + (c / 32) * kr * 32 + r * 32);
+        std::copy_n(rows + (m * kr + r) * n + c, 32, strips + m * kr * n + w4_strip_index(r, c, kr));
 }
 
 }  // namespace mm::ref

@@ -40,8 +40,17 @@ uint64_t splitmix64(uint64_t x);
 // The uniform [0, 1) draw of SAMPLE for (seed, step, row).
 float sample_uniform(uint64_t seed, int64_t step, int64_t row);
 
-// The packed int4 words of `matrices` matrices [kr, n] (kinds.def QL 0) in strips of 32 columns
-// [n/32, kr, 32] (QL 1), as the loader lays them out on the device (n % 32 == 0).
+// Strips of 32 columns (kinds.def QL 1): word (row, col) of a packed matrix of kr rows stands at
+// this index of its [n/32, kr, 32] words (codegen/kernels/w4.cuh mm_qw_at on the device) ...
+constexpr int64_t w4_strip_index(int64_t row, int64_t col, int64_t kr) {
+  return (col / 32) * kr * 32 + row * 32 + col % 32;
+}
+// ... and index i of those words holds the word of GPTQ rows index row * n + col (the inverse).
+constexpr int64_t w4_rows_index(int64_t i, int64_t kr, int64_t n) {
+  return ((i / 32) % kr) * n + (i / (kr * 32)) * 32 + i % 32;
+}
+// The packed int4 words of `matrices` matrices [kr, n] (QL 0) in strips of 32 columns (QL 1), as
+// the loader lays them out on the device (n % 32 == 0).
 void w4_rows_to_strips(const int32_t* rows, int64_t matrices, int64_t kr, int64_t n, int32_t* strips);
 
 // ---- Threading -------------------------------------------------------------------------------

@@ -371,32 +371,23 @@ Status plan_pieces(const Plan& plan, const ShardSet& shards, const std::vector<v
       // adjacent blocks of the output from strip col_off / 32 on.
       const uint64_t kr = static_cast<uint64_t>(shape->Get(rank - 2)), ncols = static_cast<uint64_t>(shape->Get(rank - 1));
       const uint64_t strip_pitch = kr * 128, matrix_bytes = kr * ncols * 4;
-      // mrows: the source's rows per output matrix (a COPY of [E, K/8, N] holds E of them).
+      // mrows: the source's rows per output matrix (a COPY of [E, K/8, N] holds E of them). The
+      // source (or its dim-0 slice, the only one the reader allows here) is one piece, as add_slice
+      // cuts it.
+      auto cols_of = [](const plan::TensorRefDef* s) {
+        return static_cast<uint64_t>(s->shape()->Get(s->shape()->size() - 1));
+      };
       auto add_strips = [&](const plan::TensorRefDef* s, uint64_t matrix, uint64_t row_off, uint64_t col_off,
                             uint64_t mrows) {
-        const uint64_t cols = static_cast<uint64_t>(s->shape()->Get(s->shape()->size() - 1));
-        Piece p;
-        p.shard = shard_of.at(s->file()->string_view());
-        p.offset = s->offset();
-        p.nbytes = s->nbytes();
-        if (s->slice_dim() == 0) {   // a range along dim 0 (contiguous); the reader allowed no other
-          const uint64_t inner = s->nbytes() / static_cast<uint64_t>(s->shape()->Get(0));
-          p.offset += static_cast<uint64_t>(s->slice_start()) * inner;
-          p.nbytes = static_cast<uint64_t>(s->slice_len()) * inner;
+        const size_t first = out->size();
+        add_slice(s, PieceKind::STRIPS, matrix * matrix_bytes + (col_off / 32) * strip_pitch + row_off * 128,
+                  cols_of(s) * 4, strip_pitch);
+        for (size_t i = first; i < out->size(); ++i) {
+          (*out)[i].mrows = mrows;
+          (*out)[i].mstride = matrix_bytes;
         }
-        if (p.nbytes == 0) return;
-        p.kind = PieceKind::STRIPS;
-        p.dst = d ? d + matrix * matrix_bytes + (col_off / 32) * strip_pitch + row_off * 128 : nullptr;
-        p.row_bytes = cols * 4;
-        p.pitch = strip_pitch;
-        p.mrows = mrows;
-        p.mstride = matrix_bytes;
-        p.src = s;
-        out->push_back(p);
       };
-      auto rows_of = [](const plan::TensorRefDef* s) {
-        return s->slice_dim() == 0 ? static_cast<uint64_t>(s->slice_len()) : static_cast<uint64_t>(s->shape()->Get(0));
-      };
+      auto rows_of = [&](const plan::TensorRefDef* s) { return sliced_bytes(s) / (cols_of(s) * 4); };
       uint64_t row_off = 0, col_off = 0;
       for (size_t j = 0; j < srcs.size(); ++j) {
         const plan::TensorRefDef* s = srcs[j];
@@ -408,7 +399,7 @@ Status plan_pieces(const Plan& plan, const ShardSet& shards, const std::vector<v
             if (w.concat_axis() == 0)
               row_off += rows_of(s);
             else
-              col_off += static_cast<uint64_t>(s->shape()->Get(s->shape()->size() - 1));
+              col_off += cols_of(s);
             break;
           default: add_strips(s, 0, 0, 0, kr); break;   // COPY (the reader allowed nothing else)
         }

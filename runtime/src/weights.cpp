@@ -155,8 +155,9 @@ void RandomWeightFiller::fill(size_t wi, uint64_t first, uint64_t count, void* o
   const uint64_t n = strips ? static_cast<uint64_t>(shape->Get(shape->size() - 1)) : 1;
   auto logical = [&](uint64_t i) {
     if (!strips) return i;
-    const uint64_t m = i / (kr * n), l = i % (kr * n), strip = l / (kr * 32), r = (l / 32) % kr;
-    return m * kr * n + r * n + strip * 32 + l % 32;
+    const uint64_t m = i / (kr * n);   // the matrix (expert); within it the inverse of the strips
+    return m * kr * n + static_cast<uint64_t>(ref::w4_rows_index(static_cast<int64_t>(i - m * kr * n),
+                                                                 static_cast<int64_t>(kr), static_cast<int64_t>(n)));
   };
   ref::parallel_for(static_cast<int64_t>(count), 1 << 16, [&](int64_t b, int64_t e) {
     for (int64_t j = b; j < e; ++j) {

@@ -105,7 +105,7 @@ LogicalResult WeightOp::verify() {
       return emitOpError() << "qlayout 'strips32' does not apply to transform '" << stringifyTransform(t) << "'";
     if (auto slices = getSlicesAttr())
       for (size_t i = 0; i < n; ++i)
-        if (slices[3 * i] >= 0 && slices[3 * i] != 0)
+        if (slices[3 * i] > 0)
           return emitOpError() << "qlayout 'strips32' takes sources whole or sliced along dim 0 (slice " << i
                                << " is along dim " << slices[3 * i] << ")";
   }
