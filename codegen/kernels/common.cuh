@@ -77,19 +77,25 @@ __device__ __forceinline__ float mm_block_max(float v, float* scratch) {
   return t;
 }
 
-/* cp.async 16 bytes global -> shared; src_bytes 0 zero-fills (rows past M). */
-__device__ __forceinline__ void mm_cp_async16(void* smem, const void* gmem, int src_bytes) {
-  mm_u32 s = (mm_u32)__cvta_generic_to_shared(smem);
+/* cp.async 16 bytes global -> shared; src_bytes 0 zero-fills (rows past M). The _s forms take a
+ * 32-bit shared-window address (__cvta_generic_to_shared), for loops that keep their addresses as
+ * offsets from one base. */
+__device__ __forceinline__ void mm_cp_async16_s(mm_u32 s, const void* gmem, int src_bytes) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(src_bytes));
+}
+__device__ __forceinline__ void mm_cp_async16(void* smem, const void* gmem, int src_bytes) {
+  mm_cp_async16_s((mm_u32)__cvta_generic_to_shared(smem), gmem, src_bytes);
 }
 __device__ __forceinline__ void mm_cp_async_commit() { asm volatile("cp.async.commit_group;"); }
 template <int N>
 __device__ __forceinline__ void mm_cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
 
-__device__ __forceinline__ void mm_ldmatrix_x4(mm_u32 (&r)[4], const void* smem) {
-  mm_u32 s = (mm_u32)__cvta_generic_to_shared(smem);
+__device__ __forceinline__ void mm_ldmatrix_x4_s(mm_u32 (&r)[4], mm_u32 s) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
+}
+__device__ __forceinline__ void mm_ldmatrix_x4(mm_u32 (&r)[4], const void* smem) {
+  mm_ldmatrix_x4_s(r, (mm_u32)__cvta_generic_to_shared(smem));
 }
 
 /* D = A(16x16 bf16, row) * B(16x8 bf16, col) + D, fp32 accumulate. A pure register operation, so

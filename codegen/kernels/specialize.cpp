@@ -62,10 +62,14 @@ std::string lower(std::string_view s) {
   return r;
 }
 
-// Dynamic shared memory of the v2 W4 MMA core (w4.cuh mm_w4_mma2_smem) with BM-row tiles: A in 3
-// stages of BM x (64 + 8) bf16, raw B words in 3 stages of 8 x 128, the dequantized B tile
-// 128 x (64 + 8) bf16.
-int64_t w4Mma2Smem(int64_t bm) { return 3 * bm * 72 * 2 + 3 * 8 * 128 * 4 + 128 * 72 * 2; }
+// Dynamic shared memory of the v2 W4 MMA core (w4.cuh mm_w4_mma2_cfg) with BM-row tiles: A in S
+// stages of BM x (64 + 8) bf16, raw B words in S stages of 8 x 128, NBT dequantized B tiles of
+// 128 x (64 + 8) bf16, the scales of 4 quantization groups (4 x 128 f16); BM 64: S 4, NBT 2
+// (89 KiB), BM 128: S 3, NBT 1 (85 KiB).
+int64_t w4Mma2Smem(int64_t bm) {
+  const int64_t stages = bm == 64 ? 4 : 3, bt = bm == 64 ? 2 : 1;
+  return stages * bm * 72 * 2 + stages * 8 * 128 * 4 + bt * 128 * 72 * 2 + 4 * 128 * 2;
+}
 
 // Split of the decode GEMV core (w4.cuh mm_w4_gv): WK warps per block and CS blocks per thread
 // block cluster share one 32-column strip and split its NG quantization groups evenly (P = WK*CS
@@ -445,6 +449,12 @@ Expected<KernelSource> kernel_source(Kind kind, const Params& complete) {
   char buf[160];
   for (const auto& [key, v] : complete.ints) {
     std::snprintf(buf, sizeof buf, "constexpr int %s = %" PRId64 ";\n", key.c_str(), v);
+    consts += buf;
+  }
+  // What specialize() grants the v2 W4 MMA core for this BM, so that the core checks its own
+  // layout against this file's formula when it compiles (w4.cuh mm_w4_mma2).
+  if (auto bm = complete.ints.find("BM"); bm != complete.ints.end()) {
+    std::snprintf(buf, sizeof buf, "constexpr int W4_MMA2_SMEM = %" PRId64 ";\n", w4Mma2Smem(bm->second));
     consts += buf;
   }
   std::string ftext;

@@ -49,9 +49,17 @@ __device__ __forceinline__ uint4 mm_ld_weights(const mm_u32* p) {
       : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
   return r;
 }
+/* (v & 0x000F000F) | 0x43004300 in one instruction: nibbles 0 and 4 of v as the bf16 pair
+ * (128 + q0, 128 + q4). Written as lop3 because the compiler emits an and and an or (both
+ * operands are immediates, and one instruction takes only one). */
+__device__ __forceinline__ mm_u32 mm_nib_bf2(mm_u32 v) {
+  mm_u32 r;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(r) : "r"(v), "n"(0x000F000F), "n"(0x43004300));
+  return r;
+}
 /* bf16x2 (q_j - 8, q_{j+4} - 8) of nibbles j and j + 4 of a packed word. */
 __device__ __forceinline__ mm_u32 mm_dq_pair(mm_u32 w, int j) {
-  const mm_u32 packed = ((w >> (4 * j)) & 0x000F000Fu) | 0x43004300u;
+  const mm_u32 packed = mm_nib_bf2(w >> (4 * j));
   const mm_u32 bias = 0x43084308u;
   __nv_bfloat162 r = __hsub2(*(const __nv_bfloat162*)&packed, *(const __nv_bfloat162*)&bias);
   return *(mm_u32*)&r;
@@ -334,22 +342,38 @@ __device__ __forceinline__ void mm_w4_mma(const mm_bf16* x, const mm_i64* arow, 
 /* ---- MMA core v2 (prefill): B dequantized once per block into shared memory ----
  * The v1 core above dequantizes each B fragment in every warp that uses it (twice per element
  * with 2 warps along M), with a byte shift per nibble pair: about 6 ALU instructions per mma.
- * v2 spends them once per block: per 64-k tile the raw words arrive by cp.async (3 stages, as A),
- * the 256 threads turn them into a bf16 tile Bt[n][k] (k contiguous, padded rows) with 15
- * instructions per word of 8 values, and the warps read B fragments with ldmatrix like A.
+ * v2 spends them once per block: per 64-k tile the raw words arrive by cp.async (as A), the 256
+ * threads turn them into a bf16 tile Bt[n][k] (k contiguous, padded rows) with 16 instructions
+ * per word of 8 values, and the warps read B fragments with ldmatrix like A.
  * Dequantization stays exact: (q - 8) in bf16, unscaled sums per quantization group, the group's
  * scales applied in fp32 at its end (prefetched into registers at its start).
  * Tile: BM = 32 * MI rows x 128 columns, 8 warps as 2 (M) x 4 (N), each 16 MI x 32 (MI m16 tiles
  * x 4 n8 tiles). MI = 2 (BM 64, two blocks per SM) or 4 (BM 128, one block per SM: half the
- * B loads and dequantization per row and 3 instead of 4 ldmatrix per 8 mma, for the register
- * cost of 64 more accumulators). Tile rows at or past `mrows` are padding: a warp skips the m16
- * tiles that hold only padding (grouped GEMMs split an expert's rows evenly over its tiles, so an
- * 85-row expert computes 96 rows, not 128).
- * Shared memory (dynamic, mm_w4_mma2_smem(MI) bytes): As[3][BM][72] bf16, Bq[3][8][128] u32,
- * Bt[128][72] bf16. Accumulator layout: acc[mi][ni][e] is tile row wm * 16 MI + mi * 16 + lane/4
- * + 8 (e/2), column wn * 32 + ni * 8 + 2 (lane % 4) + e % 2. */
+ * B loads and dequantization per row for the register cost of 64 more accumulators).
+ * The loop is lean because it is issue-bound: Nsight Compute on the H200 counted 15 instructions
+ * per mma in an earlier form of this loop (addresses, stage modulo and row lookups recomputed per
+ * tile, per-instruction predicates on the padding tiles). Now every address is set up once
+ * (global pointers advance by a constant per tile, shared addresses are 32-bit offsets from one
+ * base, stages rotate), and a warp's count of m16 tiles holding real rows (NA; rows are packed,
+ * real ones first; grouped GEMMs split an expert's rows evenly over its tiles, so an 85-row
+ * expert computes 96 rows, not 128) is a template parameter of the loop, not a predicate.
+ * Pipeline (S stages of A and raw B words, NBT dequantized B tiles):
+ *   MI 2: S 4, NBT 2: one barrier per tile; tile kt + 1 is dequantized while tile kt is multiplied.
+ *   MI 4: S 3, NBT 1: dequantize, barrier, multiply (two barriers per tile), so that the block
+ *         stays within the 96 KiB every target allows (sm_121: 99 KiB per block).
+ * Shared memory (dynamic, mm_w4_mma2_smem(MI) bytes): As[S][BM][72] bf16, Bq[S][8][128] u32,
+ * Bt[NBT][128][72] bf16, the scales of 4 groups [4][128] f16 (copied with each group's first tile). Accumulator layout: acc[mi][ni][e] is tile row wm * 16 MI + mi * 16 +
+ * lane/4 + 8 (e/2), column wn * 32 + ni * 8 + 2 (lane % 4) + e % 2 (zero in m16 tiles past NA). */
+template <int MI>
+struct mm_w4_mma2_cfg {
+  static constexpr int BM = 32 * MI, ROWB = (MM_BK + MM_APAD) * 2;   // bytes of a padded 64-k row
+  static constexpr int S = MI == 2 ? 4 : 3, NBT = MI == 2 ? 2 : 1;
+  static constexpr int SA = BM * ROWB, SB = (MM_BK / 8) * MM_BN * 4, SBT = MM_BN * ROWB;
+  static constexpr int OFF_B = S * SA, OFF_BT = OFF_B + S * SB, OFF_SC = OFF_BT + NBT * SBT;
+  static constexpr int BYTES = OFF_SC + 4 * MM_BN * 2;   // + the scales of 4 groups in flight
+};
 __host__ __device__ constexpr int mm_w4_mma2_smem(int mi) {
-  return MM_STAGES * 32 * mi * (MM_BK + MM_APAD) * 2 + MM_STAGES * (MM_BK / 8) * MM_BN * 4 + MM_BN * (MM_BK + MM_APAD) * 2;
+  return mi == 2 ? mm_w4_mma2_cfg<2>::BYTES : mm_w4_mma2_cfg<4>::BYTES;
 }
 
 /* One packed word (k = 8r..8r+7 of one column) -> the 8 values q - 8 as bf16 in k order. Nibbles
@@ -358,7 +382,7 @@ __host__ __device__ constexpr int mm_w4_mma2_smem(int mi) {
 __device__ __forceinline__ uint4 mm_dq8(mm_u32 w) {
   mm_u32 r[4];
 #pragma unroll
-  for (int j = 0; j < 4; ++j) r[j] = ((w >> (4 * j)) & 0x000F000Fu) | 0x43004300u;
+  for (int j = 0; j < 4; ++j) r[j] = mm_nib_bf2(w >> (4 * j));
   mm_u32 o[4] = {__byte_perm(r[0], r[1], 0x5410), __byte_perm(r[2], r[3], 0x5410), __byte_perm(r[0], r[1], 0x7632),
                  __byte_perm(r[2], r[3], 0x7632)};
   const mm_u32 bias = 0x43084308u;
@@ -370,105 +394,168 @@ __device__ __forceinline__ uint4 mm_dq8(mm_u32 w) {
   return make_uint4(o[0], o[1], o[2], o[3]);
 }
 
-template <int K, int NLD, int G, int MI>
-__device__ __forceinline__ void mm_w4_mma2(const mm_bf16* x, const mm_i64* arow, const int* bcol, int mrows,
-                                           const mm_u32* qw, const __half* sc, float (&acc)[MI][4][4]) {
-  static_assert(K % MM_BK == 0 && G % MM_BK == 0, "K and G must be multiples of 64");
-  constexpr int LDA = MM_BK + MM_APAD, BM = 32 * MI;
+/* The v2 loop for a warp with NA m16 tiles of real rows (mm_w4_mma2 picks NA). */
+template <int K, int NLD, int G, int MI, int NA>
+__device__ __forceinline__ void mm_w4_mma2_loop(const mm_bf16* x, const mm_i64* arow, const int* bcol,
+                                                const mm_u32* qw, const __half* sc, float (&acc)[MI][4][4]) {
+  typedef mm_w4_mma2_cfg<MI> C;
+  constexpr int KT = K / MM_BK, S = C::S, NBT = C::NBT, ROWB = C::ROWB;
+  // Words between the same packed row of consecutive 64-k tiles (8 packed rows per tile).
+  constexpr mm_i64 KSTEP = mmp::QL == 1 ? (MM_BK / 8) * 32 : (mm_i64)(MM_BK / 8) * NLD;
   extern __shared__ __align__(16) unsigned char mm_w4_smem[];
-  mm_bf16 (*As)[BM][LDA] = (mm_bf16 (*)[BM][LDA])mm_w4_smem;
-  mm_u32 (*Bq)[MM_BK / 8][MM_BN] = (mm_u32 (*)[MM_BK / 8][MM_BN])(mm_w4_smem + MM_STAGES * BM * LDA * 2);
-  mm_bf16 (*Bt)[LDA] =
-      (mm_bf16 (*)[LDA])(mm_w4_smem + MM_STAGES * BM * LDA * 2 + MM_STAGES * (MM_BK / 8) * MM_BN * 4);
+  const mm_u32 s0 = (mm_u32)__cvta_generic_to_shared(mm_w4_smem);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int wm = warp >> 2, wn = warp & 3, cq = lane & 3;
-  constexpr int KT = K / MM_BK;
-  auto load = [&](int stage, int kt) {
-    const int k0 = kt * MM_BK;
+  // cp.async sources and destinations. A: MI chunks of 16 bytes, rows tid/8 + 32 l, k chunk tid%8.
+  const mm_bf16* ag[MI];
+  int an[MI];
+#pragma unroll
+  for (int l = 0; l < MI; ++l) {
+    const mm_i64 src = arow[(tid >> 3) + 32 * l];
+    ag[l] = src >= 0 ? x + src * K + (tid & 7) * 8 : x;
+    an[l] = src >= 0 ? 16 : 0;
+  }
+  const mm_u32 a_st = s0 + (tid >> 3) * ROWB + (tid & 7) * 16;
+  // B: packed row tid/32 of the tile, 4 columns from tile column 4 (tid % 32).
+  const int gc = bcol[(tid & 31) * 4];
+  const mm_u32* bg = gc >= 0 ? mm_qw_at<K / 8, NLD>(qw, tid >> 5, gc) : qw;
+  const mm_i64 bstep = gc >= 0 ? KSTEP : 0;
+  const int bn = gc >= 0 ? 16 : 0;
+  const mm_u32 b_st = s0 + C::OFF_B + (tid >> 5) * (MM_BN * 4) + (tid & 31) * 16;
+  // Scales: a quantization group's 128 halves (tile columns in runs of 8 contiguous, bcol) come
+  // with its first tile, 16 bytes per thread of the first 16, into one of 4 slots (group % 4: a
+  // slot is refilled 2 groups after its group ended, S - 1 <= 3 tiles ahead).
+  const int sgc = tid < 16 ? bcol[tid * 8] : -1;
+  const __half* sg = sgc >= 0 ? sc + sgc : sc;
+  const mm_i64 sstep = sgc >= 0 ? NLD : 0;
+  const int sn = sgc >= 0 ? 16 : 0;
+  const mm_u32 s_st = s0 + C::OFF_SC + tid * 16;
+  int lt = 0;   // tiles loaded so far
+  auto load = [&](int stage) {   // the next tile (tiles are loaded in order): sources advance
 #pragma unroll
     for (int l = 0; l < MI; ++l) {
-      const int c = tid + 256 * l, r = c >> 3, kc = c & 7;
-      const mm_i64 src = arow[r];
-      mm_cp_async16(&As[stage][r][kc * 8], src >= 0 ? x + src * K + k0 + kc * 8 : x, src >= 0 ? 16 : 0);
+      mm_cp_async16_s(a_st + stage * C::SA + l * 32 * ROWB, ag[l], an[l]);
+      ag[l] += MM_BK;
     }
-    {
-      const int r = tid >> 5, cc = tid & 31, gc = bcol[cc * 4];
-      mm_cp_async16(&Bq[stage][r][cc * 4], gc >= 0 ? mm_qw_at<K / 8, NLD>(qw, k0 / 8 + r, gc) : qw, gc >= 0 ? 16 : 0);
+    mm_cp_async16_s(b_st + stage * C::SB, bg, bn);
+    bg += bstep;
+    if ((lt * MM_BK) % G == 0) {
+      if (tid < 16) mm_cp_async16_s(s_st + ((lt * MM_BK / G) & 3) * (MM_BN * 2), sg, sn);
+      sg += sstep;
     }
+    ++lt;
   };
-  // This warp's m16 tiles that hold real rows (rows are packed: real ones first).
-  bool mact[MI];
+  // Dequantization: column tid % 128, packed rows 4 (tid / 128) .. + 3 of the tile.
+  const unsigned char* dq_src = mm_w4_smem + C::OFF_B + (tid >> 7) * 4 * (MM_BN * 4) + (tid & 127) * 4;
+  unsigned char* dq_dst = mm_w4_smem + C::OFF_BT + (tid & 127) * ROWB + (tid >> 7) * 4 * 16;
+  auto dequant = [&](int stage, int bt) {
+    mm_u32 w[4];
 #pragma unroll
-  for (int mi = 0; mi < MI; ++mi) mact[mi] = wm * 16 * MI + mi * 16 < mrows;
-  // Scale columns of this thread: 2cq, 2cq + 1 of each n8 tile (contiguous, so one half2 load).
-  int scol[4];
+    for (int r = 0; r < 4; ++r) w[r] = *(const mm_u32*)(dq_src + stage * C::SB + r * (MM_BN * 4));
 #pragma unroll
-  for (int ni = 0; ni < 4; ++ni) scol[ni] = bcol[wn * 32 + ni * 8 + 2 * cq];
-  float tmp[MI][4][4];
+    for (int r = 0; r < 4; ++r) *(uint4*)(dq_dst + bt * C::SBT + r * 16) = mm_dq8(w[r]);
+  };
+  // ldmatrix addresses of this lane (stage, m16 tile and k step are constant offsets).
+  const mm_u32 a_ld = s0 + (wm * 16 * MI + (lane & 15)) * ROWB + (lane >> 4) * 16;
+  const mm_u32 b_ld = s0 + C::OFF_BT + (wn * 32 + (lane >> 4) * 8 + (lane & 7)) * ROWB + ((lane >> 3) & 1) * 16;
+  // Scales of this thread: tile columns 2cq, 2cq + 1 of each n8 tile (one half2).
+  const unsigned char* s_ld = mm_w4_smem + C::OFF_SC + (wn * 32 + 2 * cq) * 2;
+  constexpr int NT = NA > 0 ? NA : 1;
+  float tmp[NT][4][4];
 #pragma unroll
   for (int mi = 0; mi < MI; ++mi)
 #pragma unroll
     for (int ni = 0; ni < 4; ++ni)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) { acc[mi][ni][e] = 0.f; tmp[mi][ni][e] = 0.f; }
+      for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.f;
 #pragma unroll
-  for (int s = 0; s < MM_STAGES - 1; ++s) {
-    if (s < KT) load(s, s);
+  for (int mi = 0; mi < NT; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) tmp[mi][ni][e] = 0.f;
+#pragma unroll
+  for (int s = 0; s < S - 1; ++s) {
+    if (s < KT) load(s);
     mm_cp_async_commit();
   }
-  __half2 sv[4];
+  if constexpr (NBT == 2) {   // tile 0 dequantized ahead (the loop dequantizes tile kt + 1)
+    mm_cp_async_wait<S - 2>();
+    __syncthreads();
+    dequant(0, 0);
+  }
+  int st = 0, ls = S - 1;   // stages of tile kt and of tile kt + S - 1
 #pragma unroll 1
   for (int kt = 0; kt < KT; ++kt) {
-    if ((kt * MM_BK) % G == 0) {   // start of a quantization group: fetch its scales early
-      const int grp = kt * MM_BK / G;
-#pragma unroll
-      for (int ni = 0; ni < 4; ++ni)
-        sv[ni] = scol[ni] >= 0 ? *(const __half2*)(sc + (mm_i64)grp * NLD + scol[ni]) : __floats2half2_rn(0.f, 0.f);
-    }
-    mm_cp_async_wait<MM_STAGES - 2>();
-    __syncthreads();   // tile kt landed; every warp is done with Bt and with stage (kt - 1) % STAGES
-    if (kt + MM_STAGES - 1 < KT) load((kt + MM_STAGES - 1) % MM_STAGES, kt + MM_STAGES - 1);
-    mm_cp_async_commit();
-    const int st = kt % MM_STAGES;
-    {
-      const int n = tid & 127, r0 = (tid >> 7) * 4;
-#pragma unroll
-      for (int r = 0; r < 4; ++r) *(uint4*)&Bt[n][(r0 + r) * 8] = mm_dq8(Bq[st][r0 + r][n]);
-    }
+    // The tile this iteration dequantizes (kt + NBT - 1) has landed; every warp is done with the
+    // previous iteration's tiles, so stage ls and the Bt about to be written are free.
+    mm_cp_async_wait<S - 1 - NBT>();
     __syncthreads();
+    if (kt + S - 1 < KT) load(ls);
+    mm_cp_async_commit();
+    int bt = 0;
+    if constexpr (NBT == 2) {
+      if (kt + 1 < KT) dequant(st + 1 == S ? 0 : st + 1, (kt + 1) & 1);
+      bt = kt & 1;
+    } else {
+      dequant(st, 0);
+      __syncthreads();
+    }
+    if constexpr (NA > 0) {
+      const mm_u32 aa = a_ld + st * C::SA, bb = b_ld + bt * C::SBT;
 #pragma unroll
-    for (int ks = 0; ks < MM_BK / 16; ++ks) {
-      mm_u32 a[MI][4], b[4][2];
+      for (int ks = 0; ks < MM_BK / 16; ++ks) {
+        mm_u32 a[NA][4], b[4][2];
 #pragma unroll
-      for (int mi = 0; mi < MI; ++mi)
-        if (mact[mi]) mm_ldmatrix_x4(a[mi], &As[st][wm * 16 * MI + mi * 16 + (lane & 15)][ks * 16 + (lane >> 4) * 8]);
+        for (int mi = 0; mi < NA; ++mi) mm_ldmatrix_x4_s(a[mi], aa + mi * 16 * ROWB + ks * 32);
 #pragma unroll
-      for (int p = 0; p < 2; ++p) {
-        mm_u32 r[4];
-        mm_ldmatrix_x4(r, &Bt[wn * 32 + (2 * p + (lane >> 4)) * 8 + (lane & 7)][ks * 16 + ((lane >> 3) & 1) * 8]);
-        b[2 * p][0] = r[0]; b[2 * p][1] = r[1]; b[2 * p + 1][0] = r[2]; b[2 * p + 1][1] = r[3];
-      }
+        for (int p = 0; p < 2; ++p) {
+          mm_u32 r[4];
+          mm_ldmatrix_x4_s(r, bb + p * 16 * ROWB + ks * 32);
+          b[2 * p][0] = r[0]; b[2 * p][1] = r[1]; b[2 * p + 1][0] = r[2]; b[2 * p + 1][1] = r[3];
+        }
 #pragma unroll
-      for (int mi = 0; mi < MI; ++mi)
-        if (mact[mi])
+        for (int mi = 0; mi < NA; ++mi)
 #pragma unroll
           for (int ni = 0; ni < 4; ++ni) mm_mma_bf16(tmp[mi][ni], a[mi], b[ni][0], b[ni][1]);
-    }
-    if (((kt + 1) * MM_BK) % G == 0) {   // end of a quantization group: scale and accumulate
+      }
+      if (((kt + 1) * MM_BK) % G == 0) {   // end of a quantization group: scale and accumulate
+        const unsigned char* sl = s_ld + ((kt * MM_BK / G) & 3) * (MM_BN * 2);
 #pragma unroll
-      for (int ni = 0; ni < 4; ++ni) {
-        const float s[2] = {__low2float(sv[ni]), __high2float(sv[ni])};
+        for (int ni = 0; ni < 4; ++ni) {
+          const __half2 sv = *(const __half2*)(sl + ni * 16);
+          const float s[2] = {__low2float(sv), __high2float(sv)};
 #pragma unroll
-        for (int mi = 0; mi < MI; ++mi)
+          for (int mi = 0; mi < NA; ++mi)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            acc[mi][ni][e] = fmaf(tmp[mi][ni][e], s[e & 1], acc[mi][ni][e]);
-            tmp[mi][ni][e] = 0.f;
-          }
+            for (int e = 0; e < 4; ++e) {
+              acc[mi][ni][e] = fmaf(tmp[mi][ni][e], s[e & 1], acc[mi][ni][e]);
+              tmp[mi][ni][e] = 0.f;
+            }
+        }
       }
     }
+    st = st + 1 == S ? 0 : st + 1;
+    ls = ls + 1 == S ? 0 : ls + 1;
   }
   mm_cp_async_wait<0>();
+}
+
+/* acc = x[arow] (BM x K) times the dequantized columns bcol of (qw, sc) (K x 128); rows at or past
+ * `mrows` are padding (arow -1). Block-wide (every thread must call it). */
+template <int K, int NLD, int G, int MI>
+__device__ __forceinline__ void mm_w4_mma2(const mm_bf16* x, const mm_i64* arow, const int* bcol, int mrows,
+                                           const mm_u32* qw, const __half* sc, float (&acc)[MI][4][4]) {
+  static_assert(K % MM_BK == 0 && G % MM_BK == 0, "K and G must be multiples of 64");
+  static_assert(MI == 2 || MI == 4, "BM must be 64 or 128");
+  static_assert(mm_w4_mma2_cfg<MI>::BYTES == mmp::W4_MMA2_SMEM, "specialize.cpp w4Mma2Smem disagrees with this layout");
+  const int real = mrows - ((int)threadIdx.x >> 7) * 16 * MI;   // rows of this warp's M half
+  const int na = real <= 0 ? 0 : (real >= 16 * MI ? MI : (real + 15) / 16);
+  if (na == MI) mm_w4_mma2_loop<K, NLD, G, MI, MI>(x, arow, bcol, qw, sc, acc);
+  else if (na == MI - 1) mm_w4_mma2_loop<K, NLD, G, MI, MI - 1>(x, arow, bcol, qw, sc, acc);
+  else if (MI == 4 && na == 2) mm_w4_mma2_loop<K, NLD, G, MI, (MI == 4 ? 2 : 0)>(x, arow, bcol, qw, sc, acc);
+  else if (MI == 4 && na == 1) mm_w4_mma2_loop<K, NLD, G, MI, (MI == 4 ? 1 : 0)>(x, arow, bcol, qw, sc, acc);
+  else mm_w4_mma2_loop<K, NLD, G, MI, 0>(x, arow, bcol, qw, sc, acc);
 }
 
 /* Grouped GEMM tile of block `bid` over MOE_ALIGN's expert ranges (v2): expert e owns
