@@ -78,22 +78,29 @@ __device__ __forceinline__ mm_u32 mm_fp8x2_to_bf16x2(unsigned short v) {
 __device__ __forceinline__ void mm_fa_load(unsigned char* smem, int st, const int* bt, int g, int j0, int kend,
                                            const void* k_pool, const void* v_pool, const float* k_scale,
                                            const float* v_scale) {
-  constexpr int CPR = MM_FA_FP8 ? mmp::D / 16 : mmp::D / 8;   // 16-byte chunks per row
+  // A thread copies a quarter row (bf16: 4 chunks of 16 bytes, fp8: 2) per page lookup: the
+  // lookup and the row's address cost as much as the copies, so one chunk per lookup made this
+  // loop about a third of the kernel's instructions at long context.
+  constexpr int CPR = MM_FA_FP8 ? mmp::D / 16 : mmp::D / 8, QC = CPR / 4;   // chunks per row, per quarter
+  static_assert(CPR % 4 == 0, "D must be a multiple of 64");
   // Not unrolled: unrolled copies keep their addresses live across the caller's loop and spill.
 #pragma unroll 1
-  for (int c = threadIdx.x; c < 2 * MM_FA_KT * CPR; c += mmp::THREADS) {
-    const int which = c / (MM_FA_KT * CPR), rem = c % (MM_FA_KT * CPR), jj = rem / CPR, part = rem % CPR;
+  for (int c = threadIdx.x; c < 2 * MM_FA_KT * 4; c += mmp::THREADS) {
+    const int which = c / (MM_FA_KT * 4), jj = (c / 4) % MM_FA_KT, part = (c % 4) * QC;
     const int j = j0 + jj;
     const bool ok = j < kend;
     const mm_i64 prow = ok ? (mm_i64)bt[j / mmp::BLOCK] * mmp::BLOCK + j % mmp::BLOCK : 0;
     const void* pool = which ? v_pool : k_pool;
     if constexpr (MM_FA_FP8) {
-      unsigned char* raw = smem + MM_FA_TILE * 2 + ((st * 2 + which) * MM_FA_KT + jj) * mmp::D;
-      mm_cp_async16(raw + part * 16, (const unsigned char*)pool + (prow * mmp::NKV + g) * mmp::D + part * 16,
-                    ok ? 16 : 0);
+      unsigned char* raw = smem + MM_FA_TILE * 2 + ((st * 2 + which) * MM_FA_KT + jj) * mmp::D + part * 16;
+      const unsigned char* src = (const unsigned char*)pool + (prow * mmp::NKV + g) * mmp::D + part * 16;
+#pragma unroll
+      for (int k = 0; k < QC; ++k) mm_cp_async16(raw + k * 16, src + k * 16, ok ? 16 : 0);
     } else {
-      mm_bf16* tile = (mm_bf16*)smem + st * MM_FA_TILE + (which * MM_FA_KT + jj) * MM_FA_DP;
-      mm_cp_async16(tile + part * 8, (const mm_bf16*)pool + (prow * mmp::NKV + g) * mmp::D + part * 8, ok ? 16 : 0);
+      mm_bf16* tile = (mm_bf16*)smem + st * MM_FA_TILE + (which * MM_FA_KT + jj) * MM_FA_DP + part * 8;
+      const mm_bf16* src = (const mm_bf16*)pool + (prow * mmp::NKV + g) * mmp::D + part * 8;
+#pragma unroll
+      for (int k = 0; k < QC; ++k) mm_cp_async16(tile + k * 8, src + k * 8, ok ? 16 : 0);
     }
   }
   if constexpr (MM_FA_FP8) {
@@ -299,10 +306,15 @@ __device__ __forceinline__ void mm_attn_mma(const mm_bf16* q, const int* positio
         }
 #pragma unroll
         for (int i = 0; i < 2; ++i) l[i] = l[i] * alpha[i] + rs[i];
+        // Rescale O only when some row's max moved (alpha != 1): past the first tiles of a long
+        // context the max rarely moves, and the 64 multiplies per half cost as much issue as a
+        // quarter of its mma. Multiplying by exactly 1 changes nothing, so skipping is exact.
+        if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
 #pragma unroll
-        for (int n = 0; n < 2 * MM_FA_NK; ++n)
+          for (int n = 0; n < 2 * MM_FA_NK; ++n)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) acc[n][e] *= alpha[e >> 1];
+            for (int e = 0; e < 4; ++e) acc[n][e] *= alpha[e >> 1];
+        }
         // O += P V, V fragments by ldmatrix.trans.
 #pragma unroll
         for (int kk = 0; kk < 2; ++kk) {
