@@ -77,6 +77,17 @@ __device__ __forceinline__ float mm_block_max(float v, float* scratch) {
   return t;
 }
 
+/* Zeroes an accumulator array of fragments. */
+template <int A, int B, int C>
+__device__ __forceinline__ void mm_zero(float (&v)[A][B][C]) {
+#pragma unroll
+  for (int i = 0; i < A; ++i)
+#pragma unroll
+    for (int j = 0; j < B; ++j)
+#pragma unroll
+      for (int k = 0; k < C; ++k) v[i][j][k] = 0.f;
+}
+
 /* cp.async 16 bytes global -> shared; src_bytes 0 zero-fills (rows past M). The _s forms take a
  * 32-bit shared-window address (__cvta_generic_to_shared), for loops that keep their addresses as
  * offsets from one base. */

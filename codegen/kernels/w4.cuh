@@ -460,20 +460,9 @@ __device__ __forceinline__ void mm_w4_mma2_loop(const mm_bf16* x, const mm_i64* 
   const mm_u32 b_ld = s0 + C::OFF_BT + (wn * 32 + (lane >> 4) * 8 + (lane & 7)) * ROWB + ((lane >> 3) & 1) * 16;
   // Scales of this thread: tile columns 2cq, 2cq + 1 of each n8 tile (one half2).
   const unsigned char* s_ld = mm_w4_smem + C::OFF_SC + (wn * 32 + 2 * cq) * 2;
-  constexpr int NT = NA > 0 ? NA : 1;
-  float tmp[NT][4][4];
-#pragma unroll
-  for (int mi = 0; mi < MI; ++mi)
-#pragma unroll
-    for (int ni = 0; ni < 4; ++ni)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.f;
-#pragma unroll
-  for (int mi = 0; mi < NT; ++mi)
-#pragma unroll
-    for (int ni = 0; ni < 4; ++ni)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) tmp[mi][ni][e] = 0.f;
+  float tmp[NA > 0 ? NA : 1][4][4];   // this group's unscaled sums
+  mm_zero(acc);
+  mm_zero(tmp);
 #pragma unroll
   for (int s = 0; s < S - 1; ++s) {
     if (s < KT) load(s);
