@@ -78,15 +78,17 @@ __device__ __forceinline__ mm_u32 mm_fp8x2_to_bf16x2(unsigned short v) {
 __device__ __forceinline__ void mm_fa_load(unsigned char* smem, int st, const int* bt, int g, int j0, int kend,
                                            const void* k_pool, const void* v_pool, const float* k_scale,
                                            const float* v_scale) {
-  // A thread copies a quarter row (bf16: 4 chunks of 16 bytes, fp8: 2) per page lookup: the
-  // lookup and the row's address cost as much as the copies, so one chunk per lookup made this
-  // loop about a third of the kernel's instructions at long context.
-  constexpr int CPR = MM_FA_FP8 ? mmp::D / 16 : mmp::D / 8, QC = CPR / 4;   // chunks per row, per quarter
-  static_assert(CPR % 4 == 0, "D must be a multiple of 64");
+  // A thread copies a piece of PR per row (D = 128: a quarter, bf16 4 chunks of 16 bytes, fp8 2)
+  // per page lookup: the lookup and the row's address cost as much as the copies, so one chunk
+  // per lookup made this loop about a third of the kernel's instructions at long context. Rows of
+  // a chunk count not divisible by 4 (fp8 with D = 32, 96, 160, 224) go in halves.
+  constexpr int CPR = MM_FA_FP8 ? mmp::D / 16 : mmp::D / 8;   // 16-byte chunks per row
+  constexpr int PR = CPR % 4 == 0 ? 4 : 2, QC = CPR / PR;     // pieces per row, chunks per piece
+  static_assert(CPR % PR == 0, "D must be a multiple of 32");
   // Not unrolled: unrolled copies keep their addresses live across the caller's loop and spill.
 #pragma unroll 1
-  for (int c = threadIdx.x; c < 2 * MM_FA_KT * 4; c += mmp::THREADS) {
-    const int which = c / (MM_FA_KT * 4), jj = (c / 4) % MM_FA_KT, part = (c % 4) * QC;
+  for (int c = threadIdx.x; c < 2 * MM_FA_KT * PR; c += mmp::THREADS) {
+    const int which = c / (MM_FA_KT * PR), jj = (c / PR) % MM_FA_KT, part = (c % PR) * QC;
     const int j = j0 + jj;
     const bool ok = j < kend;
     const mm_i64 prow = ok ? (mm_i64)bt[j / mmp::BLOCK] * mmp::BLOCK + j % mmp::BLOCK : 0;

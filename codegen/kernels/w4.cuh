@@ -538,6 +538,9 @@ __device__ __forceinline__ void mm_w4_mma2(const mm_bf16* x, const mm_i64* arow,
   static_assert(K % MM_BK == 0 && G % MM_BK == 0, "K and G must be multiples of 64");
   static_assert(MI == 2 || MI == 4, "BM must be 64 or 128");
   static_assert(mm_w4_mma2_cfg<MI>::BYTES == mmp::W4_MMA2_SMEM, "specialize.cpp w4Mma2Smem disagrees with this layout");
+  // Warps of one block may run different instances of the loop (the two M halves of a short
+  // tile), each with its own __syncthreads: the barriers match in number, and barrier arrival is
+  // counted per warp (sm_70 and later), as in warp-specialized kernels.
   const int real = mrows - ((int)threadIdx.x >> 7) * 16 * MI;   // rows of this warp's M half
   const int na = real <= 0 ? 0 : (real >= 16 * MI ? MI : (real + 15) / 16);
   if (na == MI) mm_w4_mma2_loop<K, NLD, G, MI, MI>(x, arow, bcol, qw, sc, acc);

@@ -84,6 +84,16 @@ inline std::vector<Config> model_configs(const Shape& s) {
           {{"NQ", s.NQ}, {"NKV", s.NKV}, {"D", s.D}, {"KVDT", kvdt}, {"BLOCK", 16}, {"MAX_BLOCKS", 256},
            {"VARIANT", v}, {"SPLITS", 64}});
   }
+  // Head sizes besides the presets' 64 and 128 that specialize() accepts (multiples of 32): with an
+  // fp8 cache, D = 32 and 96 give rows of 2 and 6 16-byte chunks (attention.cuh mm_fa_load).
+  if (std::string(s.name) == "tiny")
+    for (int64_t d : {32, 96})
+      for (int kvdt : {0, 3})
+        for (int v : {0, 3})
+          add("attention_d" + std::to_string(d) + "_v" + std::to_string(v) + (kvdt == 3 ? "_fp8" : ""),
+              Kind::ATTENTION,
+              {{"NQ", s.NQ}, {"NKV", s.NKV}, {"D", d}, {"KVDT", kvdt}, {"BLOCK", 16}, {"MAX_BLOCKS", 256},
+               {"VARIANT", v}});
   add("route_fused", Kind::ROUTE_TOPK, {{"E", s.E}, {"TOPK", s.TOPK}, {"H", s.H}, {"WDT", 0}, {"FUSED_GEMM", 1}});
   add("route_logits", Kind::ROUTE_TOPK, {{"E", s.E}, {"TOPK", s.TOPK}, {"H", s.H}, {"WDT", 0}, {"FUSED_GEMM", 0}});
   add("moe_align", Kind::MOE_ALIGN, {{"E", s.E}, {"TOPK", s.TOPK}});
