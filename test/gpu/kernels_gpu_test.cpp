@@ -75,15 +75,16 @@ void upload_qweight(Buf& qw, int64_t matrices, int64_t kr, int64_t n, int ql) {
   qw.host = rows;
 }
 
-void run_gemm_w4(int64_t K, int64_t N, int64_t M, int variant, int out, bool one_hot, int64_t bm = 64, int ql = 0) {
+void run_gemm_w4(int64_t K, int64_t N, int64_t M, int variant, int out, bool one_hot, int64_t bm = 64, int ql = 0,
+                 int64_t G = 128) {
   SCOPED_TRACE("GEMM_W4 K " + std::to_string(K) + " N " + std::to_string(N) + " M " + std::to_string(M) +
                " v" + std::to_string(variant) + " BM " + std::to_string(bm) + " out " + std::to_string(out) +
-               " QL " + std::to_string(ql) + (one_hot ? " one-hot" : ""));
+               " QL " + std::to_string(ql) + " G " + std::to_string(G) + (one_hot ? " one-hot" : ""));
   auto k = build(Kind::GEMM_W4,
-                 {{{"K", K}, {"N", N}, {"G", 128}, {"OUT", out}, {"VARIANT", variant}, {"BM", bm}, {"QL", ql}}, {}});
+                 {{{"K", K}, {"N", N}, {"G", G}, {"OUT", out}, {"VARIANT", variant}, {"BM", bm}, {"QL", ql}}, {}});
   ASSERT_TRUE(k);
   const int64_t osz = out == MM_DT_F32 ? 4 : 2;
-  Buf x(M * K * 2), qw(K / 8 * N * 4), sc(K / 128 * N * 2), y(M * N * osz), yr(M * N * osz);
+  Buf x(M * K * 2), qw(K / 8 * N * 4), sc(K / G * N * 2), y(M * N * osz), yr(M * N * osz);
   if (one_hot) {
     // x[m] = e_k: y[m, n] = (q(k, n) - 8) * scale exactly (the dequantized weight itself).
     std::fill(x.host.begin(), x.host.end(), 0);
@@ -96,7 +97,7 @@ void run_gemm_w4(int64_t K, int64_t N, int64_t M, int variant, int out, bool one
   x.upload(); sc.upload(); y.upload();
   upload_qweight(qw, 1, K / 8, N, ql);
   launch(*k, {&x, &qw, &sc, &y}, {M, M});
-  ref::gemm_w4_ref(host_args({&x, &qw, &sc, &yr}, {M, M}), {K, N, 128, out, variant, 0});
+  ref::gemm_w4_ref(host_args({&x, &qw, &sc, &yr}, {M, M}), {K, N, G, out, variant, 0});
   const auto want = hv(yr, out);
   if (one_hot) {
     EXPECT_TRUE(close(dl(y, out), want, 0, 0)) << "int4 dequant must be exact";
@@ -138,6 +139,14 @@ TEST(Gpu, GemmW4Prefill) {
     run_gemm_w4(3072, 1024, 83, v, 2, true, bm);   // a last tile of 19 rows (one m16 tile of one warp)
     run_gemm_w4(3072, 8192, 100, v, 0, false, bm, 1);   // QL 1: B tiles from four strips
     run_gemm_w4(256, 544, 37, v, 2, true, bm, 1);       // 17 strips, a last 32-column tile
+    // Pipeline edges of the cores: fewer 64-k tiles than stages (K 64, 192), a group per tile
+    // (G 64: every tile starts and ends a group, the scale slots turn every tile), groups of 3
+    // tiles over a tile count that is no multiple of the stage count (K 576, G 192), one group over
+    // the whole K (G 1536).
+    run_gemm_w4(64, 256, 40, v, 0, false, bm, 0, 64);
+    run_gemm_w4(192, 384, 70, v, 2, true, bm, 1, 64);
+    run_gemm_w4(576, 256, 130, v, 0, false, bm, 1, 192);
+    run_gemm_w4(1536, 512, 19, v, 2, false, bm, 0, 1536);
   }
 }
 
