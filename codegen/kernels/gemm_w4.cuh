@@ -17,7 +17,7 @@
  *     group. Grid (ceil(N / 128), ceil(M / 64)).
  *   2 prefill on the v2 core (mm_w4_mma2: B dequantized once per block into shared memory,
  *     ldmatrix for both operands), tiles of BM (64 or 128) x 128. Grid (ceil(N / 128),
- *     ceil(M / BM)); 57 or 84 KiB of dynamic shared memory. */
+ *     ceil(M / BM)); 89 or 85 KiB of dynamic shared memory (w4.cuh mm_w4_mma2_cfg). */
 template <int NT>
 __device__ __forceinline__ void mm_gemm_w4_pass(const mm_bf16* x, const mm_u32* qw, const __half* sc, void* y,
                                                 mm_i64 M, mm_i64 m0, float* red, float* part) {

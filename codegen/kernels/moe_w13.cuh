@@ -23,7 +23,7 @@
  *     per block into shared memory, ldmatrix for both operands) with BM-row tiles (64 or 128); an
  *     expert's rows are split evenly over its ceil(n_e / BM) tiles and m16 tiles of padding are
  *     skipped; tiles found by a block-wide scan (mm_moe_tile). Grid (ceil(I / 64),
- *     ceil((T*TOPK + (BM-1) E) / BM)); 57 or 84 KiB of dynamic shared memory. */
+ *     ceil((T*TOPK + (BM-1) E) / BM)); 89 or 85 KiB of dynamic shared memory. */
 __device__ __forceinline__ float mm_silu_mul(float g, float u) { return g / (1.f + expf(-g)) * u; }
 
 // Resident blocks per SM the registers are budgeted for (v2 core with 128-row tiles: one).
